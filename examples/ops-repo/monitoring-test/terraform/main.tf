@@ -1,0 +1,37 @@
+# Monitoring: a metrics collector in the shared network and a dashboard.
+terraform {
+  required_version = ">= 1.4"
+}
+
+# Filled in from shared-network's outputs by bitops.before-deploy.d/10-upstream-inputs.sh.
+variable "vpc_id" {
+  description = "Network to watch (shared-network output vpc_id)."
+  type        = string
+  default     = "vpc-local"
+}
+
+variable "retention_days" {
+  type    = number
+  default = 7
+}
+
+resource "terraform_data" "collector" {
+  input = {
+    vpc_id         = var.vpc_id
+    retention_days = var.retention_days
+  }
+}
+
+resource "terraform_data" "dashboard" {
+  input = {
+    url = "https://grafana.monitoring-test.internal/d/${terraform_data.collector.output.vpc_id}"
+  }
+}
+
+output "dashboard_url" {
+  value = terraform_data.dashboard.output.url
+}
+
+output "retention_days" {
+  value = terraform_data.collector.output.retention_days
+}
