@@ -1,0 +1,253 @@
+//! Command-line arguments (clap). Validation only, no I/O: `app` turns these into settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bitops",
+    version,
+    about = "Deploy an operations repo as a dependency graph (runs BitOps v2 repos and plugins unchanged)",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what would run, in what order, with which commands; starts no process
+    Plan(PlanArgs),
+    /// Run the graph
+    Deploy(RunArgs),
+    /// Run the graph in reverse with each plugin's destroy action
+    Destroy(RunArgs),
+    /// Write a CI pipeline (GitHub Actions, GitLab CI, Argo Workflows) from the graph
+    Export(ExportArgs),
+    /// Render a finished run (summary, HTML timeline, slowest deployments)
+    Report(ReportArgs),
+    /// List or install plugins
+    Plugins(PluginsArgs),
+}
+
+/// Options every command that reads the repo shares.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Common {
+    /// The operations repo [default: $BITOPS_OPS_REPO, /opt/bitops_deployment if present, or .]
+    #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
+    pub ops_repo: Option<PathBuf>,
+    /// Environments to run: names or globs, repeatable or comma-separated [env: BITOPS_ENVIRONMENT]
+    #[arg(short = 'e', long = "env", value_name = "PATTERN")]
+    pub envs: Vec<String>,
+    /// Run only this node (`env` or `env/deployment`); repeatable
+    #[arg(long, value_name = "NODE")]
+    pub only: Vec<String>,
+    /// Add everything the selected nodes depend on
+    #[arg(long)]
+    pub with_deps: bool,
+    /// Add everything that depends on the selected nodes
+    #[arg(long)]
+    pub with_dependents: bool,
+    /// Only environments with files changed since this git ref (committed, staged or untracked)
+    #[arg(long, value_name = "GIT_REF")]
+    pub changed_since: Option<String>,
+    /// Refuse to run if more than N deployments are selected
+    #[arg(long, value_name = "N")]
+    pub max_nodes: Option<usize>,
+    /// Allow environments marked `protected: true`
+    #[arg(long)]
+    pub allow_protected: bool,
+    /// When to use colours
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Where runs, history, locks and plugins are kept [default: <ops-repo>/.bitops]
+    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Run every deployment's own dry run (terraform plan, ansible --check, …)
+    #[arg(long)]
+    pub run: bool,
+    /// With --run: exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long, requires = "run")]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Dot,
+    Mermaid,
+}
+
+/// Options of commands that run deployments.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExecArgs {
+    /// How many deployments run at once [default: 8; env: BITOPS_JOBS]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// After a failure, keep running what does not depend on it
+    #[arg(long, conflicts_with = "fail_fast")]
+    pub keep_going: bool,
+    /// Start nothing new after the first failure (the default)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Time limit per deployment (e.g. 15m) [env: BITOPS_TIMEOUT]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Time limit for the whole run
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub deadline: Option<Duration>,
+    /// Reruns of a failed deployment [env: BITOPS_RETRIES]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Between SIGTERM and SIGKILL when stopping a deployment
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30s")]
+    pub grace: Duration,
+    /// Progress display
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// How deployment output is shown when not on a terminal
+    #[arg(long, value_enum, default_value_t = OutputMode::Lines)]
+    pub output: OutputMode,
+    /// Run in the repo itself instead of a working copy (keeps local terraform state in place)
+    #[arg(long)]
+    pub in_place: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Write a JSON report of the run
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report of the run
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Rerun only what failed, was skipped, interrupted or never started in a run (default: the last)
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "last")]
+    pub resume: Option<String>,
+    /// Wait this long for another run's lock instead of failing at once
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Option<Duration>,
+    /// Remove a lock left by a run that no longer exists
+    #[arg(long)]
+    pub break_stale_locks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Progress {
+    #[default]
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputMode {
+    /// Each output line as it comes, prefixed `[env/deployment]`
+    #[default]
+    Lines,
+    /// Each deployment's whole log when it ends (`::group::` folds on GitHub Actions)
+    Grouped,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The CI system
+    #[arg(long = "to", value_enum)]
+    pub target: ExportTarget,
+    /// Write to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The bitops container image the jobs run in
+    #[arg(long, default_value = "ghcr.io/bitops/bitops:latest")]
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportTarget {
+    GithubActions,
+    GitlabCi,
+    Argo,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run id (default: the last run)
+    pub run: Option<String>,
+    #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
+    pub ops_repo: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Write a self-contained HTML timeline of the run
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Show the slowest deployments over the recent runs
+    #[arg(long)]
+    pub slowest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    #[command(subcommand)]
+    pub action: PluginsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsAction {
+    /// List the plugins the repo can use and where they come from
+    List(PluginsCommon),
+    /// Fetch git plugins into the state folder
+    Install(PluginsCommon),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsCommon {
+    #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
+    pub ops_repo: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::reader::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,60 @@
+//! Reads one config file: text, YAML tree, and a diagnostic for either failing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostics, Loc, Problem, SourceFile};
+use crate::yaml::{self, Node};
+
+/// The file name BitOps uses at every level.
+pub const CONFIG_FILE: &str = "bitops.config.yaml";
+
+/// A parsed file: its source (for diagnostics) and its root node (`None` when empty).
+pub struct Loaded {
+    pub file: Arc<SourceFile>,
+    pub root: Option<Node>,
+}
+
+/// Reads and parses `path`; `display` is the name shown to the user. Returns `None` when the
+/// file does not exist, and records a problem (returning `None`) when it cannot be read or parsed.
+pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Option<Loaded> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            diags.push(
+                Problem::new("bitops::config::unreadable", format!("cannot read `{display}`: {e}"))
+                    .path(path)
+                    .help("check the file's permissions"),
+            );
+            return None;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
+            let span = yaml::Span { offset: valid.min(file.text.len()), len: 1 };
+            diags.push(
+                Problem::new("bitops::config::encoding", format!("`{display}` is not UTF-8 text"))
+                    .at(&Loc::new(&file, span), "invalid byte here")
+                    .help("save the file as UTF-8"),
+            );
+            return None;
+        }
+    };
+    let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
+    match yaml::parse(&file.text) {
+        Ok(root) => Some(Loaded { file, root }),
+        Err(e) => {
+            diags.push(
+                Problem::new("bitops::config::syntax", format!("`{display}` is not valid YAML"))
+                    .at(&Loc::new(&file, e.span), e.message)
+                    .help("fix the YAML syntax here (indentation, an unclosed bracket or quote)"),
+            );
+            None
+        }
+    }
+}

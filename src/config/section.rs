@@ -1,0 +1,346 @@
+//! The `bitops:` section of a repo- or environment-level `bitops.config.yaml`.
+//!
+//! Every field is optional: `None` means "not set at this level", so `settings` can layer the
+//! levels leaf by leaf as BitOps did. BitOps ignored unknown keys; here they are errors with a
+//! did-you-mean, because a silently ignored `fail_fsat: false` is how production gets hurt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::diagnostic::{Diagnostics, Loc, Problem, SourceFile, Spanned};
+use crate::yaml::Node;
+
+use super::reader::Reader;
+
+#[derive(Clone, Debug, Default)]
+pub struct BitopsSection {
+    pub fail_fast: Option<Spanned<bool>>,
+    pub run_mode: Option<Spanned<String>>,
+    pub jobs: Option<Spanned<u64>>,
+    pub pools: Option<Vec<(Spanned<String>, Spanned<u64>)>>,
+    pub timeout: Option<Spanned<Duration>>,
+    pub retries: Option<Spanned<u64>>,
+    pub default_folder: Option<Spanned<String>>,
+    pub logging: LoggingSection,
+    pub plugins: Option<Vec<PluginSpec>>,
+    pub plugin_dir: Option<Spanned<String>>,
+    pub deployments: Option<Vec<DeploymentSpec>>,
+    /// Where `deployments:` was written (for "no deployments" messages).
+    pub deployments_loc: Option<Loc>,
+    pub depends_on: Option<Vec<Spanned<String>>>,
+    pub protected: Option<Spanned<bool>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoggingSection {
+    pub level: Option<Spanned<String>>,
+    pub color: Option<Spanned<bool>>,
+    pub filename: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub masks: Option<Vec<MaskSpec>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MaskSpec {
+    pub search: Spanned<String>,
+    pub replace: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub name: Spanned<String>,
+    pub source: Option<Spanned<String>>,
+    pub source_branch: Option<Spanned<String>>,
+    pub source_tag: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeploymentSpec {
+    pub name: Spanned<String>,
+    /// `None` when the entry names no plugin: the deployment's name is used.
+    pub plugin: Option<Spanned<String>>,
+    /// `None`: run after the previous deployment; `Some([])`: start at once.
+    pub depends_on: Option<Vec<Spanned<String>>>,
+    pub timeout: Option<Spanned<Duration>>,
+    pub retries: Option<Spanned<u64>>,
+    pub pool: Option<Spanned<String>>,
+}
+
+const SECTION_KEYS: &[&str] = &[
+    "fail_fast",
+    "run_mode",
+    "jobs",
+    "pools",
+    "timeout",
+    "retries",
+    "default_folder",
+    "logging",
+    "plugins",
+    "deployments",
+    "depends_on",
+    "protected",
+];
+const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
+const PLUGIN_KEYS: &[&str] = &["source", "source_branch", "source_tag"];
+const DEPLOYMENT_KEYS: &[&str] = &["plugin", "depends_on", "timeout", "retries", "pool"];
+
+/// Reads the `bitops:` section of a parsed repo- or environment-level file.
+pub fn read_file_section(
+    file: &Arc<SourceFile>,
+    root: Option<&Node>,
+    diags: &mut Diagnostics,
+) -> BitopsSection {
+    let Some(root) = root else {
+        return BitopsSection::default();
+    };
+    let mut r = Reader::new(file, diags);
+    let Some(top) = r.map("(top level)", root) else {
+        return BitopsSection::default();
+    };
+    let Some((_, section)) = top.iter().find(|(k, _)| k.value == "bitops") else {
+        if let Some((k, _)) = top
+            .iter()
+            .find(|(k, _)| crate::diagnostic::did_you_mean(&k.value, ["bitops"]).is_some())
+        {
+            r.diags.push(
+                Problem::new("bitops::config::unknown_key", format!("unknown top-level key `{}`", k.value))
+                    .at(&k.loc, "unknown key")
+                    .help("did you mean `bitops`?"),
+            );
+        }
+        return BitopsSection::default();
+    };
+    read_section(&mut r, section)
+}
+
+fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
+    let mut s = BitopsSection::default();
+    let Some(entries) = r.map("bitops", node) else {
+        return s;
+    };
+    r.check_keys("bitops", &entries, SECTION_KEYS);
+    for (k, v) in &entries {
+        let key = k.value.as_str();
+        match key {
+            "fail_fast" => s.fail_fast = r.bool(key, v),
+            "run_mode" => s.run_mode = r.string(key, v),
+            "jobs" => s.jobs = r.uint(key, v, 1),
+            "timeout" => s.timeout = r.duration(key, v),
+            "retries" => s.retries = r.uint(key, v, 0),
+            "default_folder" => s.default_folder = r.string(key, v),
+            "protected" => s.protected = r.bool(key, v),
+            "depends_on" => s.depends_on = r.string_list(key, v),
+            "pools" => {
+                s.pools = r.map(key, v).map(|pools| {
+                    pools
+                        .into_iter()
+                        .filter_map(|(name, n)| Some((name, r.uint("pools.<name>", n, 1)?)))
+                        .collect()
+                })
+            }
+            "logging" => s.logging = read_logging(r, v),
+            "plugins" => read_plugins(r, v, &mut s),
+            "deployments" => {
+                s.deployments_loc = Some(k.loc.clone());
+                s.deployments = read_deployments(r, v);
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+fn read_logging(r: &mut Reader<'_>, node: &Node) -> LoggingSection {
+    let mut l = LoggingSection::default();
+    let Some(entries) = r.map("logging", node) else {
+        return l;
+    };
+    r.check_keys("bitops.logging", &entries, LOGGING_KEYS);
+    for (k, v) in &entries {
+        match k.value.as_str() {
+            "level" => l.level = r.string("logging.level", v),
+            "filename" => l.filename = r.string("logging.filename", v),
+            "path" => l.path = r.string("logging.path", v),
+            "color" => {
+                if let Some(c) = r.map("logging.color", v) {
+                    r.check_keys("bitops.logging.color", &c, &["enabled"]);
+                    l.color = c
+                        .iter()
+                        .find(|(k, _)| k.value == "enabled")
+                        .and_then(|(_, v)| r.bool("logging.color.enabled", v));
+                }
+            }
+            "masks" => l.masks = read_masks(r, v),
+            _ => {}
+        }
+    }
+    l
+}
+
+fn read_masks(r: &mut Reader<'_>, node: &Node) -> Option<Vec<MaskSpec>> {
+    let items = match &node.value {
+        crate::yaml::Value::Seq(items) => items,
+        crate::yaml::Value::Null => return Some(Vec::new()),
+        _ => {
+            let loc = r.loc(node);
+            r.diags.push(
+                Problem::new("bitops::config::type", "`logging.masks` must be a list")
+                    .at(&loc, "expected a list")
+                    .help("write `masks: [{search: \"secret-\\\\w+\", replace: \"*****\"}]`"),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(entries) = r.map("logging.masks[]", item) else {
+            continue;
+        };
+        r.check_keys("logging.masks[]", &entries, &["search", "replace"]);
+        let search = entries
+            .iter()
+            .find(|(k, _)| k.value == "search")
+            .and_then(|(_, v)| r.string("search", v));
+        let replace = entries
+            .iter()
+            .find(|(k, _)| k.value == "replace")
+            .and_then(|(_, v)| r.string("replace", v))
+            .map(|s| s.value)
+            .unwrap_or_default();
+        match search {
+            Some(search) => {
+                if let Err(e) = regex::Regex::new(&search.value) {
+                    r.diags.push(
+                        Problem::new("bitops::config::mask", "`logging.masks` search is not a valid regular expression")
+                            .at(&search.loc, e.to_string().lines().last().unwrap_or("invalid").to_string())
+                            .help("masks use regular-expression syntax; escape literal characters like `\\.`"),
+                    );
+                } else {
+                    out.push(MaskSpec { search, replace });
+                }
+            }
+            None => {
+                let loc = r.loc(item);
+                r.diags.push(
+                    Problem::new("bitops::config::mask", "a mask needs a `search` pattern")
+                        .at(&loc, "no `search`")
+                        .help("write `{search: \"pattern\", replace: \"*****\"}`"),
+                );
+            }
+        }
+    }
+    Some(out)
+}
+
+fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
+    let Some(entries) = r.map("plugins", node) else {
+        return;
+    };
+    let mut plugins = Vec::new();
+    for (name, v) in &entries {
+        // BitOps reads `plugin_dir` from the same map (and then mistakes it for a plugin).
+        if name.value == "plugin_dir" {
+            s.plugin_dir = r.string("plugins.plugin_dir", v);
+            continue;
+        }
+        let mut p = PluginSpec { name: name.clone(), source: None, source_branch: None, source_tag: None };
+        if let Some(fields) = r.map(&format!("plugins.{}", name.value), v) {
+            r.check_keys(&format!("bitops.plugins.{}", name.value), &fields, PLUGIN_KEYS);
+            for (k, v) in &fields {
+                match k.value.as_str() {
+                    "source" => p.source = r.string("source", v),
+                    "source_branch" => p.source_branch = r.string("source_branch", v),
+                    "source_tag" => p.source_tag = r.string("source_tag", v),
+                    _ => {}
+                }
+            }
+        }
+        plugins.push(p);
+    }
+    s.plugins = Some(plugins);
+}
+
+fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpec>> {
+    let entries = r.map("deployments", node)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, v) in entries {
+        let mut d = DeploymentSpec {
+            name: name.clone(),
+            plugin: None,
+            depends_on: None,
+            timeout: None,
+            retries: None,
+            pool: None,
+        };
+        if let Some(fields) = r.map(&format!("deployments.{}", name.value), v) {
+            r.check_keys(&format!("bitops.deployments.{}", name.value), &fields, DEPLOYMENT_KEYS);
+            for (k, v) in &fields {
+                match k.value.as_str() {
+                    "plugin" => d.plugin = r.string("plugin", v),
+                    "depends_on" => d.depends_on = r.string_list("depends_on", v),
+                    "timeout" => d.timeout = r.duration("timeout", v),
+                    "retries" => d.retries = r.uint("retries", v, 0),
+                    "pool" => d.pool = r.string("pool", v),
+                    _ => {}
+                }
+            }
+        }
+        if out.iter().any(|o: &DeploymentSpec| o.name.value == d.name.value) {
+            r.diags.push(
+                Problem::new("bitops::config::duplicate", format!("deployment `{}` is listed twice", d.name.value))
+                    .at(&d.name.loc, "listed again here")
+                    .help("each deployment folder may be listed once; give the second one another folder"),
+            );
+            continue;
+        }
+        out.push(d);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::SourceFile;
+
+    fn read(text: &str) -> (BitopsSection, Diagnostics) {
+        let file = SourceFile::new("/r/bitops.config.yaml".into(), "bitops.config.yaml".into(), text.into());
+        let root = crate::yaml::parse(&file.text).unwrap();
+        let mut d = Diagnostics::default();
+        let s = read_file_section(&file, root.as_ref(), &mut d);
+        (s, d)
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let (s, d) = read(
+            "bitops:\n  fail_fast: no\n  jobs: 3\n  pools: {aws-api: 2}\n  timeout: 15m\n  retries: 1\n  \
+             depends_on: [shared]\n  protected: yes\n  logging:\n    level: INFO\n    masks:\n      - search: 'secret-(\\w+)'\n        replace: '***\\1'\n  \
+             plugins:\n    greeter: {source: ./_plugins/greeter}\n  deployments:\n    terraform: {plugin: terraform}\n    helm:\n      depends_on: [terraform]\n      timeout: 90\n      pool: aws-api\n",
+        );
+        assert!(d.is_empty(), "{:?}", d.problems());
+        assert!(!s.fail_fast.unwrap().value);
+        assert_eq!(s.jobs.unwrap().value, 3);
+        assert_eq!(s.pools.unwrap()[0].1.value, 2);
+        assert_eq!(s.timeout.unwrap().value, Duration::from_secs(900));
+        assert_eq!(s.depends_on.unwrap()[0].value, "shared");
+        assert!(s.protected.unwrap().value);
+        assert_eq!(s.logging.masks.unwrap()[0].replace, "***\\1");
+        assert_eq!(s.plugins.unwrap()[0].source.as_ref().unwrap().value, "./_plugins/greeter");
+        let deps = s.deployments.unwrap();
+        assert_eq!(deps.len(), 2);
+        assert!(deps[0].depends_on.is_none());
+        assert_eq!(deps[1].depends_on.as_ref().unwrap()[0].value, "terraform");
+        assert_eq!(deps[1].timeout.as_ref().unwrap().value, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_all_reported() {
+        let (_, d) = read("bitops:\n  fail_fsat: true\n  jobs: many\n  deployments:\n    tf:\n      plugn: terraform\n");
+        let msgs: Vec<String> = d.problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(d.len(), 3, "{msgs:?}");
+        assert!(msgs[0].contains("fail_fsat") && d.problems()[0].help.as_deref() == Some("did you mean `fail_fast`?"));
+        assert!(msgs[1].contains(":3: `jobs` must be a whole number"), "{msgs:?}");
+        assert!(msgs[2].contains("plugn"));
+    }
+}

@@ -1,0 +1,303 @@
+//! Reads the repo: its config, its environments (in parallel) and each environment's
+//! deployments, folders and hooks.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::config::section::read_file_section;
+use crate::config::settings::{env_settings, EnvVars, Flags, Origin, Setting, DEFAULT_FOLDER};
+use crate::config::{load_file, BitopsSection, DeploymentSpec, CONFIG_FILE};
+use crate::diagnostic::{did_you_mean, Diagnostics, Problem};
+use crate::model::{
+    Deployment, DeploymentsFrom, Environment, Hooks, PluginRef, PluginSource, Repo, AFTER_HOOKS,
+    BEFORE_HOOKS, BUILTIN_PLUGINS,
+};
+
+pub struct Input<'a> {
+    pub root: PathBuf,
+    pub flags: &'a Flags,
+    pub env: &'a EnvVars,
+}
+
+/// Reads everything; problems are collected, not returned early, so one run reports them all.
+pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let root = &input.root;
+    let (config, config_file) = match load_file(&root.join(CONFIG_FILE), CONFIG_FILE.to_string(), &mut diags) {
+        Some(l) => (read_file_section(&l.file, l.root.as_ref(), &mut diags), Some(l.file)),
+        None => (BitopsSection::default(), None),
+    };
+    let default_folder = input
+        .env
+        .get("BITOPS_DEFAULT_FOLDER")
+        .map(str::to_string)
+        .or_else(|| config.default_folder.as_ref().map(|s| s.value.clone()))
+        .unwrap_or_else(|| DEFAULT_FOLDER.to_string());
+
+    let (env_names, support_dirs) = match top_level_dirs(root, &default_folder) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(
+                Problem::new("bitops::repo::unreadable", format!("cannot list the operations repo: {e}"))
+                    .path(root),
+            );
+            (Vec::new(), Vec::new())
+        }
+    };
+    let plugins = plugin_refs(root, &config, &mut diags);
+    let default_dirs: BTreeSet<String> = subdirs(&root.join(&default_folder)).unwrap_or_default();
+    let known_plugins: Vec<&str> =
+        BUILTIN_PLUGINS.iter().copied().chain(plugins.iter().map(|p| p.name.as_str())).collect();
+
+    let ctx = EnvCtx {
+        root,
+        repo: &config,
+        flags: input.flags,
+        env: input.env,
+        default_folder: &default_folder,
+        default_dirs: &default_dirs,
+        known_plugins: &known_plugins,
+    };
+    let results: Vec<(Environment, Diagnostics)> = env_names.par_iter().map(|name| ctx.scan_env(name)).collect();
+    let mut environments = Vec::with_capacity(results.len());
+    for (e, d) in results {
+        environments.push(e);
+        diags.extend(d);
+    }
+    environments.sort_by(|a, b| a.name.cmp(&b.name));
+    let repo = Repo {
+        root: root.clone(),
+        config,
+        config_file,
+        default_folder,
+        environments,
+        support_dirs,
+        plugins,
+    };
+    (repo, diags)
+}
+
+/// Environments are the top-level folders not starting with `_` or `.`.
+fn top_level_dirs(root: &Path, default_folder: &str) -> std::io::Result<(Vec<String>, Vec<String>)> {
+    let mut envs = Vec::new();
+    let mut support = Vec::new();
+    for name in subdirs(root)? {
+        if name == ".git" || name == ".bitops" {
+            continue;
+        }
+        if name.starts_with('_') || name.starts_with('.') || name == default_folder {
+            support.push(name);
+        } else {
+            envs.push(name);
+        }
+    }
+    Ok((envs, support))
+}
+
+fn subdirs(dir: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        // Follow symlinks: BitOps copied them as content.
+        let is_dir = entry.file_type()?.is_dir() || (entry.file_type()?.is_symlink() && entry.path().is_dir());
+        if is_dir {
+            if let Ok(name) = entry.file_name().into_string() {
+                out.insert(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> Vec<PluginRef> {
+    let mut out = Vec::new();
+    for p in config.plugins.iter().flatten() {
+        let Some(source) = &p.source else {
+            diags.push(
+                Problem::new("bitops::plugin::source", format!("plugin `{}` has no `source`", p.name.value))
+                    .at(&p.name.loc, "no source")
+                    .help("add `source: ./path/to/plugin` (a folder in the repo) or a git URL"),
+            );
+            continue;
+        };
+        let s = source.value.trim();
+        let is_git = s.contains("://") && !s.starts_with("file://") || s.starts_with("git@") || s.ends_with(".git");
+        let src = if is_git {
+            PluginSource::Git {
+                url: s.to_string(),
+                branch: p.source_branch.as_ref().map(|b| b.value.clone()),
+                tag: p.source_tag.as_ref().map(|t| t.value.clone()),
+            }
+        } else {
+            let path = Path::new(s.strip_prefix("file://").unwrap_or(s));
+            PluginSource::Local(if path.is_absolute() { path.to_path_buf() } else { root.join(path) })
+        };
+        out.push(PluginRef { name: p.name.value.clone(), source: src, decl: p.name.loc.clone() });
+    }
+    out
+}
+
+struct EnvCtx<'a> {
+    root: &'a Path,
+    repo: &'a BitopsSection,
+    flags: &'a Flags,
+    env: &'a EnvVars,
+    default_folder: &'a str,
+    default_dirs: &'a BTreeSet<String>,
+    known_plugins: &'a [&'a str],
+}
+
+impl EnvCtx<'_> {
+    fn scan_env(&self, name: &str) -> (Environment, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let dir = self.root.join(name);
+        let (config, config_file) =
+            match load_file(&dir.join(CONFIG_FILE), format!("{name}/{CONFIG_FILE}"), &mut diags) {
+                Some(l) => (read_file_section(&l.file, l.root.as_ref(), &mut diags), Some(l.file)),
+                None => (BitopsSection::default(), None),
+            };
+        let settings = env_settings(self.flags, self.env, self.repo, &config, &mut diags);
+        let own_dirs = subdirs(&dir).unwrap_or_default();
+
+        let (specs, from) = if let Some(d) = &config.deployments {
+            (Some(d), DeploymentsFrom::Environment)
+        } else if let Some(d) = &self.repo.deployments {
+            (Some(d), DeploymentsFrom::Repo)
+        } else {
+            (None, DeploymentsFrom::Folders)
+        };
+        let deployments = match specs {
+            Some(specs) => specs
+                .iter()
+                .filter_map(|s| self.declared(name, &dir, s, &settings, &own_dirs, &mut diags))
+                .collect(),
+            None => self.from_folders(name, &dir, &own_dirs, &settings),
+        };
+        let env = Environment {
+            name: name.to_string(),
+            dir,
+            depends_on: config.depends_on.clone().unwrap_or_default(),
+            config,
+            config_file,
+            settings,
+            deployments,
+            deployments_from: from,
+        };
+        (env, diags)
+    }
+
+    fn declared(
+        &self,
+        env: &str,
+        env_dir: &Path,
+        spec: &DeploymentSpec,
+        settings: &crate::config::settings::EnvSettings,
+        own_dirs: &BTreeSet<String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Deployment> {
+        let name = &spec.name.value;
+        let plugin = spec.plugin.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| name.clone());
+        if !self.known_plugins.contains(&plugin.as_str()) {
+            let loc = spec.plugin.as_ref().map(|p| &p.loc).unwrap_or(&spec.name.loc);
+            let mut p = Problem::new(
+                "bitops::plugin::unknown",
+                format!("deployment `{env}/{name}` uses plugin `{plugin}`, which is neither built in nor configured"),
+            )
+            .at(loc, "unknown plugin");
+            p = match did_you_mean(&plugin, self.known_plugins.iter().copied()) {
+                Some(s) => p.help(format!("did you mean `{s}`? Otherwise add it under `bitops.plugins` in the repo's {CONFIG_FILE}")),
+                None => p.help(format!(
+                    "built-in plugins are {}; add others under `bitops.plugins.{plugin}.source` in the repo's {CONFIG_FILE}",
+                    BUILTIN_PLUGINS.join(", ")
+                )),
+            };
+            diags.push(p);
+        }
+        if !own_dirs.contains(name) && !self.default_dirs.contains(name) {
+            let mut p = Problem::new(
+                "bitops::deployment::missing_folder",
+                format!("deployment `{name}` of environment `{env}` has no folder `{env}/{name}`"),
+            )
+            .at(&spec.name.loc, "no such folder");
+            p = match did_you_mean(name, own_dirs.iter().map(String::as_str)) {
+                Some(s) => p.help(format!("did you mean the folder `{s}`? Otherwise create `{env}/{name}` or remove this entry")),
+                None => p.help(format!("create the folder `{env}/{name}` or remove this entry")),
+            };
+            diags.push(p);
+            return None;
+        }
+        let overriding = |o: &Origin| matches!(o, Origin::Flag(_) | Origin::EnvVar(_));
+        let timeout = match &spec.timeout {
+            Some(t) if !overriding(&settings.timeout.origin) => {
+                Setting { value: Some(t.value), origin: Origin::Config(t.loc.to_string()) }
+            }
+            _ => settings.timeout.clone(),
+        };
+        let retries = match &spec.retries {
+            Some(r) if !overriding(&settings.retries.origin) => {
+                Setting { value: r.value as u32, origin: Origin::Config(r.loc.to_string()) }
+            }
+            _ => settings.retries.clone(),
+        };
+        let dir = env_dir.join(name);
+        Some(Deployment {
+            hooks: self.hooks(env, name),
+            name: name.clone(),
+            plugin,
+            dir,
+            decl: Some(spec.name.loc.clone()),
+            depends_on: spec.depends_on.clone(),
+            timeout,
+            retries,
+            pool: spec.pool.clone(),
+        })
+    }
+
+    /// Without any `deployments` list: the tool folders present, BitOps' image order first.
+    fn from_folders(
+        &self,
+        env: &str,
+        env_dir: &Path,
+        own_dirs: &BTreeSet<String>,
+        settings: &crate::config::settings::EnvSettings,
+    ) -> Vec<Deployment> {
+        let ordered = ["cloudformation", "terraform", "helm", "ansible"];
+        let mut names: Vec<&str> = ordered.iter().copied().filter(|n| own_dirs.contains(*n)).collect();
+        names.extend(
+            own_dirs
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !ordered.contains(n) && self.known_plugins.contains(n) && *n != "aws"),
+        );
+        names
+            .into_iter()
+            .map(|n| Deployment {
+                name: n.to_string(),
+                plugin: n.to_string(),
+                dir: env_dir.join(n),
+                decl: None,
+                depends_on: None,
+                timeout: settings.timeout.clone(),
+                retries: settings.retries.clone(),
+                pool: None,
+                hooks: self.hooks(env, n),
+            })
+            .collect()
+    }
+
+    /// Hook files as BitOps runs them: every entry, byte order; `_default`'s merged in.
+    fn hooks(&self, env: &str, deployment: &str) -> Hooks {
+        let list = |folder: &str| -> Vec<String> {
+            let mut names = BTreeSet::new();
+            for base in [self.root.join(self.default_folder), self.root.join(env)] {
+                if let Ok(rd) = std::fs::read_dir(base.join(deployment).join(folder)) {
+                    names.extend(rd.flatten().filter_map(|e| e.file_name().into_string().ok()));
+                }
+            }
+            names.into_iter().collect()
+        };
+        Hooks { before: list(BEFORE_HOOKS), after: list(AFTER_HOOKS) }
+    }
+}

@@ -1,0 +1,8 @@
+//! The dependency graph: building it from the repo, validating it, and selecting from it.
+
+pub mod build;
+pub mod changed;
+pub mod select;
+
+pub use build::{build, Edge, Graph, Node, NodeKind};
+pub use select::{check_guards, select, SelectOptions, Selection};

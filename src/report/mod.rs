@@ -1,0 +1,5 @@
+//! Everything the user sees: diagnostics, plan output, run progress, summaries and reports.
+//! The engine emits events; only this module writes to the terminal.
+
+pub mod diagnostics;
+pub mod style;
