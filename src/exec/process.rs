@@ -1,0 +1,522 @@
+//! Child processes in their own process group: spawn, stream, time out, stop, reap.
+//!
+//! Every process bitops starts is the leader of a new process group, and every signal bitops
+//! sends goes to the whole group: hooks and plugins start their own children (terraform
+//! providers, `sleep 1000 &` in a hook), and the promise is that none of them outlives its step.
+//! When the direct child ends, whatever is left of its group is stopped the same way a timeout
+//! stops it: SIGTERM, a grace period, SIGKILL.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// One line of output is cut into pieces of at most this many bytes, so that a tool printing
+/// megabytes without a newline (a base64 blob, a minified JSON) cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How long to keep reading the pipes once the process group is gone. Only a process that left
+/// the group (`setsid`) can still hold them open, and bitops does not wait for it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often to look whether a process group left behind by its leader has died yet; nothing
+/// notifies us, because those processes are not our children.
+const GROUP_POLL: Duration = Duration::from_millis(20);
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What to run. Nothing is inherited from bitops: `env` is the complete environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: BTreeMap<OsString, OsString>,
+}
+
+impl CommandSpec {
+    /// The command line, quoted for a POSIX shell, for logs and `plan`. The environment is
+    /// left out: it is long and holds secrets.
+    pub fn display(&self) -> String {
+        let mut out = shell_quote(&self.program);
+        for arg in &self.args {
+            out.push(' ');
+            out.push_str(&shell_quote(arg));
+        }
+        out
+    }
+}
+
+fn shell_quote(word: &OsStr) -> String {
+    let word = word.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.into_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// How long a process may run, and how long it gets to wind down once asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL, after a timeout and when a group outlives its leader.
+    pub grace: Duration,
+}
+
+/// The signal a first Ctrl-C (or a SIGTERM to bitops) passes on to running process groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Sig {
+    Int,
+    Term,
+}
+
+impl Sig {
+    fn signal(self) -> Signal {
+        match self {
+            Sig::Int => Signal::SIGINT,
+            Sig::Term => Signal::SIGTERM,
+        }
+    }
+}
+
+/// What the engine asks of running processes. Ordered by escalation, so the sender can keep the
+/// strongest request seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StopRequest {
+    None,
+    /// Pass the signal to the group once and wait for it to exit: terraform must be allowed to
+    /// release its state lock.
+    Forward(Sig),
+    /// SIGKILL the group now.
+    Kill,
+}
+
+#[derive(Debug)]
+pub enum ProcessEnd {
+    Exited(i32),
+    Signaled(i32),
+    /// The timeout hit: the group got SIGTERM, then SIGKILL after the grace period.
+    TimedOut {
+        after: Duration,
+    },
+    /// Ended after a stop request. `status` is the exit code, or 128 + signal; `None` when the
+    /// request came before the process was started, so it never was.
+    Stopped {
+        request: StopRequest,
+        status: Option<i32>,
+    },
+    /// The process could not be started, or (rarely) its exit status was lost because something
+    /// else reaped it.
+    SpawnFailed(io::Error),
+}
+
+impl ProcessEnd {
+    /// Exit code 0, the only end that lets dependent steps go on.
+    pub fn success(&self) -> bool {
+        matches!(self, ProcessEnd::Exited(0))
+    }
+}
+
+impl fmt::Display for ProcessEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessEnd::Exited(code) => write!(f, "exited with code {code}"),
+            ProcessEnd::Signaled(sig) => write!(f, "killed by {}", signal_name(*sig)),
+            ProcessEnd::TimedOut { after } => {
+                write!(f, "timed out after {}", humantime::format_duration(*after))
+            }
+            ProcessEnd::Stopped { request, status } => {
+                match request {
+                    StopRequest::Kill => f.write_str("killed on request")?,
+                    StopRequest::Forward(sig) => write!(
+                        f,
+                        "stopped by forwarded {}",
+                        signal_name(sig.signal() as i32)
+                    )?,
+                    StopRequest::None => f.write_str("stopped")?,
+                }
+                match status {
+                    Some(code) => write!(f, " (status {code})"),
+                    None => f.write_str(" before it started"),
+                }
+            }
+            ProcessEnd::SpawnFailed(err) => write!(f, "could not run: {err}"),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
+}
+
+/// Why the group is being ended; the first reason wins, except that a `Kill` upgrades a
+/// `Forward`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    Natural,
+    TimedOut,
+    Stopped(StopRequest),
+}
+
+/// Runs `spec` to completion, calling `on_line` for each line of its stdout and stderr as they
+/// arrive. Returns only when the child is reaped, nothing of its process group is left alive,
+/// and its output is read (or, for output held open by a process that escaped the group,
+/// after `DRAIN_TIMEOUT`). If the future is dropped early, the group is killed.
+pub async fn run(
+    spec: &CommandSpec,
+    limits: &Limits,
+    stop: &mut watch::Receiver<StopRequest>,
+    mut on_line: impl FnMut(&str),
+) -> ProcessEnd {
+    let request = *stop.borrow_and_update();
+    if request != StopRequest::None {
+        return ProcessEnd::Stopped {
+            request,
+            status: None,
+        };
+    }
+
+    let mut child = match Command::new(&spec.program)
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => return ProcessEnd::SpawnFailed(err),
+    };
+    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+        // Only possible if the child was already reaped, which nothing has had a chance to do.
+        return ProcessEnd::SpawnFailed(io::Error::other("the child process has no pid"));
+    };
+    let pgid = Pid::from_raw(pid);
+    let mut guard = GroupGuard { pgid, armed: true };
+
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out_lines = LineSplitter::default();
+    let mut err_lines = LineSplitter::default();
+    let mut out_buf = vec![0; READ_CHUNK];
+    let mut err_buf = vec![0; READ_CHUNK];
+
+    let timeout_at = limits.timeout.map(|t| Instant::now() + t);
+    let mut cause = Cause::Natural;
+    let mut status: Option<io::Result<ExitStatus>> = None;
+    let mut stop_open = true;
+    let mut forwarded = false;
+    let mut timeout_fired = false;
+    let mut killed = false;
+    let mut kill_at: Option<Instant> = None;
+    // Set once the child is reaped and its group is gone or SIGKILLed; from then on only the
+    // pipes are read, until EOF or this deadline.
+    let mut drain_until: Option<Instant> = None;
+
+    loop {
+        let pipes_open = stdout.is_some() || stderr.is_some();
+        if let Some(until) = drain_until {
+            if !pipes_open || Instant::now() >= until {
+                break;
+            }
+        }
+        let running = status.is_none();
+        let draining = drain_until.is_some();
+        tokio::select! {
+            read = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
+                match read {
+                    Ok(n) if n > 0 => out_lines.push(&out_buf[..n], &mut on_line),
+                    // A read error on a pipe means no more output will come from it.
+                    _ => {
+                        out_lines.finish(&mut on_line);
+                        stdout = None;
+                    }
+                }
+            }
+            read = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
+                match read {
+                    Ok(n) if n > 0 => err_lines.push(&err_buf[..n], &mut on_line),
+                    _ => {
+                        err_lines.finish(&mut on_line);
+                        stderr = None;
+                    }
+                }
+            }
+            exit = child.wait(), if running => {
+                status = Some(exit);
+                if !group_alive(pgid) {
+                    drain_until = drain_deadline();
+                } else if killed {
+                    // Members may still be dying of the SIGKILL already sent; a repeat reaches
+                    // anything forked meanwhile, and SIGKILL leaves nothing to wait for.
+                    signal_group(pgid, Signal::SIGKILL);
+                    drain_until = drain_deadline();
+                } else {
+                    signal_group(pgid, Signal::SIGTERM);
+                    let grace_end = Instant::now() + limits.grace;
+                    kill_at = Some(kill_at.map_or(grace_end, |at| at.min(grace_end)));
+                }
+            }
+            // Still armed after a forwarded Ctrl-C: the step's limit holds even while it winds
+            // down, but the user's request stays the reported cause.
+            () = sleep_until(timeout_at), if running && !timeout_fired && !killed => {
+                timeout_fired = true;
+                if cause == Cause::Natural {
+                    cause = Cause::TimedOut;
+                }
+                signal_group(pgid, Signal::SIGTERM);
+                let grace_end = Instant::now() + limits.grace;
+                kill_at = Some(kill_at.map_or(grace_end, |at| at.min(grace_end)));
+            }
+            () = sleep_until(kill_at), if kill_at.is_some() && !draining => {
+                signal_group(pgid, Signal::SIGKILL);
+                killed = true;
+                kill_at = None;
+                if !running {
+                    drain_until = drain_deadline();
+                }
+            }
+            () = tokio::time::sleep(GROUP_POLL), if !running && !draining => {
+                if !group_alive(pgid) {
+                    drain_until = drain_deadline();
+                }
+            }
+            // Wakes the loop to give up on pipes held by a process outside the group.
+            () = sleep_until(drain_until), if draining => {}
+            changed = stop.changed(), if stop_open && !draining => {
+                if changed.is_err() {
+                    // The engine dropped its sender: no further requests can come.
+                    stop_open = false;
+                    continue;
+                }
+                match *stop.borrow_and_update() {
+                    StopRequest::None => {}
+                    StopRequest::Forward(sig) => {
+                        // Forwarded once: a second Ctrl-C arrives as `Kill`. After the child
+                        // has exited its group is already being ended.
+                        if running && !forwarded && !killed {
+                            forwarded = true;
+                            if cause == Cause::Natural {
+                                cause = Cause::Stopped(StopRequest::Forward(sig));
+                            }
+                            signal_group(pgid, sig.signal());
+                        }
+                    }
+                    StopRequest::Kill => {
+                        if running && cause != Cause::TimedOut {
+                            cause = Cause::Stopped(StopRequest::Kill);
+                        }
+                        signal_group(pgid, Signal::SIGKILL);
+                        killed = true;
+                        kill_at = None;
+                        if !running {
+                            drain_until = drain_deadline();
+                        }
+                    }
+                }
+            }
+        }
+        if drain_until.is_some() {
+            // The group is gone or SIGKILLed and the leader reaped: its pgid may be reused.
+            guard.armed = false;
+        }
+    }
+    // Whatever a process outside the group still holds open is abandoned; a partial last line
+    // read so far is still delivered.
+    out_lines.finish(&mut on_line);
+    err_lines.finish(&mut on_line);
+
+    match status {
+        Some(Ok(status)) => process_end(cause, status, limits),
+        Some(Err(err)) => ProcessEnd::SpawnFailed(io::Error::new(
+            err.kind(),
+            format!("lost the exit status of the child process: {err}"),
+        )),
+        None => unreachable!("the loop only ends after the child was reaped"),
+    }
+}
+
+fn drain_deadline() -> Option<Instant> {
+    Some(Instant::now() + DRAIN_TIMEOUT)
+}
+
+fn process_end(cause: Cause, status: ExitStatus, limits: &Limits) -> ProcessEnd {
+    match cause {
+        Cause::TimedOut => ProcessEnd::TimedOut {
+            after: limits.timeout.unwrap_or_default(),
+        },
+        Cause::Stopped(request) => ProcessEnd::Stopped {
+            request,
+            status: Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            ),
+        },
+        Cause::Natural => match (status.code(), status.signal()) {
+            (Some(code), _) => ProcessEnd::Exited(code),
+            (None, Some(sig)) => ProcessEnd::Signaled(sig),
+            // wait() reports only exits and deaths by signal.
+            (None, None) => ProcessEnd::Exited(-1),
+        },
+    }
+}
+
+/// Kills the group if `run` is dropped before it finished, e.g. when the engine gives up on a
+/// step. `kill_on_drop` alone would reach only the leader.
+struct GroupGuard {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            signal_group(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    // ESRCH (group already gone) is the expected race; EPERM cannot be acted upon either.
+    let _ = killpg(pgid, signal);
+}
+
+/// Whether any process of the group can still run. Zombies do not count: a grandchild that was
+/// orphaned stays a zombie until init reaps it, and some container inits never do.
+fn group_alive(pgid: Pid) -> bool {
+    match killpg(pgid, None) {
+        Err(Errno::ESRCH) => false,
+        Ok(()) => live_member_in_proc(pgid).unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+/// Looks through `/proc` for a group member that is not a zombie; `None` without `/proc`.
+fn live_member_in_proc(pgid: Pid) -> Option<bool> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process that exits between listing and reading is simply not alive.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((state, pgrp)) = parse_stat(&stat) {
+            if pgrp == pgid.as_raw() && !matches!(state, 'Z' | 'X' | 'x') {
+                return Some(true);
+            }
+        }
+    }
+    Some(false)
+}
+
+/// State and process group from `/proc/<pid>/stat`. The command name may contain spaces and
+/// parentheses, so fields are counted from its last `)`.
+fn parse_stat(stat: &str) -> Option<(char, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+async fn read_some<R: AsyncRead + Unpin>(
+    stream: &mut Option<R>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match stream {
+        Some(stream) => stream.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Cuts one stream's bytes into lines.
+#[derive(Default)]
+struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, data: &[u8], emit: &mut impl FnMut(&str)) {
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        loop {
+            let rest = &self.buf[start..];
+            let newline = rest
+                .iter()
+                .take(MAX_LINE_BYTES + 1)
+                .position(|&b| b == b'\n');
+            if let Some(end) = newline {
+                emit_line(&rest[..end], emit);
+                start += end + 1;
+            } else if rest.len() > MAX_LINE_BYTES {
+                let cut = char_boundary(rest, MAX_LINE_BYTES);
+                emit_line(&rest[..cut], emit);
+                start += cut;
+            } else {
+                break;
+            }
+        }
+        self.buf.drain(..start);
+    }
+
+    /// Delivers a last line that had no newline.
+    fn finish(&mut self, emit: &mut impl FnMut(&str)) {
+        if !self.buf.is_empty() {
+            emit_line(&self.buf, emit);
+            self.buf.clear();
+        }
+    }
+}
+
+fn emit_line(line: &[u8], emit: &mut impl FnMut(&str)) {
+    // CRLF output would otherwise leave a carriage return at the end of every log line.
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    emit(&String::from_utf8_lossy(line));
+}
+
+/// The largest cut at or before `max` that does not split a UTF-8 sequence, so that a long line
+/// cut in pieces does not turn into replacement characters at the seams.
+fn char_boundary(bytes: &[u8], max: usize) -> usize {
+    let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+    (max - 3..=max)
+        .rev()
+        .find(|&i| !is_continuation(bytes[i]))
+        .unwrap_or(max)
+}
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;
