@@ -17,3 +17,4 @@ pub mod cli;
 pub mod exit_code;
 pub mod plan;
 pub mod report;
+pub mod plugins;

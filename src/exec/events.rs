@@ -1,0 +1,116 @@
+//! The contract between the engine and everything that shows or records a run: the engine
+//! sends [`RunEvent`]s and never prints.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// How a node ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// Stopped by Ctrl-C / SIGTERM while it ran: it may have been mid-apply.
+    Interrupted,
+    /// Not started because something it depends on did not succeed.
+    Skipped,
+    /// Not started because the run stopped (fail-fast, deadline, signal) before its turn.
+    NotRun,
+}
+
+impl Status {
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::TimedOut | Status::Interrupted)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed out",
+            Status::Interrupted => "interrupted",
+            Status::Skipped => "skipped",
+            Status::NotRun => "not run",
+        }
+    }
+}
+
+/// How a process ended, for reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitInfo {
+    Code(i32),
+    Signal(i32),
+}
+
+/// The outcome of one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeResult {
+    pub status: Status,
+    pub attempts: u32,
+    pub exit: Option<ExitInfo>,
+    #[serde(skip)]
+    pub started: Option<SystemTime>,
+    #[serde(skip)]
+    pub ended: Option<SystemTime>,
+    pub duration: Duration,
+    pub log: Option<PathBuf>,
+    /// The last lines of the log (masked).
+    pub tail: Vec<String>,
+    /// Why it failed or was skipped, in words.
+    pub reason: Option<String>,
+    /// `KEY=value` outputs the deployment wrote (masked).
+    pub outputs: Vec<(String, String)>,
+    /// The working folder kept after a failure.
+    pub kept_dir: Option<PathBuf>,
+}
+
+impl NodeResult {
+    pub fn new(status: Status) -> Self {
+        NodeResult {
+            status,
+            attempts: 0,
+            exit: None,
+            started: None,
+            ended: None,
+            duration: Duration::ZERO,
+            log: None,
+            tail: Vec::new(),
+            reason: None,
+            outputs: Vec::new(),
+            kept_dir: None,
+        }
+    }
+
+    pub fn with_reason(status: Status, reason: impl Into<String>) -> Self {
+        let mut r = NodeResult::new(status);
+        r.reason = Some(reason.into());
+        r
+    }
+}
+
+/// Why the run stopped starting new work; ordered by severity (escalation only goes up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    Failure,
+    Deadline,
+    Terminate,
+    Interrupt,
+    /// A second signal: running processes are killed.
+    Kill,
+}
+
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    Started { run_id: String, total: usize, jobs: usize, eta: Option<Duration> },
+    NodeStarted { id: String, attempt: u32, log: Option<PathBuf> },
+    NodeOutput { id: String, line: String },
+    NodeRetry { id: String, attempt: u32, delay: Duration, reason: String },
+    NodeFinished { id: String, deployment: bool, result: NodeResult },
+    Cancel { reason: CancelReason },
+    Finished { elapsed: Duration },
+}

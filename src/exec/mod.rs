@@ -1,0 +1,8 @@
+//! Running the graph: the scheduler, one deployment's steps, and the processes they start.
+//!
+//! The engine never prints: everything the user sees leaves this module as a `RunEvent`.
+
+pub mod events;
+pub mod log_sink;
+pub mod process;
+pub mod scheduler;
