@@ -1,0 +1,284 @@
+#!/bin/bash
+# Compare `bitops deploy` with ninja on the same generated DAGs (DESIGN §6 performance targets).
+#
+#   bench/compare_ninja.sh [a] [b] [c] [check]     (no argument: all four)
+#
+#   a      overhead: 1 and 1000 nodes of `true`, ninja -j2 vs bitops -j 2; per-node cost
+#   b      makespan: 200 nodes of `sleep` 50-300 ms; bitops at -j 1000 vs the critical path and
+#          at -j 4 vs max(critical path, work/4), ninja alongside as the reference
+#   c      scheduling order: one long chain + many short independent nodes at -j 2; bitops with
+#          critical-path priority vs BITOPS_SCHEDULER_ORDER=fifo, against simulated schedules
+#   check  correctness: every node ran once, after its deps (shared check_order.py), for ninja
+#          and bitops on a 300-node DAG at -j 4
+#
+# Environment:
+#   BITOPS_BIN     bitops binary (default: <repo>/target/release/bitops). When it does not exist,
+#                  only the ninja side runs and the bitops rows say "not built".
+#   BITOPS_SHARED  folder holding bench/{gen_dag,dag_to_opsrepo,time_cmd,check_order}.py
+#                  (default: <repo>/../shared)
+#   NINJA          ninja binary (default: the first native `ninja` on PATH, skipping Python
+#                  wrappers; PEERS.md used Debian's /usr/bin/ninja 1.11.1)
+#   RUNS           timed runs per row for the fast cases (default 5); SLOW_RUNS for b and c
+#                  (default 3). Every row also has one untimed warm-up run.
+#   WORK           scratch folder, recreated (default: ${TMPDIR:-/tmp}/bitops-bench-ninja)
+#
+# Times are whole-process wall clock (start-up included), median of RUNS, from time_cmd.py.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+SHARED=${BITOPS_SHARED:-$REPO/../shared}
+SHARED=$(cd "$SHARED" && pwd)
+BENCH=$SHARED/bench
+BITOPS=${BITOPS_BIN:-$REPO/target/release/bitops}
+# ninja: the first native binary on PATH. A `ninja` reached through a pyenv shim or a Python
+# wrapper script adds ~90 ms of interpreter start-up to every invocation.
+find_ninja() {
+  local c
+  for c in $(type -ap ninja); do
+    [ "$(head -c 4 "$c" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ] && { echo "$c"; return; }
+  done
+  command -v ninja || true
+}
+NINJA=${NINJA:-$(find_ninja)}
+RUNS=${RUNS:-5}
+SLOW_RUNS=${SLOW_RUNS:-3}
+WORK=${WORK:-${TMPDIR:-/tmp}/bitops-bench-ninja}
+
+die() { echo "compare_ninja: $*" >&2; exit 2; }
+for f in gen_dag.py dag_to_opsrepo.py time_cmd.py check_order.py; do
+  [ -f "$BENCH/$f" ] || die "$BENCH/$f not found (set BITOPS_SHARED to the folder that holds bench/)"
+done
+command -v python3 > /dev/null || die "python3 is required"
+if [ -z "$NINJA" ] || [ ! -x "$(command -v "$NINJA")" ]; then
+  die "ninja not found: apt-get install -y ninja-build (or pip install ninja), or set NINJA"
+fi
+
+HAVE_BITOPS=1
+if [ ! -x "$BITOPS" ]; then
+  HAVE_BITOPS=0
+  echo "note: $BITOPS does not exist (cargo build --release); running the ninja side only" >&2
+fi
+
+PARTS=("$@")
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(a b c check)
+for p in "${PARTS[@]}"; do
+  case "$p" in a|b|c|check) ;; *) die "unknown part '$p' (expected a, b, c or check)" ;; esac
+done
+want() { local p; for p in "${PARTS[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+rm -rf "$WORK"
+mkdir -p "$WORK/logs"
+export LC_ALL=C
+
+NINJA_VERSION=$("$NINJA" --version)
+BITOPS_VERSION="not built"
+[ $HAVE_BITOPS = 1 ] && BITOPS_VERSION=$("$BITOPS" --version 2>/dev/null | head -1 || echo "unknown")
+echo "# bitops vs ninja   $(date -u +%Y-%m-%dT%H:%M:%SZ)   $(nproc) CPUs   $(uname -sr)"
+echo "# ninja: $NINJA ($NINJA_VERSION)   bitops: $BITOPS ($BITOPS_VERSION)"
+echo "# scratch: $WORK"
+echo
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+# gen NAME GEN_DAG_ARGS... : DAG in $WORK/NAME (dag.json, stats.json), its ops repo in
+# $WORK/NAME/repo and the matching build.ninja in $WORK/NAME/ninja (kept out of the ops repo,
+# so ninja's .ninja_log does not land in it; the file only uses absolute paths).
+gen() {
+  local name=$1; shift
+  python3 "$BENCH/gen_dag.py" "$@" --formats json --out "$WORK/$name" > /dev/null
+  gen_repo "$name"
+}
+gen_repo() {
+  local name=$1
+  python3 "$BENCH/dag_to_opsrepo.py" "$WORK/$name/dag.json" "$WORK/$name/repo" > /dev/null
+  mkdir -p "$WORK/$name/ninja"
+  mv "$WORK/$name/repo/build.ninja" "$WORK/$name/ninja/build.ninja"
+}
+
+# timeit LABEL RUNS CMD... : sets T_WALL, T_CPU (median seconds) and T_FAILED
+timeit() {
+  local label=$1 runs=$2; shift 2
+  local line
+  line=$(python3 "$BENCH/time_cmd.py" -r "$runs" -w 1 --label "$label" \
+           --log "$WORK/logs/$(echo "$label" | tr -c 'A-Za-z0-9.=-' '_').log" -- "$@" || true)
+  echo "$line" >> "$WORK/logs/time_cmd.txt"
+  T_FAILED=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<< "$line")
+  T_WALL=$(sed -n 's/.*wall s min\/med\/max [0-9.]* \([0-9.]*\) .*/\1/p' <<< "$line")
+  T_CPU=$(sed -n 's/.*cpu s [0-9.]* \([0-9.]*\) .*/\1/p' <<< "$line")
+  [ -n "$T_WALL" ] || { echo "could not time: $*" >&2; T_FAILED=${runs}; T_WALL=nan; T_CPU=nan; }
+}
+
+run_ninja() { # NAME JOBS RUNS
+  timeit "$1 ninja -j$2" "$3" "$NINJA" -C "$WORK/$1/ninja" --quiet "-j$2"
+}
+run_bitops() { # NAME JOBS RUNS [ENV=VALUE...]
+  local name=$1 jobs=$2 runs=$3; shift 3
+  if [ $HAVE_BITOPS = 0 ]; then T_WALL=nan; T_CPU=nan; T_FAILED=-; return; fi
+  timeit "$name bitops -j$jobs${1:+ $*}" "$runs" \
+    env "$@" "$BITOPS" deploy -C "$WORK/$name/repo" -j "$jobs" --progress none
+}
+
+# calc EXPR [DECIMALS]: arithmetic on timings; a missing timing is "nan" and stays "nan"
+calc() { python3 -c "nan=float('nan'); x=($1); print('nan' if x != x else '%.${2:-3}f' % x)"; }
+jstat() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$WORK/$1/stats.json"; }
+
+row() { printf '| %-34s | %-24s | %9s | %8s | %s\n' "$@"; }
+status() { # after a timing: "" when fine, otherwise a note
+  if [ "$T_FAILED" = "-" ]; then echo "not built"; elif [ "$T_FAILED" != 0 ]; then echo "FAILED $T_FAILED runs, see $WORK/logs"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+if want a; then
+  echo "## (a) overhead: 'true' actions, layered random DAG (seed 1), -j 2"
+  echo
+  gen t1 -n 1 --layers 1 --seed 1 --action true
+  gen t1000 -n 1000 --layers 20 --seed 1 --action true
+  row "case" "runner" "wall s" "cpu s" "note"
+  row "---" "---" "---:" "---:" "---"
+  declare -A W
+  for name in t1 t1000; do
+    run_ninja $name 2 "$RUNS";  W[ninja_$name]=$T_WALL; row "$name" "ninja -j2" "$T_WALL" "$T_CPU" "$(status)"
+    run_bitops $name 2 "$RUNS"; W[bitops_$name]=$T_WALL; row "$name" "bitops deploy -j 2" "$T_WALL" "$T_CPU" "$(status)"
+  done
+  echo
+  n=$(calc "${W[ninja_t1000]} - ${W[ninja_t1]}")
+  b=$(calc "${W[bitops_t1000]} - ${W[bitops_t1]}")
+  echo "per node, (wall(1000) - wall(1)) / 999:  ninja $(calc "($n)/999*1000" 2) ms" \
+       "  bitops $(calc "($b)/999*1000" 2) ms   ratio bitops/ninja $(calc "($b)/($n)" 2)"
+  echo "(every node runs the same deploy script through bash in both runners; PEERS.md: ninja ~0.6 ms, make ~0.47 ms)"
+  echo
+fi
+
+# ---------------------------------------------------------------------------------------------
+if want b; then
+  echo "## (b) makespan: 200 nodes of sleep 50-300 ms, 10 layers (seed 1)"
+  echo
+  gen s200 -n 200 --layers 10 --seed 1 --action sleep --cost-min 50 --cost-max 300 --jobs 4,0
+  cp=$(calc "$(jstat s200 "['critical_path_ms']")/1000")
+  work=$(calc "$(jstat s200 "['total_work_ms']")/1000")
+  lb4=$(calc "$(jstat s200 "['bounds']['4']['lower_bound_ms']")/1000")
+  sim4=$(calc "$(jstat s200 "['bounds']['4']['sim_critical_path_first_ms']")/1000")
+  echo "critical path $cp s, total work $work s, bound at -j4 max(CP, W/4) = $lb4 s" \
+       "(zero-overhead critical-path-first schedule: $sim4 s)"
+  echo
+  row "runner" "jobs" "wall s" "bound s" "ratio to bound (target <= 1.03)"
+  row "---" "---" "---:" "---:" "---"
+  run_ninja s200 0 "$SLOW_RUNS"
+  row "ninja" "-j0 (unlimited)" "$T_WALL" "$cp" "$(calc "$T_WALL/$cp") $(status)"
+  run_bitops s200 1000 "$SLOW_RUNS"
+  row "bitops deploy" "-j 1000" "$T_WALL" "$cp" "$(calc "$T_WALL/$cp") $(status)"
+  run_ninja s200 4 "$SLOW_RUNS"
+  row "ninja" "-j4" "$T_WALL" "$lb4" "$(calc "$T_WALL/$lb4") $(status)"
+  run_bitops s200 4 "$SLOW_RUNS"
+  row "bitops deploy" "-j 4" "$T_WALL" "$lb4" "$(calc "$T_WALL/$lb4") $(status)"
+  echo
+fi
+
+# ---------------------------------------------------------------------------------------------
+if want c; then
+  echo "## (c) critical-path priority vs FIFO: a 10 x 200 ms chain + 40 x 100 ms independent nodes, -j 2"
+  echo
+  # The 40 short nodes come first in declaration (and name) order, so a FIFO ready queue runs
+  # them before the chain head; a critical-path-first scheduler starts the chain at once.
+  # Every node appends its id to a log when it starts, to see the order afterwards.
+  mkdir -p "$WORK/prio"
+  python3 - "$WORK/prio/dag.json" "$WORK/prio/stats.json" "$WORK/prio/start.log" "$BENCH" <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[4])
+import gen_dag
+log = sys.argv[3]
+nodes = []
+for i in range(40):
+    nodes.append({"id": "n%05d" % i, "deps": [], "cost_ms": 100})
+for k in range(10):
+    i = 40 + k
+    nodes.append({"id": "n%05d" % i, "deps": ["n%05d" % (i - 1)] if k else [], "cost_ms": 200})
+for n in nodes:
+    n["cmd"] = "echo %s >> %s && sleep %.3f" % (n["id"], log, n["cost_ms"] / 1000.0)
+index = {n["id"]: i for i, n in enumerate(nodes)}
+deps = [[index[d] for d in n["deps"]] for n in nodes]
+cost = [n["cost_ms"] for n in nodes]
+cp, blevel, children = gen_dag.critical_path(deps, cost)
+work = sum(cost)
+stats = {"critical_path_ms": cp, "total_work_ms": work, "lower_bound_ms": max(cp, -(-work // 2)),
+         "sim_id_order_ms": gen_dag.list_schedule(deps, children, cost, 2, list(range(len(nodes)))),
+         "sim_critical_path_first_ms": gen_dag.list_schedule(
+             deps, children, cost, 2, [(-blevel[v], v) for v in range(len(nodes))])}
+json.dump({"meta": {"nodes": len(nodes)}, "nodes": nodes}, open(sys.argv[1], "w"), indent=1)
+json.dump(stats, open(sys.argv[2], "w"), indent=1)
+EOF
+  gen_repo prio
+  lb=$(calc "$(jstat prio "['lower_bound_ms']")/1000")
+  sfifo=$(calc "$(jstat prio "['sim_id_order_ms']")/1000")
+  scp=$(calc "$(jstat prio "['sim_critical_path_first_ms']")/1000")
+  echo "bound max(CP, W/2) = $lb s; zero-overhead schedules: FIFO (declaration order) $sfifo s," \
+       "critical-path-first $scp s"
+  echo
+  # where the chain head (n00040) started among the 50 nodes, in the last timed run
+  chain_pos() { grep -n -x n00040 "$WORK/prio/start.log" | tail -1 | cut -d: -f1 | python3 -c \
+    "import sys; n=sys.stdin.read().strip(); print('#%d of 50' % ((int(n)-1) % 50 + 1) if n else '-')"; }
+  row "runner" "order" "wall s" "sim s" "ratio to sim / chain head started"
+  row "---" "---" "---:" "---:" "---"
+  : > "$WORK/prio/start.log"
+  run_ninja prio 2 "$SLOW_RUNS"
+  row "ninja -j2" "ninja's own" "$T_WALL" "$scp" "$(calc "$T_WALL/$scp") / $(chain_pos) $(status)"
+  python3 "$BENCH/check_order.py" "$WORK/prio/dag.json" <(tail -50 "$WORK/prio/start.log") > /dev/null ||
+    echo "  ninja: start order check FAILED"
+  for order in cp fifo; do
+    : > "$WORK/prio/start.log"
+    if [ $order = cp ]; then
+      run_bitops prio 2 "$SLOW_RUNS"; sim=$scp; label="critical path (default)"; W_cp=$T_WALL
+    else
+      run_bitops prio 2 "$SLOW_RUNS" BITOPS_SCHEDULER_ORDER=fifo; sim=$sfifo
+      label="BITOPS_SCHEDULER_ORDER=fifo"; W_fifo=$T_WALL
+    fi
+    row "bitops deploy -j 2" "$label" "$T_WALL" "$sim" "$(calc "$T_WALL/$sim") / $(chain_pos) $(status)"
+    if [ $HAVE_BITOPS = 1 ] && [ -s "$WORK/prio/start.log" ]; then
+      python3 "$BENCH/check_order.py" "$WORK/prio/dag.json" <(tail -50 "$WORK/prio/start.log") > /dev/null ||
+        echo "  bitops ($order): start order check FAILED (deps must start after their deps)"
+    fi
+  done
+  echo
+  echo "critical-path order vs FIFO: $(calc "${W_cp}/${W_fifo}" 3) x the FIFO makespan" \
+       "(simulated: $(calc "$scp/$sfifo" 3))"
+  echo
+fi
+
+# ---------------------------------------------------------------------------------------------
+if want check; then
+  echo "## correctness: 300 nodes, every node once and after all its deps (check_order.py), -j 4"
+  echo
+  gen order300 -n 300 --layers 15 --seed 2 --action "echo {id} >> $WORK/order300/LOG"
+  # gen_dag writes into the folder it recreates: the log path must exist before the runs
+  for runner in ninja bitops; do
+    : > "$WORK/order300/LOG"
+    if [ $runner = ninja ]; then
+      "$NINJA" -C "$WORK/order300/ninja" --quiet -j4 > "$WORK/logs/order300-ninja.log" 2>&1 || true
+    elif [ $HAVE_BITOPS = 1 ]; then
+      "$BITOPS" deploy -C "$WORK/order300/repo" -j 4 --progress none > "$WORK/logs/order300-bitops.log" 2>&1 ||
+        echo "  bitops exited non-zero, see $WORK/logs/order300-bitops.log"
+    else
+      echo "  bitops: not built"; continue
+    fi
+    echo "  $runner: $(python3 "$BENCH/check_order.py" "$WORK/order300/dag.json" "$WORK/order300/LOG" || true)"
+  done
+  echo
+fi
+
+# ---------------------------------------------------------------------------------------------
+cat <<EOF
+## reproduce
+
+  BITOPS_SHARED=$SHARED NINJA=$NINJA RUNS=$RUNS SLOW_RUNS=$SLOW_RUNS \\
+    $HERE/compare_ninja.sh ${PARTS[*]}
+
+by hand, for one DAG:
+  python3 $BENCH/gen_dag.py -n 1000 --layers 20 --seed 1 --action true --formats json --out /tmp/t1000
+  python3 $BENCH/dag_to_opsrepo.py /tmp/t1000/dag.json /tmp/t1000/repo
+  python3 $BENCH/time_cmd.py -r 5 -w 1 -- $NINJA -C /tmp/t1000/repo --quiet -j2
+  python3 $BENCH/time_cmd.py -r 5 -w 1 -- $BITOPS deploy -C /tmp/t1000/repo -j 2 --progress none
+
+generated DAGs, ops repos, stats.json and logs: $WORK   (time_cmd lines: $WORK/logs/time_cmd.txt)
+EOF
