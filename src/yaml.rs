@@ -74,6 +74,13 @@ impl Node {
         }
     }
 
+    pub fn as_seq_len(&self) -> Option<usize> {
+        match &self.value {
+            Value::Seq(s) => Some(s.len()),
+            _ => None,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self.value, Value::Null)
     }
@@ -176,6 +183,51 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
 /// Renders a serializable value as YAML (used for generated CI pipelines).
 pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
     serde_yaml::to_string(value).map_err(|e| e.to_string())
+}
+
+/// Deep merge for `_default`: mappings merge key by key with `over` winning; anything else
+/// (lists included) is replaced by `over`.
+pub fn merge(base: &Node, over: &Node) -> Node {
+    match (&base.value, &over.value) {
+        (Value::Map(b), Value::Map(o)) => {
+            let mut entries: Vec<(Node, Node)> = Vec::with_capacity(b.len() + o.len());
+            for (k, v) in b {
+                match o.iter().rev().find(|(ok, _)| ok.value == k.value) {
+                    Some((_, ov)) => entries.push((k.clone(), merge(v, ov))),
+                    None => entries.push((k.clone(), v.clone())),
+                }
+            }
+            for (k, v) in o {
+                if !b.iter().any(|(bk, _)| bk.value == k.value) {
+                    entries.push((k.clone(), v.clone()));
+                }
+            }
+            Node { value: Value::Map(entries), span: over.span }
+        }
+        _ => over.clone(),
+    }
+}
+
+/// Writes a node back as YAML text (comments and styles are not kept).
+pub fn node_to_string(node: &Node) -> String {
+    fn conv(n: &Node) -> serde_yaml::Value {
+        match &n.value {
+            Value::Null => serde_yaml::Value::Null,
+            Value::Bool(b) => serde_yaml::Value::Bool(*b),
+            Value::Int(i) => serde_yaml::Value::Number((*i).into()),
+            Value::Float(f) => serde_yaml::Value::Number((*f).into()),
+            Value::Str(s) => serde_yaml::Value::String(s.clone()),
+            Value::Seq(items) => serde_yaml::Value::Sequence(items.iter().map(conv).collect()),
+            Value::Map(entries) => {
+                let mut m = serde_yaml::Mapping::new();
+                for (k, v) in entries {
+                    m.insert(conv(k), conv(v));
+                }
+                serde_yaml::Value::Mapping(m)
+            }
+        }
+    }
+    serde_yaml::to_string(&conv(node)).unwrap_or_default()
 }
 
 /// Converts the parser's character indices to byte offsets.
@@ -574,6 +626,19 @@ mod tests {
             ));
         }
         assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn merge_is_deep_for_maps_and_replaces_lists() {
+        let base = parse("a: {x: 1, y: [1, 2]}\nb: keep\n").unwrap().unwrap();
+        let over = parse("a: {y: [3], z: 4}\n").unwrap().unwrap();
+        let m = merge(&base, &over);
+        let round = parse(&node_to_string(&m)).unwrap().unwrap();
+        let a = round.get("a").unwrap();
+        assert_eq!(a.get("x").unwrap().value, Value::Int(1));
+        assert_eq!(a.get("z").unwrap().value, Value::Int(4));
+        assert_eq!(a.get("y").unwrap().as_seq_len(), Some(1));
+        assert_eq!(round.get("b").unwrap().as_str(), Some("keep"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! The engine never prints: everything the user sees leaves this module as a `RunEvent`.
 
 pub mod events;
+pub mod outputs;
 pub mod log_sink;
 pub mod process;
 pub mod scheduler;
+pub mod workspace;

@@ -1,0 +1,219 @@
+//! The run folder and the working copy deployments run in.
+//!
+//! `<state>/runs/<run-id>/` holds `logs/`, `outputs/` and `work/`. `work/` is `$BITOPS_TEMPDIR`:
+//! the repo's root files and `_`-folders, plus each environment that runs, copied when its
+//! first deployment starts, with `_default` merged in (DESIGN §2.4). Deployments of one
+//! environment share its copy, as they shared BitOps' temp copy (a terraform deployment may
+//! write an inventory that a later ansible deployment reads). The ops repo is never written.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::yaml;
+
+#[derive(Debug)]
+pub struct Workspace {
+    pub repo_root: PathBuf,
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    /// `$BITOPS_TEMPDIR` (the repo itself with `--in-place`).
+    pub tempdir: PathBuf,
+    pub default_folder: String,
+    pub in_place: bool,
+    base: OnceLock<Result<(), String>>,
+    envs: Mutex<HashMap<String, Arc<OnceLock<Result<PathBuf, String>>>>>,
+}
+
+impl Workspace {
+    pub fn new(repo_root: &Path, state_dir: &Path, run_dir: &Path, default_folder: &str, in_place: bool) -> Self {
+        Workspace {
+            repo_root: repo_root.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            tempdir: if in_place { repo_root.to_path_buf() } else { run_dir.join("work") },
+            default_folder: default_folder.to_string(),
+            in_place,
+            base: OnceLock::new(),
+            envs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.run_dir.join("logs")
+    }
+
+    pub fn outputs_dir(&self) -> PathBuf {
+        self.run_dir.join("outputs")
+    }
+
+    /// The environment's folder in the working copy, copying it on first use. Blocking: call
+    /// from `spawn_blocking`.
+    pub fn env_dir(&self, env: &str) -> Result<PathBuf, String> {
+        if self.in_place {
+            return Ok(self.repo_root.join(env));
+        }
+        self.base.get_or_init(|| self.copy_base()).clone()?;
+        let cell = {
+            let mut envs = self.envs.lock().expect("workspace lock is never poisoned by a panic-free copy");
+            Arc::clone(envs.entry(env.to_string()).or_default())
+        };
+        cell.get_or_init(|| self.copy_env(env)).clone()
+    }
+
+    /// Root files and `_`/`.` folders (not `.git`, not the state folder).
+    fn copy_base(&self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.tempdir).map_err(|e| format!("cannot create {}: {e}", self.tempdir.display()))?;
+        let entries = std::fs::read_dir(&self.repo_root).map_err(|e| format!("cannot list the ops repo: {e}"))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name_s = name.to_string_lossy();
+            let path = entry.path();
+            if name_s == ".git" || name_s == ".bitops" || path == self.state_dir {
+                continue;
+            }
+            let is_dir = path.is_dir();
+            if is_dir && !(name_s.starts_with('_') || name_s.starts_with('.') || name_s == self.default_folder) {
+                continue; // an environment: copied when it runs
+            }
+            copy_tree(&path, &self.tempdir.join(&name), &self.skip_list())
+                .map_err(|e| format!("cannot copy {} into the run folder: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn skip_list(&self) -> Vec<PathBuf> {
+        vec![self.state_dir.clone()]
+    }
+
+    fn copy_env(&self, env: &str) -> Result<PathBuf, String> {
+        let src = self.repo_root.join(env);
+        let dst = self.tempdir.join(env);
+        copy_tree(&src, &dst, &self.skip_list()).map_err(|e| format!("cannot copy environment `{env}`: {e}"))?;
+        let defaults = self.repo_root.join(&self.default_folder);
+        if defaults.is_dir() {
+            merge_defaults(&defaults, &dst).map_err(|e| format!("cannot merge `{}` into `{env}`: {e}", self.default_folder))?;
+        }
+        Ok(dst)
+    }
+
+    /// Removes the working copy (after a successful run); logs and outputs stay.
+    pub fn remove_work(&self) -> io::Result<()> {
+        if self.in_place || !self.tempdir.exists() {
+            return Ok(());
+        }
+        std::fs::remove_dir_all(&self.tempdir)
+    }
+}
+
+/// Copies a file or folder, following symlinks as BitOps' copy did.
+pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf]) -> io::Result<()> {
+    if skip.iter().any(|s| s == src) {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(src)?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(dst)?;
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()), skip)?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(src, dst).map(|_| ())
+    }
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Files only in `_default` are copied; on a clash the environment's file wins, except YAML
+/// files, which are deep-merged (environment wins per key; lists are replaced).
+pub fn merge_defaults(defaults: &Path, env_dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(defaults)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = env_dir.join(entry.file_name());
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst)?;
+            merge_defaults(&src, &dst)?;
+        } else if !dst.exists() {
+            std::fs::copy(&src, &dst)?;
+        } else if is_yaml(&src) {
+            let base = std::fs::read_to_string(&src)?;
+            let over = std::fs::read_to_string(&dst)?;
+            if let Some(merged) = merge_yaml_text(&base, &over) {
+                std::fs::write(&dst, merged)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deep-merged YAML text, or `None` when either side is not a YAML mapping (then the
+/// environment's file is kept as it is).
+pub fn merge_yaml_text(base: &str, over: &str) -> Option<String> {
+    let b = yaml::parse(base).ok()??;
+    let o = yaml::parse(over).ok()??;
+    if b.as_map().is_none() || o.as_map().is_none() {
+        return None;
+    }
+    Some(yaml::node_to_string(&yaml::merge(&b, &o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_gaps_and_yaml_merges() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        std::fs::create_dir_all(repo.join("_default/terraform")).unwrap();
+        std::fs::create_dir_all(repo.join("env1/terraform")).unwrap();
+        std::fs::create_dir_all(repo.join("_scripts")).unwrap();
+        std::fs::write(repo.join("_scripts/x.sh"), "echo x").unwrap();
+        std::fs::write(repo.join("_default/terraform/versions.tf"), "# default").unwrap();
+        std::fs::write(repo.join("_default/terraform/main.tf"), "# default main").unwrap();
+        std::fs::write(repo.join("env1/terraform/main.tf"), "# env main").unwrap();
+        std::fs::write(repo.join("_default/terraform/bitops.config.yaml"), "terraform:\n  cli: {stack-action: plan}\n  options: {workspace: dflt}\n").unwrap();
+        std::fs::write(repo.join("env1/terraform/bitops.config.yaml"), "terraform:\n  cli: {stack-action: apply}\n").unwrap();
+        let before = snapshot(&repo);
+
+        let state = repo.join(".bitops");
+        let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false);
+        let env = ws.env_dir("env1").unwrap();
+        assert_eq!(std::fs::read_to_string(env.join("terraform/versions.tf")).unwrap(), "# default");
+        assert_eq!(std::fs::read_to_string(env.join("terraform/main.tf")).unwrap(), "# env main");
+        let cfg = yaml::parse(&std::fs::read_to_string(env.join("terraform/bitops.config.yaml")).unwrap()).unwrap().unwrap();
+        let tf = cfg.get("terraform").unwrap();
+        assert_eq!(tf.get("cli").unwrap().get("stack-action").unwrap().as_str(), Some("apply"));
+        assert_eq!(tf.get("options").unwrap().get("workspace").unwrap().as_str(), Some("dflt"));
+        assert!(ws.tempdir.join("_scripts/x.sh").exists());
+        // The repo itself is untouched (the state folder aside).
+        assert_eq!(snapshot(&repo), before);
+    }
+
+    /// Every file below `dir` (outside `.bitops`) with its content.
+    pub(super) fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.file_name().is_some_and(|n| n == ".bitops") {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
