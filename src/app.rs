@@ -1,11 +1,14 @@
 //! Commands: each turns arguments into settings, runs the stages, and maps the outcome to an
 //! exit code. Loading the repo is shared by every command that reads one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::cli::{Cli, ColorChoice, Command, Common, ExecArgs, PlanArgs, PlanFormat};
+use crate::cli::{Cli, ColorChoice, Command, Common, ExecArgs, PlanArgs, PlanFormat, RunArgs};
+use crate::exec::events::{RunEvent, Status};
+use crate::plugins::step::Action;
+use crate::plugins::Registry;
 use crate::config::settings::{run_settings, EnvVars, Flags, RunSettings};
 use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
@@ -98,6 +101,8 @@ fn stderr_color(choice: ColorChoice, env: &EnvVars) -> bool {
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Plan(args) => plan_command(&args),
+        Command::Deploy(args) => run_command(&args, Action::Deploy),
+        Command::Destroy(args) => run_command(&args, Action::Destroy),
         _ => {
             eprintln!("error: this command is not available yet");
             exit_code::INTERNAL
@@ -115,8 +120,22 @@ fn plan_command(args: &PlanArgs) -> u8 {
             return exit_code::CONFIG;
         }
     };
-    let durations: HashMap<String, f64> = HashMap::new();
-    let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
+    let durations = crate::state::load_durations(&loaded.state_dir);
+    let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
+    let (registry, problems) = load_registry(&loaded);
+    if let Err(e) = problems.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    let base_env = loaded.env.0.clone();
+    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::Deploy, &base_env);
+    for (i, r) in prepared {
+        let v = match r {
+            Ok(p) => Ok(plan::preview::invocation(&p)),
+            Err(problems) => Err(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")),
+        };
+        plan.invocations.insert(i, v);
+    }
     let text = match args.format {
         PlanFormat::Text => plan::text::render(&plan, &loaded.settings),
         PlanFormat::Json => plan::json::render(&plan),
@@ -125,4 +144,123 @@ fn plan_command(args: &PlanArgs) -> u8 {
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     exit_code::SUCCESS
+}
+
+/// Loads the plugins the selected deployments use.
+fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Diagnostics) {
+    let mut diags = crate::diagnostic::Diagnostics::default();
+    let used: Vec<(&str, &str)> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            let n = loaded.graph.node(i);
+            let d = &loaded.repo.environments[n.env].deployments[n.dep.expect("deployment")];
+            (d.plugin.as_str(), n.id.as_str())
+        })
+        .collect();
+    let reg = Registry::load(&loaded.repo, &loaded.state_dir, used, &mut diags);
+    (reg, diags)
+}
+
+/// `deploy` and `destroy`.
+fn run_command(args: &RunArgs, action: Action) -> u8 {
+    let env = EnvVars::from_process();
+    let color = stderr_color(args.common.color, &env);
+    let loaded = match load(&args.common, &args.exec, Guards::Check, env) {
+        Ok(l) => l,
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
+    };
+    let (registry, mut diags) = load_registry(&loaded);
+    let base_env = loaded.env.0.clone();
+    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, action, &base_env);
+    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
+    if let Err(e) = diags.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
+        eprintln!(
+            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
+            loaded.state_dir.display()
+        );
+        return exit_code::CONFIG;
+    }
+    let durations = crate::state::load_durations(&loaded.state_dir);
+    let run_id = crate::state::new_run_id();
+    let options = crate::exec::scheduler::Options {
+        jobs: loaded.settings.jobs.value,
+        pools: loaded.settings.pools.clone(),
+        fail_fast: loaded.settings.fail_fast.value,
+        deadline: args.exec.deadline,
+        grace: args.exec.grace,
+        order: crate::exec::run::order_from_env(&loaded.env),
+    };
+    let is_ci = loaded.env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(args.exec.progress, args.exec.output, std::io::stderr().is_terminal(), is_ci);
+    let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
+    let Loaded { repo, graph, selection, state_dir, .. } = loaded;
+    let repo = std::sync::Arc::new(repo);
+    let req = crate::exec::run::RunRequest {
+        repo: std::sync::Arc::clone(&repo),
+        registry: std::sync::Arc::new(registry),
+        state_dir: state_dir.clone(),
+        run_id,
+        action,
+        base_env,
+        options,
+        in_place: args.exec.in_place,
+        durations,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+    let reporter = std::thread::spawn(move || {
+        let mut live = report::live::Live::new(mode, color, github);
+        while let Some(ev) = rx.blocking_recv() {
+            live.event(&ev);
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code::INTERNAL;
+        }
+    };
+    let result = runtime.block_on(crate::exec::run::execute(req, &graph, &selection, tx));
+    let _ = reporter.join();
+
+    let deployments: Vec<(String, crate::exec::events::NodeResult)> =
+        result.nodes.iter().filter(|(_, dep, _)| *dep).map(|(id, _, r)| (id.clone(), r.clone())).collect();
+    let finished: Vec<(String, f64)> = deployments
+        .iter()
+        .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
+        .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
+        .collect();
+    let _ = crate::state::record_durations(&state_dir, &finished);
+    let summary = report::summary::render(&report::summary::SummaryInput {
+        results: &deployments,
+        elapsed: result.elapsed,
+        cancel: result.cancel,
+        run_dir: &result.run_dir,
+        work_kept: result.work_kept.as_deref(),
+        color,
+    });
+    let _ = std::io::stderr().write_all(summary.as_bytes());
+    exit_status(&result)
+}
+
+fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
+    use crate::exec::process::Sig;
+    match result.signal {
+        Some(Sig::Int) => return exit_code::INTERRUPTED,
+        Some(Sig::Term) => return exit_code::TERMINATED,
+        None => {}
+    }
+    if result.nodes.iter().any(|(_, _, r)| r.status != Status::Succeeded) {
+        exit_code::FAILED
+    } else {
+        exit_code::SUCCESS
+    }
 }

@@ -18,3 +18,4 @@ pub mod exit_code;
 pub mod plan;
 pub mod report;
 pub mod plugins;
+pub mod state;

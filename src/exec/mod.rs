@@ -2,9 +2,11 @@
 //!
 //! The engine never prints: everything the user sees leaves this module as a `RunEvent`.
 
+pub mod deployment;
 pub mod events;
 pub mod outputs;
 pub mod log_sink;
 pub mod process;
+pub mod run;
 pub mod scheduler;
 pub mod workspace;

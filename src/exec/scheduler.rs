@@ -133,6 +133,8 @@ pub struct Outcome {
     pub results: Vec<NodeResult>,
     /// The most severe reason the run stopped early, if it did.
     pub cancel: Option<CancelReason>,
+    /// The first signal received (decides the exit code even after a second one).
+    pub signal: Option<Sig>,
 }
 
 /// Runs the schedule to the end. `signals` delivers SIGINT/SIGTERM as they arrive.
@@ -170,6 +172,7 @@ pub async fn run<E: Executor>(
     let started = Instant::now();
     let deadline = opts.deadline.map(|d| tokio::time::Instant::from_std(started + d));
     let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut first_signal: Option<Sig> = None;
     let jobs = opts.jobs.max(1);
 
     loop {
@@ -244,6 +247,7 @@ pub async fn run<E: Executor>(
             }
             sig = signals.recv() => {
                 let Some(sig) = sig else { continue };
+                first_signal.get_or_insert(sig);
                 let reason = match sig { Sig::Int => CancelReason::Interrupt, Sig::Term => CancelReason::Terminate };
                 if cancel.is_some_and(|c| c >= CancelReason::Terminate) {
                     // The second signal: no more waiting.
@@ -281,7 +285,11 @@ pub async fn run<E: Executor>(
         }
     }
     let _ = events.send(RunEvent::Finished { elapsed: started.elapsed() });
-    Outcome { results: results.into_iter().map(|r| r.expect("every node was finished")).collect(), cancel }
+    Outcome {
+        results: results.into_iter().map(|r| r.expect("every node was finished")).collect(),
+        cancel,
+        signal: first_signal,
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

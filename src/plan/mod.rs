@@ -3,6 +3,7 @@
 
 pub mod graphviz;
 pub mod json;
+pub mod preview;
 pub mod text;
 
 use std::collections::HashMap;

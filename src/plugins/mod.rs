@@ -1,5 +1,11 @@
 //! Plugins: what each deployment runs. BitOps-format plugins follow the BitOps v2 contract
-//! exactly (`bitops_format`); built-in plugins are native Rust (`builtin`). Both produce a
-//! [`step::Prepared`]: exported variables and command steps, which `plan` shows and `exec` runs.
+//! exactly (`bitops_format`, run by `bitops_run`); built-in plugins are native Rust (`builtin`).
+//! Both produce a [`step::Prepared`]: exported variables and command steps, which `plan` shows
+//! and `exec` runs.
 
+pub mod bitops_format;
+pub mod bitops_run;
+pub mod registry;
 pub mod step;
+
+pub use registry::{merged_tool_config, read_tool_config, Registry};

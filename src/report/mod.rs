@@ -2,4 +2,6 @@
 //! The engine emits events; only this module writes to the terminal.
 
 pub mod diagnostics;
+pub mod live;
 pub mod style;
+pub mod summary;

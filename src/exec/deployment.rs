@@ -1,0 +1,424 @@
+//! One deployment, start to end: its working copy, its own environment variables (nothing
+//! leaks from one deployment to another), before-hooks, the plugin's steps, after-hooks, its
+//! outputs, retries with backoff, and its time limit — all written to its log as it happens.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use super::events::{ExitInfo, NodeResult, RunEvent, Status};
+use super::log_sink::{LogSink, Mask};
+use super::outputs::{self, Outputs};
+use super::process::{self, CommandSpec, Limits, ProcessEnd, StopRequest};
+use super::scheduler::Executor;
+use super::workspace::Workspace;
+use crate::model::Repo;
+use crate::plugins::step::{Action, Capture, Context, Prepared, Step};
+use crate::plugins::Registry;
+
+/// A deployment as the runner needs it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: String,
+    pub env: usize,
+    pub dep: usize,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    /// Deployments upstream of this one (transitively), by node id, whose outputs it receives.
+    pub upstream: Vec<String>,
+}
+
+/// Everything shared by the deployments of one run.
+pub struct Runner {
+    pub repo: Arc<Repo>,
+    pub registry: Arc<Registry>,
+    pub workspace: Arc<Workspace>,
+    pub run_id: String,
+    /// The user's environment, the base of every deployment's environment.
+    pub base_env: BTreeMap<String, String>,
+    pub action: Action,
+    pub fail_fast: bool,
+    pub grace: Duration,
+    /// Indexed like the schedule; `None` for environment nodes.
+    pub jobs: Vec<Option<Job>>,
+    pub masks: Vec<Arc<[Mask]>>,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+    /// Outputs of deployments that succeeded in this run, by node id.
+    pub outputs: Mutex<HashMap<String, Outputs>>,
+    /// First retry delay; doubled each time, at most 60 s.
+    pub backoff: Duration,
+}
+
+/// The runner as the scheduler's executor: each node task holds its own `Arc` of it.
+pub struct RunnerHandle(pub Arc<Runner>);
+
+impl Executor for RunnerHandle {
+    fn run(&self, node: usize, stop: watch::Receiver<StopRequest>) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+        let this = Arc::clone(&self.0);
+        Box::pin(async move { this.run_job(node, stop).await })
+    }
+}
+
+impl Runner {
+    async fn run_job(self: Arc<Self>, node: usize, mut stop: watch::Receiver<StopRequest>) -> NodeResult {
+        let job = self.jobs[node].clone().expect("the scheduler only runs deployment nodes");
+        let env = &self.repo.environments[job.env];
+        let dep = &env.deployments[job.dep];
+        let log_path = self.workspace.logs_dir().join(&env.name).join(format!("{}.log", dep.name));
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let mut sink = match LogSink::create(&log_path, Arc::clone(&self.masks[job.env]), 40) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut r = NodeResult::with_reason(Status::Failed, format!("cannot write the log {}: {e}", log_path.display()));
+                r.started = Some(started_at);
+                r.ended = Some(SystemTime::now());
+                return r;
+            }
+        };
+        let mut attempt = 0u32;
+        let mut delay = self.backoff;
+        let result = loop {
+            attempt += 1;
+            let _ = self.events.send(RunEvent::NodeStarted { id: job.id.clone(), attempt, log: Some(log_path.clone()) });
+            if attempt > 1 {
+                sink.note(&format!("--- attempt {attempt} of {} ---", job.retries + 1));
+            }
+            let outcome = self.attempt(&job, &mut sink, &mut stop).await;
+            let retry = outcome.status == Status::Failed && attempt <= job.retries && *stop.borrow() == StopRequest::None;
+            if !retry {
+                break (outcome, attempt);
+            }
+            let reason = outcome.reason.clone().unwrap_or_else(|| "failed".into());
+            sink.note(&format!("bitops: {reason}; retrying in {}", humantime::format_duration(delay)));
+            let _ = self.events.send(RunEvent::NodeRetry { id: job.id.clone(), attempt: attempt + 1, delay, reason });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() != StopRequest::None {
+                let mut r = outcome;
+                r.status = Status::Interrupted;
+                r.reason = Some("interrupted while waiting to retry".into());
+                break (r, attempt);
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        };
+        let (mut r, attempts) = result;
+        r.attempts = attempts;
+        r.started = Some(started_at);
+        r.ended = Some(SystemTime::now());
+        r.duration = clock.elapsed();
+        r.log = Some(log_path);
+        r.tail = sink.tail();
+        if let Some(e) = sink.write_error() {
+            r.reason.get_or_insert_with(|| format!("writing the log failed: {e}"));
+        }
+        if r.status == Status::Succeeded {
+            if let Err(e) = outputs::save(&self.workspace.state_dir, &job.id, &r.outputs) {
+                sink.note(&format!("bitops: could not keep outputs in the state folder: {e}"));
+            }
+            self.outputs.lock().expect("outputs lock").insert(job.id.clone(), r.outputs.clone());
+        } else if !self.workspace.in_place {
+            r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
+        }
+        // Outputs are shown in reports; never show a secret a mask would hide.
+        r.outputs = r.outputs.iter().map(|(k, v)| (k.clone(), super::log_sink::apply_masks(&self.masks[job.env], v))).collect();
+        r
+    }
+
+    /// The environment a deployment runs with: the user's variables, BitOps' variables
+    /// (reference §5.2–5.3) and the outputs of everything upstream.
+    fn environment(&self, job: &Job, env_dir: &Path, plugin_dir: Option<&Path>) -> (BTreeMap<String, String>, PathBuf, PathBuf) {
+        let env = &self.repo.environments[job.env];
+        let dep = &env.deployments[job.dep];
+        let ws = &self.workspace;
+        let tool_dir = env_dir.join(&dep.name);
+        let mut vars = self.base_env.clone();
+        let state = ws.state_dir.display().to_string();
+        let plugins_dir = ws.state_dir.join("plugins");
+        let set = |vars: &mut BTreeMap<String, String>, k: &str, v: String| {
+            vars.insert(k.to_string(), v);
+        };
+        set(&mut vars, "BITOPS_TEMPDIR", ws.tempdir.display().to_string());
+        set(&mut vars, "BITOPS_ENVROOT", env_dir.display().to_string());
+        set(&mut vars, "BITOPS_DIR", state.clone());
+        set(&mut vars, "BITOPS_SCRIPTS_DIR", format!("{state}/scripts"));
+        set(&mut vars, "BITOPS_PLUGINS_DIR", format!("{}/", plugins_dir.display()));
+        set(&mut vars, "BITOPS_FAIL_FAST", if self.fail_fast { "True" } else { "False" }.into());
+        set(&mut vars, "BITOPS_KUBE_CONFIG_FILE", ws.tempdir.join(".kube/config").display().to_string());
+        set(&mut vars, "BITOPS_DEFAULT_ROOT_DIR", ws.default_folder.clone());
+        set(&mut vars, "BITOPS_ENVIRONMENT", env.name.clone());
+        set(&mut vars, "ENVIRONMENT", env.name.clone());
+        set(
+            &mut vars,
+            "BITOPS_INSTALLED_PLUGIN_DIR",
+            plugin_dir.map(Path::to_path_buf).unwrap_or_else(|| plugins_dir.join(&dep.plugin)).display().to_string(),
+        );
+        let plugin_setting = self.repo.config.plugin_dir.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| format!("{}/", plugins_dir.display()));
+        set(&mut vars, "BITOPS_PLUGIN_DIR", plugin_setting);
+        set(&mut vars, "BITOPS_OPSREPO_ENVIRONMENT_DIR", tool_dir.display().to_string());
+        set(&mut vars, "BITOPS_PLUGIN_NAME", dep.plugin.clone());
+        set(&mut vars, "BITOPS_OPSREPO_ENV_FILE", tool_dir.join("ENV_FILE").display().to_string());
+        set(&mut vars, "BITOPS_DEPLOYMENT", dep.name.clone());
+        set(&mut vars, "BITOPS_RUN_ID", self.run_id.clone());
+        set(
+            &mut vars,
+            "BITOPS_ACTION",
+            match self.action {
+                Action::Deploy => "deploy",
+                Action::Destroy => "destroy",
+                Action::DryRun => "dry-run",
+            }
+            .into(),
+        );
+        let output_file = ws.outputs_dir().join(&env.name).join(format!("{}.env", dep.name));
+        let inputs_file = ws.outputs_dir().join(&env.name).join(format!("{}.inputs.json", dep.name));
+        set(&mut vars, "BITOPS_OUTPUT_FILE", output_file.display().to_string());
+        set(&mut vars, "BITOPS_INPUTS_JSON", inputs_file.display().to_string());
+        (vars, output_file, inputs_file)
+    }
+
+    /// Outputs of everything upstream: from this run, else from the last successful run.
+    fn upstream_outputs(&self, job: &Job) -> BTreeMap<String, BTreeMap<String, String>> {
+        let done = self.outputs.lock().expect("outputs lock");
+        let mut all = BTreeMap::new();
+        for id in &job.upstream {
+            let o = done.get(id).cloned().or_else(|| outputs::load_saved(&self.workspace.state_dir, id));
+            if let Some(o) = o {
+                all.insert(id.clone(), o.into_iter().collect());
+            }
+        }
+        all
+    }
+
+    async fn attempt(&self, job: &Job, sink: &mut LogSink, stop: &mut watch::Receiver<StopRequest>) -> NodeResult {
+        let env = &self.repo.environments[job.env];
+        let dep = &env.deployments[job.dep];
+        let deadline = job.timeout.map(|t| Instant::now() + t);
+
+        let ws = Arc::clone(&self.workspace);
+        let env_name = env.name.clone();
+        let env_dir = match tokio::task::spawn_blocking(move || ws.env_dir(&env_name)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return self.fail(sink, format!("preparing the working copy: {e}")),
+            Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
+        };
+        let plugin_dir = self.registry.plugin_dir(&dep.plugin);
+        let (mut vars, output_file, inputs_file) = self.environment(job, &env_dir, plugin_dir.as_deref());
+        let upstream = self.upstream_outputs(job);
+        for (id, outs) in &upstream {
+            let (e, d) = id.split_once('/').unwrap_or((id, ""));
+            for (k, v) in outs {
+                vars.insert(outputs::variable_name(e, d, k), v.clone());
+            }
+        }
+        if let Some(parent) = output_file.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&output_file, "");
+        let _ = std::fs::write(&inputs_file, serde_json::to_vec_pretty(&upstream).expect("string maps serialize"));
+
+        let tool_dir = env_dir.join(&dep.name);
+        let tool_config = match crate::plugins::read_tool_config(&tool_dir, &format!("{}/{}", env.name, dep.name)) {
+            Ok(c) => c,
+            Err(e) => return self.fail(sink, e),
+        };
+        let default_dir = self.workspace.repo_root.join(&self.workspace.default_folder).join(&dep.name);
+        let ctx = Context {
+            environment: &env.name,
+            deployment: &dep.name,
+            plugin: &dep.plugin,
+            tool_dir: tool_dir.clone(),
+            default_dir: default_dir.is_dir().then_some(default_dir),
+            tool_config: tool_config.as_ref().map(|(n, _)| n),
+            tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, dep.name),
+            env: &vars,
+            action: self.action,
+        };
+        let prepared: Prepared = match self.registry.prepare(&ctx) {
+            Ok(p) => p,
+            Err(problems) => {
+                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                return self.fail(sink, text.join("; "));
+            }
+        };
+        if let Some(why) = &prepared.skip {
+            sink.note(&format!("bitops: skipped by its configuration: {why}"));
+            let mut r = NodeResult::new(Status::Succeeded);
+            r.reason = Some(format!("skipped: {why}"));
+            return r;
+        }
+        vars.extend(prepared.exports.clone());
+
+        let mut captured: Outputs = Vec::new();
+        // Before hooks, the plugin's steps, after hooks: the first failure ends the deployment.
+        if prepared.before_hooks {
+            for hook in &dep.hooks.before {
+                let path = tool_dir.join(crate::model::BEFORE_HOOKS).join(hook);
+                let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
+                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, &mut captured, &format!("before hook {hook}")).await {
+                    return r;
+                }
+            }
+        }
+        for step in &prepared.steps {
+            if let Some(r) = self.run_step(&job.id, step, &vars, deadline, sink, stop, &mut captured, "").await {
+                return r;
+            }
+        }
+        if prepared.after_hooks {
+            for hook in &dep.hooks.after {
+                let path = tool_dir.join(crate::model::AFTER_HOOKS).join(hook);
+                let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
+                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, &mut captured, &format!("after hook {hook}")).await {
+                    return r;
+                }
+            }
+        }
+        let mut result = NodeResult::new(Status::Succeeded);
+        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+        match outputs::parse(&written) {
+            Ok(o) => {
+                for (k, v) in o {
+                    captured.retain(|(c, _)| *c != k);
+                    captured.push((k, v));
+                }
+            }
+            Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: {e}")),
+        }
+        result.outputs = captured;
+        result
+    }
+
+    fn fail(&self, sink: &mut LogSink, reason: String) -> NodeResult {
+        sink.note(&format!("bitops: {reason}"));
+        NodeResult::with_reason(Status::Failed, reason)
+    }
+
+    /// Runs one step (with its fallback and failure handlers). `None` means go on.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step(
+        &self,
+        id: &str,
+        step: &Step,
+        vars: &BTreeMap<String, String>,
+        deadline: Option<Instant>,
+        sink: &mut LogSink,
+        stop: &mut watch::Receiver<StopRequest>,
+        captured: &mut Outputs,
+        what: &str,
+    ) -> Option<NodeResult> {
+        let label = if what.is_empty() { step.display() } else { format!("{what}: {}", step.display()) };
+        let (end, stdout) = self.run_process(id, step, vars, deadline, sink, stop, &label).await;
+        let ok = match &end {
+            ProcessEnd::Exited(c) => *c == 0 || step.ok_codes.contains(c),
+            _ => false,
+        };
+        if ok {
+            match step.capture {
+                Capture::TerraformOutputs => match outputs::from_terraform_json(&stdout) {
+                    Ok(o) => captured.extend(o),
+                    Err(e) => return Some(self.fail(sink, e)),
+                },
+                Capture::CloudFormationOutputs => match outputs::from_cloudformation_json(&stdout) {
+                    Ok(o) => captured.extend(o),
+                    Err(e) => return Some(self.fail(sink, e)),
+                },
+                _ => {}
+            }
+            return None;
+        }
+        match end {
+            ProcessEnd::TimedOut { after } => {
+                let mut r = NodeResult::with_reason(Status::TimedOut, format!("timed out after {} ({label})", humantime::format_duration(round(after))));
+                sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
+                r.exit = None;
+                return Some(r);
+            }
+            ProcessEnd::Stopped { request, status } => {
+                let mut r = NodeResult::with_reason(Status::Interrupted, format!("interrupted during {label}"));
+                r.exit = status.map(ExitInfo::Code);
+                sink.note(&format!("bitops: stopped ({request:?}) during {label}"));
+                return Some(r);
+            }
+            _ => {}
+        }
+        if let Some(fb) = &step.fallback {
+            return Box::pin(self.run_step(id, fb, vars, deadline, sink, stop, captured, what)).await;
+        }
+        if step.may_fail {
+            sink.note(&format!("bitops: {label} {end}; going on (this step may fail)"));
+            return None;
+        }
+        for handler in &step.on_failure {
+            let (h_end, _) = self.run_process(id, handler, vars, deadline, sink, stop, &format!("on failure: {}", handler.display())).await;
+            if !h_end.success() {
+                sink.note(&format!("bitops: failure handler {} {h_end}", handler.display()));
+            }
+        }
+        let mut r = NodeResult::with_reason(Status::Failed, format!("{label} {end}"));
+        r.exit = match end {
+            ProcessEnd::Exited(c) => Some(ExitInfo::Code(c)),
+            ProcessEnd::Signaled(s) => Some(ExitInfo::Signal(s)),
+            _ => None,
+        };
+        sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
+        Some(r)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_process(
+        &self,
+        id: &str,
+        step: &Step,
+        vars: &BTreeMap<String, String>,
+        deadline: Option<Instant>,
+        sink: &mut LogSink,
+        stop: &mut watch::Receiver<StopRequest>,
+        label: &str,
+    ) -> (ProcessEnd, String) {
+        sink.note(&format!("$ {label}"));
+        let timeout = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) => Some(left),
+                None => return (ProcessEnd::TimedOut { after: Duration::ZERO }, String::new()),
+            },
+            None => None,
+        };
+        let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        env.extend(step.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let Some((program, args)) = step.argv.split_first() else {
+            return (ProcessEnd::Exited(0), String::new());
+        };
+        let spec = CommandSpec {
+            program: program.into(),
+            args: args.iter().map(Into::into).collect(),
+            cwd: step.cwd.clone(),
+            env,
+        };
+        let capture = step.capture != Capture::None;
+        let mut stdout = String::new();
+        let id = id.to_string();
+        let events = self.events.clone();
+        let end = process::run(&spec, &Limits { timeout, grace: self.grace }, stop, |line| {
+            let masked = sink.write_line(line);
+            if capture {
+                stdout.push_str(line);
+                stdout.push('\n');
+            }
+            let _ = events.send(RunEvent::NodeOutput { id: id.clone(), line: masked });
+        })
+        .await;
+        (end, stdout)
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}

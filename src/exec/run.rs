@@ -1,0 +1,198 @@
+//! A whole run: the schedule from the selected graph, the run folder, signal handling, the
+//! scheduler, and the results in run order. The caller (app) shows and records them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use petgraph::graph::NodeIndex;
+use tokio::sync::mpsc;
+
+use super::deployment::{Job, Runner, RunnerHandle};
+use super::events::{CancelReason, NodeResult, RunEvent};
+use super::log_sink::Mask;
+use super::process::Sig;
+use super::scheduler::{self, Options, Order, SchedNode, Schedule};
+use super::workspace::Workspace;
+use crate::graph::{Graph, NodeKind, Selection};
+use crate::model::Repo;
+use crate::plugins::step::Action;
+use crate::plugins::Registry;
+
+pub struct RunRequest {
+    pub repo: Arc<Repo>,
+    pub registry: Arc<Registry>,
+    pub state_dir: PathBuf,
+    pub run_id: String,
+    pub action: Action,
+    pub base_env: BTreeMap<String, String>,
+    pub options: Options,
+    pub in_place: bool,
+    /// Recorded seconds per node id, for priority and ETA.
+    pub durations: HashMap<String, f64>,
+}
+
+pub struct RunResult {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    /// Every selected node in schedule order: (id, is deployment, result).
+    pub nodes: Vec<(String, bool, NodeResult)>,
+    pub cancel: Option<CancelReason>,
+    /// The first SIGINT/SIGTERM, if any.
+    pub signal: Option<Sig>,
+    pub started: SystemTime,
+    pub elapsed: Duration,
+    /// The working copy, when kept (after a failure).
+    pub work_kept: Option<PathBuf>,
+}
+
+/// The selected subgraph as a schedule; `reverse` flips every edge (destroy).
+pub fn schedule(graph: &Graph, selection: &Selection, reverse: bool, durations: &HashMap<String, f64>) -> (Schedule, Vec<NodeIndex>) {
+    let order: Vec<NodeIndex> = graph.topo.iter().copied().filter(|i| selection.contains(*i)).collect();
+    let pos: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(k, i)| (*i, k)).collect();
+    let known: Vec<f64> = durations.values().copied().collect();
+    let typical = if known.is_empty() { 1.0 } else { known.iter().sum::<f64>() / known.len() as f64 };
+    let mut deps = vec![Vec::new(); order.len()];
+    for (k, &i) in order.iter().enumerate() {
+        for p in graph.dependencies(i) {
+            if let Some(&pk) = pos.get(&p) {
+                if reverse {
+                    deps[pk].push(k);
+                } else {
+                    deps[k].push(pk);
+                }
+            }
+        }
+    }
+    let nodes = order
+        .iter()
+        .map(|&i| {
+            let n = graph.node(i);
+            SchedNode {
+                id: n.id.clone(),
+                deployment: n.kind == NodeKind::Deployment,
+                pool: None,
+                weight: if n.kind == NodeKind::Deployment { durations.get(&n.id).copied().unwrap_or(typical) } else { 0.0 },
+            }
+        })
+        .collect();
+    (Schedule { nodes, deps }, order)
+}
+
+/// Runs the request; `events` receives everything as it happens.
+pub async fn execute(req: RunRequest, graph: &Graph, selection: &Selection, events: mpsc::UnboundedSender<RunEvent>) -> RunResult {
+    let reverse = req.action == Action::Destroy;
+    let (mut sched, order) = schedule(graph, selection, reverse, &req.durations);
+    let repo = &req.repo;
+    // Pools and per-deployment jobs.
+    let mut jobs: Vec<Option<Job>> = Vec::with_capacity(order.len());
+    for (k, &i) in order.iter().enumerate() {
+        let n = graph.node(i);
+        let Some(di) = n.dep else {
+            jobs.push(None);
+            continue;
+        };
+        let d = &repo.environments[n.env].deployments[di];
+        sched.nodes[k].pool = d.pool.as_ref().map(|p| p.value.clone());
+        let upstream = if reverse { Vec::new() } else { upstream_deployments(graph, i) };
+        jobs.push(Some(Job { id: n.id.clone(), env: n.env, dep: di, timeout: d.timeout.value, retries: d.retries.value, upstream }));
+    }
+    let masks: Vec<Arc<[Mask]>> = repo
+        .environments
+        .iter()
+        .map(|e| {
+            let v: Vec<Mask> = e.settings.masks.iter().filter_map(|m| Mask::new(&m.search.value, &m.replace).ok()).collect();
+            Arc::from(v)
+        })
+        .collect();
+    let run_dir = req.state_dir.join("runs").join(&req.run_id);
+    let workspace = Arc::new(Workspace::new(&repo.root, &req.state_dir, &run_dir, &repo.default_folder, req.in_place));
+    let total = sched.nodes.iter().filter(|n| n.deployment).count();
+    // An ETA only when every deployment has a recorded duration: the critical path's length.
+    let eta = sched.nodes.iter().filter(|n| n.deployment).all(|n| req.durations.contains_key(&n.id)).then(|| {
+        Duration::from_secs_f64(sched.remaining_path().into_iter().fold(0.0, f64::max))
+    });
+    let _ = events.send(RunEvent::Started { run_id: req.run_id.clone(), total, jobs: req.options.jobs, eta });
+
+    let runner = Arc::new(Runner {
+        repo: Arc::clone(repo),
+        registry: Arc::clone(&req.registry),
+        workspace: Arc::clone(&workspace),
+        run_id: req.run_id.clone(),
+        base_env: req.base_env.clone(),
+        action: req.action,
+        fail_fast: req.options.fail_fast,
+        grace: req.options.grace,
+        jobs,
+        masks,
+        events: events.clone(),
+        outputs: Mutex::new(HashMap::new()),
+        backoff: Duration::from_secs(2),
+    });
+
+    let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+    let forward = tokio::spawn(forward_signals(sig_tx));
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let outcome = scheduler::run(&sched, &req.options, Arc::new(RunnerHandle(runner)), &events, sig_rx).await;
+    forward.abort();
+
+    let all_ok = outcome.results.iter().all(|r| r.status == super::events::Status::Succeeded) && outcome.cancel.is_none();
+    let work_kept = if all_ok || req.in_place {
+        let _ = workspace.remove_work();
+        None
+    } else {
+        workspace.tempdir.exists().then(|| workspace.tempdir.clone())
+    };
+    let nodes = sched
+        .nodes
+        .iter()
+        .zip(outcome.results)
+        .map(|(n, r)| (n.id.clone(), n.deployment, r))
+        .collect();
+    RunResult { run_id: req.run_id, run_dir, nodes, cancel: outcome.cancel, signal: outcome.signal, started, elapsed: clock.elapsed(), work_kept }
+}
+
+/// Deployments upstream of a node (transitively), by id.
+fn upstream_deployments(graph: &Graph, i: NodeIndex) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<NodeIndex> = graph.dependencies(i).collect();
+    let mut out = Vec::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if graph.node(n).kind == NodeKind::Deployment {
+            out.push(graph.node(n).id.clone());
+        }
+        stack.extend(graph.dependencies(n));
+    }
+    out.sort();
+    out
+}
+
+/// SIGINT and SIGTERM become scheduler signals (the scheduler decides what they mean).
+async fn forward_signals(tx: mpsc::UnboundedSender<Sig>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => Sig::Int,
+            _ = term.recv() => Sig::Term,
+        };
+        if tx.send(sig).is_err() {
+            return;
+        }
+    }
+}
+
+/// The order option from the environment (benchmarks compare against FIFO).
+pub fn order_from_env(env: &crate::config::settings::EnvVars) -> Order {
+    match env.get("BITOPS_SCHEDULER_ORDER") {
+        Some("fifo") => Order::Fifo,
+        _ => Order::CriticalPath,
+    }
+}

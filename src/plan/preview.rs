@@ -1,0 +1,115 @@
+//! What each selected deployment's plugin would run, computed without running anything: shown
+//! by `bitops plan`, and checked by `deploy` before the first process starts (every plugin
+//! config problem and every missing tool is reported up front, all at once).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use petgraph::graph::NodeIndex;
+use rayon::prelude::*;
+
+use super::Invocation;
+use crate::diagnostic::{Diagnostics, Problem};
+use crate::graph::{Graph, Selection};
+use crate::model::Repo;
+use crate::plugins::step::{Action, Context, Prepared};
+use crate::plugins::{merged_tool_config, Registry};
+
+/// Prepares every selected deployment as it would run (paths point into the repo itself).
+pub fn prepare_all(
+    repo: &Repo,
+    graph: &Graph,
+    selection: &Selection,
+    registry: &Registry,
+    action: Action,
+    base_env: &BTreeMap<String, String>,
+) -> HashMap<NodeIndex, Result<Prepared, Vec<Problem>>> {
+    let nodes: Vec<NodeIndex> = selection.deployments(graph).collect();
+    nodes
+        .par_iter()
+        .map(|&i| {
+            let n = graph.node(i);
+            let env = &repo.environments[n.env];
+            let d = &env.deployments[n.dep.expect("deployments only")];
+            let result = (|| {
+                let config = merged_tool_config(repo, &env.name, &d.name).map_err(|e| {
+                    vec![Problem::new("bitops::plugin::tool_config", e).path(&d.dir.join(crate::config::CONFIG_FILE))]
+                })?;
+                let mut vars = base_env.clone();
+                vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
+                vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
+                vars.insert("BITOPS_OPSREPO_ENVIRONMENT_DIR".into(), d.dir.display().to_string());
+                let default_dir = repo.root.join(&repo.default_folder).join(&d.name);
+                let ctx = Context {
+                    environment: &env.name,
+                    deployment: &d.name,
+                    plugin: &d.plugin,
+                    tool_dir: d.dir.clone(),
+                    default_dir: default_dir.is_dir().then_some(default_dir),
+                    tool_config: config.as_ref(),
+                    tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, d.name),
+                    env: &vars,
+                    action,
+                };
+                registry.prepare(&ctx)
+            })();
+            (i, result)
+        })
+        .collect()
+}
+
+/// The plan's view of a prepared deployment.
+pub fn invocation(p: &Prepared) -> Invocation {
+    let mut commands: Vec<String> = p.steps.iter().map(|s| s.display()).collect();
+    if let Some(why) = &p.skip {
+        commands = vec![format!("(skipped: {why})")];
+    }
+    Invocation {
+        argv: p.steps.first().map(|s| s.argv.clone()).unwrap_or_default(),
+        env: p.exports.clone(),
+        commands,
+        settings: p.settings.clone(),
+    }
+}
+
+/// Problems of prepared deployments and tools missing from PATH, naming who needs them.
+pub fn check(graph: &Graph, prepared: &HashMap<NodeIndex, Result<Prepared, Vec<Problem>>>, path_var: Option<&str>, diags: &mut Diagnostics) {
+    let mut need: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, r) in prepared {
+        match r {
+            Ok(p) if p.skip.is_none() => {
+                for t in &p.tools {
+                    need.entry(t.clone()).or_default().push(graph.node(*i).id.clone());
+                }
+            }
+            Ok(_) => {}
+            Err(problems) => {
+                for p in problems {
+                    diags.push(p.clone());
+                }
+            }
+        }
+    }
+    for (tool, mut users) in need {
+        if find_on_path(&tool, path_var).is_none() {
+            users.sort();
+            let n = users.len();
+            let shown = if n > 6 { format!("{} and {} more", users[..6].join(", "), n - 6) } else { users.join(", ") };
+            diags.push(
+                Problem::new("bitops::tool::missing", format!("`{tool}` is not on PATH; {n} deployment{} need{} it: {shown}", if n == 1 { "" } else { "s" }, if n == 1 { "s" } else { "" }))
+                    .help(format!("install `{tool}` (or add its folder to PATH), or leave these deployments out with -e/--only")),
+            );
+        }
+    }
+}
+
+/// The first executable called `name` on `PATH` (or `name` itself when it has a slash).
+pub fn find_on_path(name: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if name.contains('/') {
+        let p = Path::new(name);
+        return is_exec(p).then(|| p.to_path_buf());
+    }
+    path_var?.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(name)).find(|p| is_exec(p))
+}

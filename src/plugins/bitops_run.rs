@@ -1,0 +1,57 @@
+//! Running a BitOps-format plugin: the contract's variables, then
+//! `<language> <plugin>/<deploy script> <stack_action>` in the tool folder.
+
+use super::bitops_format::{check_deploy_script, deploy_argv, resolve, Plugin, Source, ToolConfig};
+use super::step::{Action, Context, Prepared, Step};
+use crate::config::settings::EnvVars;
+use crate::diagnostic::Problem;
+
+pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
+    let mut prepared = Prepared {
+        before_hooks: p.config.before_hook_scripts,
+        after_hooks: p.config.after_hook_scripts,
+        tools: vec![p.config.language.clone()],
+        ..Prepared::default()
+    };
+    let mut stack_action = String::new();
+    let mut has_action = false;
+    if let Some(schema) = &p.schema {
+        // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
+        let tc = ToolConfig { root: ctx.tool_config, file: None, display: &ctx.tool_config_name };
+        let env = EnvVars(ctx.env.clone());
+        let r = resolve(schema, &tc, &env, ctx.plugin);
+        if !r.problems.is_empty() {
+            return Err(r.problems);
+        }
+        prepared.exports.extend(r.env());
+        prepared.settings = r
+            .values
+            .iter()
+            .map(|(k, v, src)| {
+                let origin = match src {
+                    Source::Env => "env override",
+                    Source::Config => "config",
+                    Source::Default => "schema default",
+                    Source::Unset => "unset",
+                };
+                format!("{k} = {} ({origin})", v.as_deref().unwrap_or("-"))
+            })
+            .collect();
+        has_action = schema.properties.iter().any(|x| x.is_cli() && x.name == "stack-action");
+        stack_action = r.stack_action;
+    }
+    match ctx.action {
+        Action::Deploy => {}
+        // A plugin reads its action from its one argument; `destroy` is the word the official
+        // plugins use for it.
+        Action::Destroy => stack_action = "destroy".into(),
+        Action::DryRun if has_action => stack_action = "plan".into(),
+        Action::DryRun => {
+            prepared.skip = Some(format!("plugin `{}` has no `stack-action`, so no dry run", p.name));
+            return Ok(prepared);
+        }
+    }
+    check_deploy_script(p).map_err(|e| vec![e])?;
+    prepared.steps.push(Step::new(deploy_argv(p, &stack_action), &ctx.tool_dir));
+    Ok(prepared)
+}

@@ -1,0 +1,109 @@
+//! Which plugin a deployment uses, loaded once per run: a BitOps-format plugin named in
+//! `bitops.plugins` (which replaces a built-in of the same name) or a built-in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostics, Problem};
+use crate::model::{PluginSource, Repo};
+use crate::yaml::Node;
+
+use super::bitops_format::{self, Plugin};
+use super::step::{Context, Prepared};
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    bitops: HashMap<String, Plugin>,
+}
+
+impl Registry {
+    /// Loads every plugin the selected deployments use; problems name those deployments.
+    pub fn load<'a>(repo: &Repo, state_dir: &Path, used: impl IntoIterator<Item = (&'a str, &'a str)>, diags: &mut Diagnostics) -> Registry {
+        let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (plugin, node) in used {
+            users.entry(plugin).or_default().push(node);
+        }
+        let mut reg = Registry::default();
+        for p in &repo.plugins {
+            let Some(who) = users.get(p.name.as_str()) else { continue };
+            let dir = match &p.source {
+                PluginSource::Local(dir) => dir.clone(),
+                PluginSource::Git { .. } => installed_dir(state_dir, &p.name),
+            };
+            let mut local = Diagnostics::default();
+            match bitops_format::load_plugin(&dir, &p.name, &mut local) {
+                Some(plugin) => {
+                    reg.bitops.insert(p.name.clone(), plugin);
+                }
+                None => {
+                    let mut list = who.clone();
+                    list.sort_unstable();
+                    let shown = if list.len() > 5 { format!("{} and {} more", list[..5].join(", "), list.len() - 5) } else { list.join(", ") };
+                    for mut problem in local.problems().iter().cloned() {
+                        problem.message = format!("{} (used by {shown})", problem.message);
+                        if matches!(p.source, PluginSource::Git { .. }) && problem.code == "bitops::plugin::not_found" {
+                            problem.help = Some("run `bitops plugins install` to fetch git plugins into the state folder".into());
+                        }
+                        diags.push(problem);
+                    }
+                }
+            }
+        }
+        reg
+    }
+
+    /// The folder of a BitOps-format plugin, if the deployment uses one.
+    pub fn plugin_dir(&self, name: &str) -> Option<PathBuf> {
+        self.bitops.get(name).map(|p| p.dir.clone())
+    }
+
+    pub fn bitops_plugin(&self, name: &str) -> Option<&Plugin> {
+        self.bitops.get(name)
+    }
+
+    /// What the deployment runs.
+    pub fn prepare(&self, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
+        if let Some(p) = self.bitops.get(ctx.plugin) {
+            return super::bitops_run::prepare(p, ctx);
+        }
+        // BUILTIN-DISPATCH
+        Err(vec![Problem::new(
+            "bitops::plugin::unknown",
+            format!("plugin `{}` of `{}/{}` is not available", ctx.plugin, ctx.environment, ctx.deployment),
+        )])
+    }
+}
+
+/// Where `bitops plugins install` puts a git plugin.
+pub fn installed_dir(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("plugins").join(name)
+}
+
+/// Reads a tool folder's `bitops.config.yaml` (already merged with `_default` in a working
+/// copy). `Ok(None)` when there is none.
+pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, String)>, String> {
+    let path = tool_dir.join(crate::config::CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {display}/bitops.config.yaml: {e}")),
+    };
+    match crate::yaml::parse(&text) {
+        Ok(Some(n)) => Ok(Some((n, format!("{display}/bitops.config.yaml")))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("{display}/bitops.config.yaml is not valid YAML: {}", e.message)),
+    }
+}
+
+/// The tool config as a deployment will see it: the environment's file deep-merged over the
+/// `_default` one, read straight from the repo (for `plan`, which makes no working copy).
+pub fn merged_tool_config(repo: &Repo, env: &str, deployment: &str) -> Result<Option<Node>, String> {
+    let own = read_tool_config(&repo.root.join(env).join(deployment), &format!("{env}/{deployment}"))?;
+    let default = read_tool_config(&repo.root.join(&repo.default_folder).join(deployment), &format!("{}/{deployment}", repo.default_folder))?;
+    Ok(match (default, own) {
+        (Some((d, _)), Some((o, _))) if d.as_map().is_some() && o.as_map().is_some() => Some(crate::yaml::merge(&d, &o)),
+        (_, Some((o, _))) => Some(o),
+        (Some((d, _)), None) => Some(d),
+        (None, None) => None,
+    })
+}
