@@ -127,8 +127,14 @@ fn plan_command(args: &PlanArgs) -> u8 {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
+    // Graph pictures show no commands: don't read every tool config for them.
+    let shows_commands = matches!(args.format, PlanFormat::Text | PlanFormat::Json);
     let base_env = loaded.env.0.clone();
-    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::Deploy, &base_env);
+    let prepared = if shows_commands {
+        plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::Deploy, &base_env)
+    } else {
+        Default::default()
+    };
     for (i, r) in prepared {
         let v = match r {
             Ok(p) => Ok(plan::preview::invocation(&p)),

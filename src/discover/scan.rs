@@ -1,7 +1,7 @@
 //! Reads the repo: its config, its environments (in parallel) and each environment's
 //! deployments, folders and hooks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -56,8 +56,8 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         repo: &config,
         flags: input.flags,
         env: input.env,
-        default_folder: &default_folder,
         default_dirs: &default_dirs,
+        default_hooks: default_hooks(root, &default_folder, &default_dirs),
         known_plugins: &known_plugins,
     };
     let results: Vec<(Environment, Diagnostics)> = env_names.par_iter().map(|name| ctx.scan_env(name)).collect();
@@ -144,8 +144,8 @@ struct EnvCtx<'a> {
     repo: &'a BitopsSection,
     flags: &'a Flags,
     env: &'a EnvVars,
-    default_folder: &'a str,
     default_dirs: &'a BTreeSet<String>,
+    default_hooks: HashMap<String, Hooks>,
     known_plugins: &'a [&'a str],
 }
 
@@ -288,16 +288,48 @@ impl EnvCtx<'_> {
     }
 
     /// Hook files as BitOps runs them: every entry, byte order; `_default`'s merged in.
+    /// One listing of the deployment folder decides whether there is anything to read, which
+    /// matters on repos with tens of thousands of deployments.
     fn hooks(&self, env: &str, deployment: &str) -> Hooks {
-        let list = |folder: &str| -> Vec<String> {
-            let mut names = BTreeSet::new();
-            for base in [self.root.join(self.default_folder), self.root.join(env)] {
-                if let Ok(rd) = std::fs::read_dir(base.join(deployment).join(folder)) {
-                    names.extend(rd.flatten().filter_map(|e| e.file_name().into_string().ok()));
-                }
-            }
-            names.into_iter().collect()
+        let mut hooks = self.default_hooks.get(deployment).cloned().unwrap_or_default();
+        let dir = self.root.join(env).join(deployment);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return hooks;
         };
-        Hooks { before: list(BEFORE_HOOKS), after: list(AFTER_HOOKS) }
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let target = if name == BEFORE_HOOKS {
+                &mut hooks.before
+            } else if name == AFTER_HOOKS {
+                &mut hooks.after
+            } else {
+                continue;
+            };
+            target.extend(list_names(&e.path()));
+            target.sort();
+            target.dedup();
+        }
+        hooks
     }
+}
+
+fn list_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Hook files of each tool folder in `_default`, read once per run.
+fn default_hooks(root: &Path, default_folder: &str, default_dirs: &BTreeSet<String>) -> HashMap<String, Hooks> {
+    default_dirs
+        .iter()
+        .map(|tool| {
+            let base = root.join(default_folder).join(tool);
+            let mut before = list_names(&base.join(BEFORE_HOOKS));
+            let mut after = list_names(&base.join(AFTER_HOOKS));
+            before.sort();
+            after.sort();
+            (tool.clone(), Hooks { before, after })
+        })
+        .collect()
 }

@@ -13,7 +13,8 @@ use crate::diagnostic::{Diagnostics, Problem};
 use crate::graph::{Graph, Selection};
 use crate::model::Repo;
 use crate::plugins::step::{Action, Context, Prepared};
-use crate::plugins::{merged_tool_config, Registry};
+use crate::plugins::{merge_tool_configs, read_tool_config, Registry};
+use crate::yaml::Node;
 
 /// Prepares every selected deployment as it would run (paths point into the repo itself).
 pub fn prepare_all(
@@ -25,6 +26,15 @@ pub fn prepare_all(
     base_env: &BTreeMap<String, String>,
 ) -> HashMap<NodeIndex, Result<Prepared, Vec<Problem>>> {
     let nodes: Vec<NodeIndex> = selection.deployments(graph).collect();
+    // `_default`'s tool folders, read once rather than once per deployment.
+    let mut defaults: HashMap<String, (Option<Node>, bool)> = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir(repo.root.join(&repo.default_folder)) {
+        for e in rd.flatten().filter(|e| e.path().is_dir()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let cfg = read_tool_config(&e.path(), &format!("{}/{name}", repo.default_folder)).ok().flatten().map(|(n, _)| n);
+            defaults.insert(name, (cfg, true));
+        }
+    }
     nodes
         .par_iter()
         .map(|&i| {
@@ -32,20 +42,22 @@ pub fn prepare_all(
             let env = &repo.environments[n.env];
             let d = &env.deployments[n.dep.expect("deployments only")];
             let result = (|| {
-                let config = merged_tool_config(repo, &env.name, &d.name).map_err(|e| {
+                let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name)).map_err(|e| {
                     vec![Problem::new("bitops::plugin::tool_config", e).path(&d.dir.join(crate::config::CONFIG_FILE))]
                 })?;
+                let (default_config, has_default) = defaults.get(&d.name).map(|(c, b)| (c.as_ref(), *b)).unwrap_or((None, false));
+                let config = merge_tool_configs(default_config, own.map(|(n, _)| n));
                 let mut vars = base_env.clone();
                 vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
                 vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
                 vars.insert("BITOPS_OPSREPO_ENVIRONMENT_DIR".into(), d.dir.display().to_string());
-                let default_dir = repo.root.join(&repo.default_folder).join(&d.name);
+                let default_dir = has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
                 let ctx = Context {
                     environment: &env.name,
                     deployment: &d.name,
                     plugin: &d.plugin,
                     tool_dir: d.dir.clone(),
-                    default_dir: default_dir.is_dir().then_some(default_dir),
+                    default_dir,
                     tool_config: config.as_ref(),
                     tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, d.name),
                     env: &vars,

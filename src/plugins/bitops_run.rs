@@ -1,7 +1,7 @@
 //! Running a BitOps-format plugin: the contract's variables, then
 //! `<language> <plugin>/<deploy script> <stack_action>` in the tool folder.
 
-use super::bitops_format::{check_deploy_script, deploy_argv, resolve, Plugin, Source, ToolConfig};
+use super::bitops_format::{deploy_argv, resolve, Plugin, Source, ToolConfig};
 use super::step::{Action, Context, Prepared, Step};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::Problem;
@@ -51,7 +51,7 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
             return Ok(prepared);
         }
     }
-    check_deploy_script(p).map_err(|e| vec![e])?;
+    // The deploy script's existence was checked once, when the registry loaded the plugin.
     prepared.steps.push(Step::new(deploy_argv(p, &stack_action), &ctx.tool_dir));
     Ok(prepared)
 }

@@ -4,8 +4,9 @@
 //! and `exec` runs.
 
 pub mod bitops_format;
+pub mod builtin;
 pub mod bitops_run;
 pub mod registry;
 pub mod step;
 
-pub use registry::{merged_tool_config, read_tool_config, Registry};
+pub use registry::{merge_tool_configs, read_tool_config, Registry};

@@ -31,7 +31,14 @@ impl Registry {
                 PluginSource::Git { .. } => installed_dir(state_dir, &p.name),
             };
             let mut local = Diagnostics::default();
-            match bitops_format::load_plugin(&dir, &p.name, &mut local) {
+            let loaded = bitops_format::load_plugin(&dir, &p.name, &mut local).filter(|plugin| match bitops_format::check_deploy_script(plugin) {
+                Ok(_) => true,
+                Err(problem) => {
+                    local.push(problem);
+                    false
+                }
+            });
+            match loaded {
                 Some(plugin) => {
                     reg.bitops.insert(p.name.clone(), plugin);
                 }
@@ -95,15 +102,12 @@ pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, 
     }
 }
 
-/// The tool config as a deployment will see it: the environment's file deep-merged over the
-/// `_default` one, read straight from the repo (for `plan`, which makes no working copy).
-pub fn merged_tool_config(repo: &Repo, env: &str, deployment: &str) -> Result<Option<Node>, String> {
-    let own = read_tool_config(&repo.root.join(env).join(deployment), &format!("{env}/{deployment}"))?;
-    let default = read_tool_config(&repo.root.join(&repo.default_folder).join(deployment), &format!("{}/{deployment}", repo.default_folder))?;
-    Ok(match (default, own) {
-        (Some((d, _)), Some((o, _))) if d.as_map().is_some() && o.as_map().is_some() => Some(crate::yaml::merge(&d, &o)),
-        (_, Some((o, _))) => Some(o),
-        (Some((d, _)), None) => Some(d),
+/// The environment's tool config deep-merged over `_default`'s, as a working copy has it.
+pub fn merge_tool_configs(default: Option<&Node>, own: Option<Node>) -> Option<Node> {
+    match (default, own) {
+        (Some(d), Some(o)) if d.as_map().is_some() && o.as_map().is_some() => Some(crate::yaml::merge(d, &o)),
+        (_, Some(o)) => Some(o),
+        (Some(d), None) => Some(d.clone()),
         (None, None) => None,
-    })
+    }
 }
