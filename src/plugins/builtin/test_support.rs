@@ -1,0 +1,84 @@
+//! Test helpers: a tool folder in a temporary directory with a tool config and an environment,
+//! the [`Context`] for it, and the plan text of the steps.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::plugins::step::{Action, Context, Prepared};
+use crate::yaml::Node;
+
+/// `<tmp>/env/<tool>` with a parsed tool config and an environment.
+pub(crate) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub config: Option<Node>,
+    pub env: BTreeMap<String, String>,
+    pub tool: String,
+}
+
+impl Fixture {
+    /// A fixture whose tool folder is `env/tool`.
+    pub fn new(config: &str, env: &[(&str, &str)]) -> Fixture {
+        Fixture::named("tool", config, env)
+    }
+
+    pub fn named(tool: &str, config: &str, env: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("env").join(tool)).expect("mkdir");
+        let config = crate::yaml::parse(config).expect("test YAML");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Fixture {
+            dir,
+            config,
+            env,
+            tool: tool.into(),
+        }
+    }
+
+    pub fn tool_dir(&self) -> PathBuf {
+        self.dir.path().join("env").join(&self.tool)
+    }
+
+    pub fn default_dir(&self) -> PathBuf {
+        self.dir.path().join("_default").join(&self.tool)
+    }
+
+    /// Writes a file relative to the tool folder, creating folders.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        write_at(&self.tool_dir(), rel, text)
+    }
+
+    /// Writes a file relative to the `_default` copy of the tool folder.
+    pub fn write_default(&self, rel: &str, text: &str) -> PathBuf {
+        write_at(&self.default_dir(), rel, text)
+    }
+}
+
+pub(crate) fn write_at(base: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = base.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+pub(crate) fn ctx_in<'a>(fx: &'a Fixture, plugin: &'a str, action: Action) -> Context<'a> {
+    let default_dir = fx.default_dir();
+    Context {
+        environment: "env",
+        deployment: &fx.tool,
+        plugin,
+        tool_dir: fx.tool_dir(),
+        default_dir: default_dir.is_dir().then_some(default_dir),
+        tool_config: fx.config.as_ref(),
+        tool_config_name: format!("env/{}/bitops.config.yaml", fx.tool),
+        env: &fx.env,
+        action,
+    }
+}
+
+/// Each step as the plan shows it.
+pub(crate) fn argvs(p: &Prepared) -> Vec<String> {
+    p.steps.iter().map(|s| s.display()).collect()
+}
