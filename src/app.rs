@@ -172,7 +172,30 @@ fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Diagnostics) 
 fn run_command(args: &RunArgs, action: Action) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
-    let loaded = match load(&args.common, &args.exec, Guards::Check, env) {
+    let command = if action == Action::Destroy { "destroy" } else { "deploy" };
+    // `--resume`: the selection is what the earlier run did not finish.
+    let mut common = args.common.clone();
+    let mut resumed: Option<crate::state::journal::Replay> = None;
+    if let Some(which) = &args.resume {
+        match resume_selection(&common, &env, which) {
+            Ok(replay) => {
+                let remaining = replay.remaining();
+                if remaining.is_empty() {
+                    eprintln!("bitops: run {} has nothing left to resume: every deployment succeeded", replay.run_id);
+                    return exit_code::SUCCESS;
+                }
+                eprintln!("bitops: resuming run {}: {} of {} deployments left", replay.run_id, remaining.len(), replay.deployments.len());
+                common.envs.clear();
+                common.only = remaining;
+                resumed = Some(replay);
+            }
+            Err(p) => {
+                report::diagnostics::print(&ConfigErrors::single(p), color);
+                return exit_code::CONFIG;
+            }
+        }
+    }
+    let loaded = match load(&common, &args.exec, Guards::Check, env) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
@@ -194,8 +217,52 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         );
         return exit_code::CONFIG;
     }
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let config_hash = crate::state::journal::config_hash(
+        loaded.repo.config_file.iter().chain(loaded.repo.environments.iter().filter_map(|e| e.config_file.as_ref())).map(|f| f.text.as_str()),
+    );
+    if let Some(r) = &resumed {
+        if r.config_hash != config_hash {
+            eprintln!("bitops: warning: the repo's configuration changed since run {}; resuming with the current configuration", r.run_id);
+        }
+    }
     let run_id = crate::state::new_run_id();
+    let selected: Vec<String> = loaded.selection.deployments(&loaded.graph).map(|i| loaded.graph.node(i).id.clone()).collect();
+    let mut lock_envs: Vec<String> =
+        loaded.selection.deployments(&loaded.graph).map(|i| loaded.repo.environments[loaded.graph.node(i).env].name.clone()).collect();
+    lock_envs.dedup();
+    let holder = crate::state::lock::Holder {
+        pid: std::process::id(),
+        host: crate::state::lock::hostname(),
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        run_id: run_id.clone(),
+    };
+    let _locks = match crate::state::lock::acquire(&loaded.state_dir, &lock_envs, &holder, args.lock_timeout, args.break_stale_locks) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, crate::state::lock::LockError::Held { .. }) {
+                eprintln!("  help: wait for that run, or pass --lock-timeout DURATION to wait for it");
+            }
+            return exit_code::LOCKED;
+        }
+    };
+    let durations = crate::state::load_durations(&loaded.state_dir);
+    let header = crate::state::journal::Entry::Run {
+        run_id: run_id.clone(),
+        command: command.to_string(),
+        config_hash,
+        deployments: selected,
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+    };
+    let run_dir = loaded.state_dir.join("runs").join(&run_id);
+    let mut journal = match crate::state::journal::Journal::create(&run_dir, &header) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: cannot write the run journal in {}: {e}", run_dir.display());
+            return exit_code::INTERNAL;
+        }
+    };
     let options = crate::exec::scheduler::Options {
         jobs: loaded.settings.jobs.value,
         pools: loaded.settings.pools.clone(),
@@ -224,6 +291,7 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     let reporter = std::thread::spawn(move || {
         let mut live = report::live::Live::new(mode, color, github);
         while let Some(ev) = rx.blocking_recv() {
+            journal.record(&ev);
             live.event(&ev);
         }
     });
@@ -269,4 +337,16 @@ fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
     } else {
         exit_code::SUCCESS
     }
+}
+
+/// The earlier run `--resume` continues, from its journal.
+fn resume_selection(common: &Common, env: &EnvVars, which: &str) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
+    use crate::diagnostic::Problem;
+    let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
+    let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
+    let run_dir = crate::state::journal::find_run(&state_dir, Some(which))
+        .map_err(|e| Problem::new("bitops::resume::run", format!("--resume: {e}")).help("`bitops report` lists earlier runs"))?;
+    crate::state::journal::read(&run_dir).map_err(|e| {
+        Problem::new("bitops::resume::journal", format!("--resume: cannot read the journal of {}: {e}", run_dir.display()))
+    })
 }

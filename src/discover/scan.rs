@@ -132,7 +132,9 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
             }
         } else {
             let path = Path::new(s.strip_prefix("file://").unwrap_or(s));
-            PluginSource::Local(if path.is_absolute() { path.to_path_buf() } else { root.join(path) })
+            // `./_plugins/x` → `<root>/_plugins/x`: keep paths shown in plans and logs clean.
+            let joined = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
+            PluginSource::Local(joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect())
         };
         out.push(PluginRef { name: p.name.value.clone(), source: src, decl: p.name.loc.clone() });
     }

@@ -55,7 +55,7 @@ pub fn schedule(graph: &Graph, selection: &Selection, reverse: bool, durations: 
     let typical = if known.is_empty() { 1.0 } else { known.iter().sum::<f64>() / known.len() as f64 };
     let mut deps = vec![Vec::new(); order.len()];
     for (k, &i) in order.iter().enumerate() {
-        for p in graph.dependencies(i) {
+        for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
             if let Some(&pk) = pos.get(&p) {
                 if reverse {
                     deps[pk].push(k);

@@ -66,6 +66,28 @@ impl Graph {
         self.dag.neighbors_directed(i, Direction::Incoming)
     }
 
+    /// The dependencies a selected node waits for within a selection. An environment node
+    /// that is not selected (only some of its deployments are) is looked through: waiting for
+    /// it means waiting for whichever of its deployments are selected. Unselected deployments
+    /// are assumed deployed already.
+    pub fn selected_dependencies(&self, i: NodeIndex, selected: impl Fn(NodeIndex) -> bool) -> Vec<NodeIndex> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<NodeIndex> = self.dependencies(i).collect();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            if selected(p) {
+                out.push(p);
+            } else if self.dag[p].kind == NodeKind::Environment {
+                stack.extend(self.dependencies(p));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// Direct dependents of a node.
     pub fn dependents(&self, i: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
         self.dag.neighbors_directed(i, Direction::Outgoing)
@@ -196,8 +218,12 @@ fn resolve(
                     c.extend(own.deployments.iter().map(|d| d.name.clone()));
                 }
             }
-            let what = if deployment_level { "deployment of this environment or an environment" } else { "environment" };
-            (format!("`{name}` in `depends_on` is neither a {what}"), c)
+            let message = if deployment_level {
+                format!("`{name}` in `depends_on` is neither a deployment of this environment nor an environment")
+            } else {
+                format!("`{name}` in `depends_on` is not an environment")
+            };
+            (message, c)
         }
     };
     let mut p = Problem::new("bitops::graph::unknown_dependency", message).at(&entry.loc, "unknown name");

@@ -42,7 +42,7 @@ pub fn render_mermaid(plan: &Plan<'_>) -> String {
         };
     }
     for &i in &plan.order {
-        for p in plan.graph.dependencies(i).filter(|p| plan.selection.contains(*p)) {
+        for p in plan.graph.selected_dependencies(i, |x| plan.selection.contains(x)) {
             let _ = writeln!(out, "  {} --> {}", key(p), key(i));
         }
     }

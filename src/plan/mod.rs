@@ -54,7 +54,7 @@ impl<'a> Plan<'a> {
             let is_dep = graph.node(i).kind == NodeKind::Deployment;
             let mut lvl = 0;
             let mut d = 0f64;
-            for p in graph.dependencies(i).filter(|p| selection.contains(*p)) {
+            for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
                 let step = usize::from(graph.node(p).kind == NodeKind::Deployment);
                 lvl = lvl.max(level[p.index()] + step);
                 if best_pred[i.index()].is_none() || dist[p.index()] > d {
@@ -106,8 +106,8 @@ impl<'a> Plan<'a> {
     pub fn depends_on(&self, i: NodeIndex) -> Vec<&str> {
         let mut v: Vec<&str> = self
             .graph
-            .dependencies(i)
-            .filter(|p| self.selection.contains(*p))
+            .selected_dependencies(i, |x| self.selection.contains(x))
+            .into_iter()
             .map(|p| self.graph.node(p).id.as_str())
             .collect();
         v.sort_unstable();

@@ -1,6 +1,9 @@
 //! The state folder (`<ops-repo>/.bitops` or `--state-dir`): run ids and recorded durations.
 //! It is the only place bitops writes inside an ops repo.
 
+pub mod journal;
+pub mod lock;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,7 +78,8 @@ mod tests {
     #[test]
     fn civil_dates() {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(1_795_000_000), (2026, 11, 18, 9, 46, 40));
+        assert_eq!(civil(1_795_000_000), (2026, 11, 18, 11, 6, 40));
+        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! Environment locks: two runs may not deploy the same environment at once.
+//!
+//! A lock is a file `<state>/locks/<env>.lock` created with `O_EXCL` (atomic on local
+//! filesystems) holding who took it. A lock whose process is gone (same host, pid not alive) is
+//! stale: it is reported as such and removed only when asked (`--break-stale-locks`), because
+//! an interrupted run may have left the environment half-deployed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    pub started: String,
+    pub command: String,
+    pub run_id: String,
+}
+
+impl Holder {
+    pub fn describe(&self) -> String {
+        format!("pid {} on {} since {} (run {}: {})", self.pid, self.host, self.started, self.run_id, self.command)
+    }
+
+    /// Whether the holder is a process that no longer exists on this host.
+    pub fn is_stale(&self) -> bool {
+        self.host == hostname() && !pid_alive(self.pid)
+    }
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live run holds it.
+    Held { env: String, holder: Holder },
+    /// Its holder is gone; `--break-stale-locks` removes it.
+    Stale { env: String, holder: Holder },
+    Io { env: String, path: PathBuf, error: std::io::Error },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { env, holder } => write!(f, "environment `{env}` is being deployed by another run: {}", holder.describe()),
+            LockError::Stale { env, holder } => write!(
+                f,
+                "environment `{env}` has a stale lock from a run that no longer exists: {}; it may be half-deployed — check it, then pass --break-stale-locks",
+                holder.describe()
+            ),
+            LockError::Io { env, path, error } => write!(f, "cannot lock environment `{env}` ({}): {error}", path.display()),
+        }
+    }
+}
+
+/// Locks held by this run; released when dropped.
+#[derive(Debug, Default)]
+pub struct Locks {
+    paths: Vec<PathBuf>,
+}
+
+impl Drop for Locks {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+pub fn lock_path(state_dir: &Path, env: &str) -> PathBuf {
+    state_dir.join("locks").join(format!("{env}.lock"))
+}
+
+/// Takes the lock of every environment, all or none. With `wait`, a held lock is retried until
+/// the time is up.
+pub fn acquire(state_dir: &Path, envs: &[String], me: &Holder, wait: Option<Duration>, break_stale: bool) -> Result<Locks, LockError> {
+    let mut locks = Locks::default();
+    let until = wait.map(|w| Instant::now() + w);
+    for env in envs {
+        let path = lock_path(state_dir, env);
+        loop {
+            match try_create(&path, me) {
+                Ok(()) => {
+                    locks.paths.push(path);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = read_holder(&path).unwrap_or_else(|| Holder {
+                        pid: 0,
+                        host: "unknown".into(),
+                        started: "unknown".into(),
+                        command: "unreadable lock file".into(),
+                        run_id: "unknown".into(),
+                    });
+                    if holder.is_stale() {
+                        if break_stale {
+                            let _ = std::fs::remove_file(&path);
+                            continue;
+                        }
+                        return Err(LockError::Stale { env: env.clone(), holder });
+                    }
+                    match until {
+                        Some(t) if Instant::now() < t => std::thread::sleep(Duration::from_millis(200)),
+                        _ => return Err(LockError::Held { env: env.clone(), holder }),
+                    }
+                }
+                Err(error) => return Err(LockError::Io { env: env.clone(), path, error }),
+            }
+        }
+    }
+    Ok(locks)
+}
+
+fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))?;
+    f.sync_all()
+}
+
+pub fn read_holder(path: &Path) -> Option<Holder> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    // A zombie still answers kill(0) but has exited.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32) -> Holder {
+        Holder { pid, host: hostname(), started: "now".into(), command: "bitops deploy".into(), run_id: "r".into() }
+    }
+
+    #[test]
+    fn a_held_lock_refuses_and_is_released_on_drop() {
+        let t = tempfile::tempdir().unwrap();
+        let envs = vec!["a".to_string(), "b".to_string()];
+        let first = acquire(t.path(), &envs, &holder(std::process::id()), None, false).unwrap();
+        match acquire(t.path(), &["b".to_string()], &holder(1), None, false) {
+            Err(LockError::Held { env, holder }) => {
+                assert_eq!(env, "b");
+                assert_eq!(holder.pid, std::process::id());
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        assert!(acquire(t.path(), &envs, &holder(std::process::id()), None, false).is_ok());
+    }
+
+    #[test]
+    fn stale_locks_are_reported_and_broken_on_request() {
+        let t = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above pid_max).
+        let dead = holder(4_194_305);
+        try_create(&lock_path(t.path(), "a"), &dead).unwrap();
+        let me = holder(std::process::id());
+        assert!(matches!(acquire(t.path(), &["a".to_string()], &me, None, false), Err(LockError::Stale { .. })));
+        let held = acquire(t.path(), &["a".to_string()], &me, None, true).unwrap();
+        assert_eq!(read_holder(&lock_path(t.path(), "a")).unwrap(), me);
+        drop(held);
+    }
+}
