@@ -229,6 +229,7 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     let selected: Vec<String> = loaded.selection.deployments(&loaded.graph).map(|i| loaded.graph.node(i).id.clone()).collect();
     let mut lock_envs: Vec<String> =
         loaded.selection.deployments(&loaded.graph).map(|i| loaded.repo.environments[loaded.graph.node(i).env].name.clone()).collect();
+    lock_envs.sort_unstable();
     lock_envs.dedup();
     let holder = crate::state::lock::Holder {
         pid: std::process::id(),
