@@ -108,6 +108,16 @@ impl<'a> Reader<'a> {
     pub fn uint(&mut self, key: &str, node: &Node, min: u64) -> Option<Spanned<u64>> {
         let n = match &node.value {
             Value::Int(i) if *i >= 0 => *i as u64,
+            // A negative number is the right type, just too small: say so.
+            Value::Int(_) => {
+                let loc = self.loc(node);
+                self.diags.push(
+                    Problem::new("bitops::config::range", format!("`{key}` must be at least {min}, found a negative number"))
+                        .at(&loc, "negative")
+                        .help(format!("write it as `{key}: {}`", min.max(1))),
+                );
+                return None;
+            }
             Value::Str(s) => match s.trim().parse::<u64>() {
                 Ok(n) => n,
                 Err(_) => {
