@@ -1,0 +1,203 @@
+//! Order and overlap, from the start/end times the deployments record themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::harness::{TestRepo, Trace};
+
+const PLAIN: &[&str] = &["--progress", "plain", "--color", "never"];
+
+fn deploy(repo: &TestRepo, extra: &[&str]) -> crate::harness::RunOutput {
+    let mut args = vec!["deploy"];
+    args.extend_from_slice(PLAIN);
+    args.extend_from_slice(extra);
+    repo.run(&args)
+}
+
+/// For each deployment of a JSON plan, every deployment it must wait for (through environment
+/// nodes and transitively).
+fn must_wait_for(plan: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
+    let nodes = plan["nodes"].as_array().unwrap();
+    let direct: BTreeMap<String, Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let deps = n["depends_on"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            (n["id"].as_str().unwrap().to_string(), deps)
+        })
+        .collect();
+    let kind: BTreeMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["kind"].as_str().unwrap()))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (id, _) in direct
+        .iter()
+        .filter(|(id, _)| kind[id.as_str()] == "deployment")
+    {
+        let mut seen = BTreeSet::new();
+        let mut stack = direct[id].clone();
+        while let Some(d) = stack.pop() {
+            if seen.insert(d.clone()) {
+                stack.extend(direct[&d].iter().cloned());
+            }
+        }
+        seen.retain(|d| kind[d.as_str()] == "deployment");
+        out.insert(id.clone(), seen);
+    }
+    out
+}
+
+/// Every planned deployment ran once, succeeded, and started after all it depends on ended.
+fn assert_order(plan: &serde_json::Value, trace: &Trace) {
+    let waits = must_wait_for(plan);
+    assert_eq!(
+        trace.starts.len(),
+        waits.len(),
+        "each deployment runs once: {:?}",
+        trace.starts
+    );
+    for (id, deps) in &waits {
+        assert_eq!(trace.span(id).rc, Some(0), "{id} failed");
+        for d in deps {
+            assert!(
+                trace.after(d, id),
+                "{id} started before its dependency {d} ended: {trace:?}"
+            );
+        }
+    }
+}
+
+/// The largest number of deployments running at one moment, among `ids`.
+fn max_concurrency(trace: &Trace, ids: &[&str]) -> usize {
+    let mut events: Vec<(u128, i32)> = Vec::new();
+    for id in ids {
+        let s = trace.span(id);
+        events.push((s.start, 1));
+        events.push((s.end.expect("ended"), -1));
+    }
+    // At equal times, ends first: touching intervals do not overlap.
+    events.sort_by_key(|&(t, d)| (t, d));
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+#[test]
+fn independent_deployments_overlap() {
+    let repo = TestRepo::new();
+    // Each waits (bounded) until the other has started: run one after the other, the first
+    // would give up and fail.
+    for (me, other) in [("x", "y"), ("y", "x")] {
+        repo.env(me, "deployments:\n  d: {plugin: sh}\n");
+        repo.dep(
+            me,
+            "d",
+            &format!("waitfor \"$T_OUT/started/{other}__d\" 60"),
+        );
+    }
+    let out = deploy(&repo, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    let t = repo.trace();
+    assert!(t.overlap("x/d", "y/d"), "{t:?}");
+}
+
+#[test]
+fn dependents_start_after_their_dependencies_end() {
+    let repo = TestRepo::fixture("plan-basic");
+    let plan = repo.plan_json(&[]);
+    let out = deploy(&repo, &["--allow-protected"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_order(&plan, &repo.trace());
+    // Sanity: the fixture has real chains, across environments and inside one.
+    let waits = must_wait_for(&plan);
+    assert!(waits["frontend-test/web"].contains("shared-network/net"));
+    assert!(waits["backend-test/app"].contains("backend-test/infra"));
+    assert!(waits["frontend-test/cdn"].is_empty());
+}
+
+#[test]
+fn jobs_1_never_overlaps() {
+    let repo = TestRepo::new();
+    let ids = ["e1/d", "e2/d", "e3/d", "e4/d"];
+    for id in ids {
+        let (e, d) = id.split_once('/').unwrap();
+        repo.env(e, "deployments:\n  d: {plugin: sh}\n");
+        repo.dep(e, d, "sleep 0.2");
+    }
+    for (args, vars) in [
+        (vec!["-j", "1"], vec![]),
+        (vec![], vec![("BITOPS_JOBS", "1")]),
+    ] {
+        let _ = std::fs::remove_file(repo.out_file("trace"));
+        let mut all = vec!["deploy", "--progress", "plain"];
+        all.extend(args);
+        let out = repo.run_env(&all, &vars);
+        assert_eq!(out.code, 0, "{out}");
+        let t = repo.trace();
+        assert_eq!(t.starts.len(), 4, "{t:?}");
+        assert_eq!(max_concurrency(&t, &ids), 1, "{vars:?}: {t:?}");
+    }
+    // Without a limit they do run together (all four wait for each other to start).
+    let _ = std::fs::remove_file(repo.out_file("trace"));
+    for id in ids {
+        let (e, d) = id.split_once('/').unwrap();
+        let others: Vec<String> = ids
+            .iter()
+            .filter(|o| **o != id)
+            .map(|o| format!("waitfor \"$T_OUT/started/{}\" 60", o.replace('/', "__")))
+            .collect();
+        repo.dep(e, d, &others.join(" && "));
+    }
+    let _ = std::fs::remove_dir_all(repo.out_file("started"));
+    let out = deploy(&repo, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(max_concurrency(&repo.trace(), &ids), 4);
+}
+
+#[test]
+fn pools_limit_their_members() {
+    let repo = TestRepo::with_repo_config("pools:\n  api: 1\n  db: 2\n");
+    let api = ["a1/d", "a2/d", "a3/d"];
+    let db = ["b1/d", "b2/d", "b3/d", "b4/d"];
+    for id in api {
+        let (e, d) = id.split_once('/').unwrap();
+        repo.env(e, "deployments:\n  d: {plugin: sh, pool: api}\n");
+        repo.dep(e, d, "sleep 0.2");
+    }
+    for id in db {
+        let (e, d) = id.split_once('/').unwrap();
+        repo.env(e, "deployments:\n  d: {plugin: sh, pool: db}\n");
+        repo.dep(e, d, "sleep 0.2");
+    }
+    let out = deploy(&repo, &["-j", "8"]);
+    assert_eq!(out.code, 0, "{out}");
+    let t = repo.trace();
+    assert_eq!(t.starts.len(), 7, "{t:?}");
+    assert_eq!(max_concurrency(&t, &api), 1, "pool api (1): {t:?}");
+    assert!(max_concurrency(&t, &db) <= 2, "pool db (2): {t:?}");
+}
+
+#[test]
+fn implicit_sequence_and_explicit_edges_inside_an_environment() {
+    let repo = TestRepo::new();
+    // one → two (implicit order); three declares `depends_on: []` and may start at once,
+    // alongside one: it waits for one to start to prove it.
+    repo.env("e", "deployments:\n  one: {plugin: sh}\n  two: {plugin: sh}\n  three: {plugin: sh, depends_on: []}\n");
+    repo.dep("e", "one", "waitfor \"$T_OUT/started/e__three\" 60");
+    repo.dep("e", "two", "true");
+    repo.dep("e", "three", "waitfor \"$T_OUT/started/e__one\" 60");
+    let plan = repo.plan_json(&[]);
+    let out = deploy(&repo, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    let t = repo.trace();
+    assert_order(&plan, &t);
+    assert!(t.after("e/one", "e/two"));
+    assert!(t.overlap("e/one", "e/three"));
+}
