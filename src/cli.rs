@@ -105,7 +105,7 @@ pub enum PlanFormat {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExecArgs {
     /// How many deployments run at once [default: 8; env: BITOPS_JOBS]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// After a failure, keep running what does not depend on it
     #[arg(long, conflicts_with = "fail_fast")]
@@ -239,6 +239,15 @@ pub struct PluginsCommon {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::reader::parse_duration(s)
+}
+
+/// At least 1, like `BITOPS_JOBS` and `bitops.jobs`.
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 #[cfg(test)]
