@@ -84,13 +84,13 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{argvs, ctx_in, Fixture};
+    use super::super::test_support::{argvs, ctx_in, Case, Fixture};
     use super::*;
 
     const FULL: &str = "ansible:\n  cli:\n    main-playbook: site.yaml\n    extra-vars: \"@extra-vars.json\"\n    flush-cache: true\n    force-handlers: false\n    forks: 20\n    inventory: hosts.yaml\n    skip-tags: ignore-this-tag\n    tags: run-with-this-tag\n    dryrun: true\n  options:\n    verbosity: 4\n";
 
     /// (config, env, action, expected commands)
-    const CASES: &[(&str, &[(&str, &str)], Action, &[&str])] = &[
+    const CASES: &[Case] = &[
         ("", &[], Action::Deploy, &["ansible-playbook playbook.yaml"]),
         ("ansible: {}", &[], Action::Deploy, &["ansible-playbook playbook.yaml"]),
         (

@@ -315,7 +315,7 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{argvs, ctx_in, Fixture};
+    use super::super::test_support::{argvs, ctx_in, Case, Fixture};
     use super::*;
 
     fn fixture(config: &str, env: &[(&str, &str)]) -> Fixture {
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let cases: &[(&str, &[(&str, &str)], Action, &[&str])] = &[
+        let cases: &[Case] = &[
             ("", ENV, Action::Deploy, &["kubectl apply -f a-namespace.yaml -f b/deploy.yml"]),
             (
                 "kubectl: {cli: {namespace: web, server-side: true}}",

@@ -221,7 +221,7 @@ fn strs(a: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{argvs, ctx_in, Fixture};
+    use super::super::test_support::{argvs, ctx_in, Case, Fixture};
     use super::*;
 
     #[test]
@@ -267,7 +267,7 @@ mod tests {
     }
 
     /// (config, env, action, expected commands)
-    const CASES: &[(&str, &[(&str, &str)], Action, &[&str])] = &[
+    const CASES: &[Case] = &[
         // The official default stack-action is `plan`.
         ("", &[], Action::Deploy, &["terraform init -input=false", "terraform plan -input=false"]),
         (

@@ -8,20 +8,20 @@ use crate::plugins::step::{Action, Context, Prepared};
 use crate::yaml::Node;
 
 /// `<tmp>/env/<tool>` with a parsed tool config and an environment.
-pub(crate) struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub config: Option<Node>,
-    pub env: BTreeMap<String, String>,
-    pub tool: String,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) config: Option<Node>,
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) tool: String,
 }
 
 impl Fixture {
     /// A fixture whose tool folder is `env/tool`.
-    pub fn new(config: &str, env: &[(&str, &str)]) -> Fixture {
+    pub(super) fn new(config: &str, env: &[(&str, &str)]) -> Fixture {
         Fixture::named("tool", config, env)
     }
 
-    pub fn named(tool: &str, config: &str, env: &[(&str, &str)]) -> Fixture {
+    pub(super) fn named(tool: &str, config: &str, env: &[(&str, &str)]) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("env").join(tool)).expect("mkdir");
         let config = crate::yaml::parse(config).expect("test YAML");
@@ -37,33 +37,33 @@ impl Fixture {
         }
     }
 
-    pub fn tool_dir(&self) -> PathBuf {
+    pub(super) fn tool_dir(&self) -> PathBuf {
         self.dir.path().join("env").join(&self.tool)
     }
 
-    pub fn default_dir(&self) -> PathBuf {
+    pub(super) fn default_dir(&self) -> PathBuf {
         self.dir.path().join("_default").join(&self.tool)
     }
 
     /// Writes a file relative to the tool folder, creating folders.
-    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+    pub(super) fn write(&self, rel: &str, text: &str) -> PathBuf {
         write_at(&self.tool_dir(), rel, text)
     }
 
     /// Writes a file relative to the `_default` copy of the tool folder.
-    pub fn write_default(&self, rel: &str, text: &str) -> PathBuf {
+    pub(super) fn write_default(&self, rel: &str, text: &str) -> PathBuf {
         write_at(&self.default_dir(), rel, text)
     }
 }
 
-pub(crate) fn write_at(base: &Path, rel: &str, text: &str) -> PathBuf {
+pub(super) fn write_at(base: &Path, rel: &str, text: &str) -> PathBuf {
     let p = base.join(rel);
     std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
     std::fs::write(&p, text).expect("write");
     p
 }
 
-pub(crate) fn ctx_in<'a>(fx: &'a Fixture, plugin: &'a str, action: Action) -> Context<'a> {
+pub(super) fn ctx_in<'a>(fx: &'a Fixture, plugin: &'a str, action: Action) -> Context<'a> {
     let default_dir = fx.default_dir();
     Context {
         environment: "env",
@@ -79,6 +79,14 @@ pub(crate) fn ctx_in<'a>(fx: &'a Fixture, plugin: &'a str, action: Action) -> Co
 }
 
 /// Each step as the plan shows it.
-pub(crate) fn argvs(p: &Prepared) -> Vec<String> {
+pub(super) fn argvs(p: &Prepared) -> Vec<String> {
     p.steps.iter().map(|s| s.display()).collect()
 }
+
+/// A table-driven case: tool config, environment, action, the expected commands as shown.
+pub(super) type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Action,
+    &'static [&'static str],
+);
