@@ -290,26 +290,18 @@ impl EnvCtx<'_> {
     }
 
     /// Hook files as BitOps runs them: every entry, byte order; `_default`'s merged in.
-    /// One listing of the deployment folder decides whether there is anything to read, which
-    /// matters on repos with tens of thousands of deployments.
+    /// Two `stat`s decide whether there is anything to list: the kernel caches misses, which
+    /// matters on repos with tens of thousands of deployments and no hooks.
     fn hooks(&self, env: &str, deployment: &str) -> Hooks {
         let mut hooks = self.default_hooks.get(deployment).cloned().unwrap_or_default();
         let dir = self.root.join(env).join(deployment);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return hooks;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let target = if name == BEFORE_HOOKS {
-                &mut hooks.before
-            } else if name == AFTER_HOOKS {
-                &mut hooks.after
-            } else {
-                continue;
-            };
-            target.extend(list_names(&e.path()));
-            target.sort();
-            target.dedup();
+        for (name, target) in [(BEFORE_HOOKS, &mut hooks.before), (AFTER_HOOKS, &mut hooks.after)] {
+            let folder = dir.join(name);
+            if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
+                target.extend(list_names(&folder));
+                target.sort();
+                target.dedup();
+            }
         }
         hooks
     }
