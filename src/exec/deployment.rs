@@ -406,9 +406,9 @@ impl Runner {
         let mut stdout = String::new();
         let id = id.to_string();
         let events = self.events.clone();
-        let end = process::run(&spec, &Limits { timeout, grace: self.grace }, stop, |line| {
+        let end = process::run(&spec, &Limits { timeout, grace: self.grace }, stop, |stream, line| {
             let masked = sink.write_line(line);
-            if capture {
+            if capture && stream == process::Stream::Stdout {
                 stdout.push_str(line);
                 stdout.push('\n');
             }

@@ -77,6 +77,13 @@ pub struct Limits {
     pub grace: Duration,
 }
 
+/// Which pipe a line came from: both go to the log, only stdout is parsed (`terraform output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// The signal a first Ctrl-C (or a SIGTERM to bitops) passes on to running process groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Sig {
@@ -180,7 +187,7 @@ pub async fn run(
     spec: &CommandSpec,
     limits: &Limits,
     stop: &mut watch::Receiver<StopRequest>,
-    mut on_line: impl FnMut(&str),
+    mut on_line: impl FnMut(Stream, &str),
 ) -> ProcessEnd {
     let request = *stop.borrow_and_update();
     if request != StopRequest::None {
@@ -243,19 +250,19 @@ pub async fn run(
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
                 match read {
-                    Ok(n) if n > 0 => out_lines.push(&out_buf[..n], &mut on_line),
+                    Ok(n) if n > 0 => out_lines.push(&out_buf[..n], &mut |l: &str| on_line(Stream::Stdout, l)),
                     // A read error on a pipe means no more output will come from it.
                     _ => {
-                        out_lines.finish(&mut on_line);
+                        out_lines.finish(&mut |l: &str| on_line(Stream::Stdout, l));
                         stdout = None;
                     }
                 }
             }
             read = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
                 match read {
-                    Ok(n) if n > 0 => err_lines.push(&err_buf[..n], &mut on_line),
+                    Ok(n) if n > 0 => err_lines.push(&err_buf[..n], &mut |l: &str| on_line(Stream::Stderr, l)),
                     _ => {
-                        err_lines.finish(&mut on_line);
+                        err_lines.finish(&mut |l: &str| on_line(Stream::Stderr, l));
                         stderr = None;
                     }
                 }
@@ -341,8 +348,8 @@ pub async fn run(
     }
     // Whatever a process outside the group still holds open is abandoned; a partial last line
     // read so far is still delivered.
-    out_lines.finish(&mut on_line);
-    err_lines.finish(&mut on_line);
+    out_lines.finish(&mut |l: &str| on_line(Stream::Stdout, l));
+    err_lines.finish(&mut |l: &str| on_line(Stream::Stderr, l));
 
     match status {
         Some(Ok(status)) => process_end(cause, status, limits),

@@ -34,7 +34,7 @@ async fn run_collect(spec: &CommandSpec, limits: &Limits) -> (ProcessEnd, Vec<St
     let mut lines = Vec::new();
     let end = tokio::time::timeout(
         HANG_LIMIT,
-        run(spec, limits, &mut rx, |line| lines.push(line.to_owned())),
+        run(spec, limits, &mut rx, |_, line| lines.push(line.to_owned())),
     )
     .await
     .expect("run did not return");
@@ -143,7 +143,7 @@ async fn chatty_child_writing_megabytes_to_both_streams_does_not_deadlock() {
             &sh(&script, dir.path()),
             &limits(None, Duration::from_secs(1)),
             &mut rx,
-            |line| {
+            |_, line| {
                 bytes += line.len() + 1;
                 if line.starts_with("out ") {
                     out += 1;
@@ -338,7 +338,7 @@ async fn forwarded_interrupt_reaches_the_child() {
         tx.send(StopRequest::Forward(Sig::Int)).unwrap();
     };
     let (end, ()) = tokio::time::timeout(HANG_LIMIT, async {
-        tokio::join!(run(&spec, &no_limits, &mut rx, |_| {}), trigger)
+        tokio::join!(run(&spec, &no_limits, &mut rx, |_, _| {}), trigger)
     })
     .await
     .expect("run did not return");
@@ -371,7 +371,7 @@ async fn kill_ends_a_child_that_survives_the_forwarded_signal() {
         tx.send(StopRequest::Kill).unwrap();
     };
     let (end, ()) = tokio::time::timeout(HANG_LIMIT, async {
-        tokio::join!(run(&spec, &no_limits, &mut rx, |_| {}), trigger)
+        tokio::join!(run(&spec, &no_limits, &mut rx, |_, _| {}), trigger)
     })
     .await
     .expect("run did not return");
@@ -397,7 +397,7 @@ async fn stop_requested_before_start_spawns_nothing() {
             &sh("touch ran", dir.path()),
             &limits(None, Duration::ZERO),
             &mut rx,
-            |_| {},
+            |_, _| {},
         )
         .await;
         assert!(
@@ -417,7 +417,7 @@ async fn dropping_the_run_kills_the_group() {
     let spec = sh(script, dir.path());
     let no_limits = limits(None, Duration::from_secs(60));
     tokio::select! {
-        end = run(&spec, &no_limits, &mut rx, |_| {}) => panic!("ended on its own: {end:?}"),
+        end = run(&spec, &no_limits, &mut rx, |_, _| {}) => panic!("ended on its own: {end:?}"),
         () = wait_for_file(&ready) => {}
     }
     wait_until_dead(read_pid(&dir.path().join("grandchild.pid"))).await;

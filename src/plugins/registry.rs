@@ -73,7 +73,9 @@ impl Registry {
         if let Some(p) = self.bitops.get(ctx.plugin) {
             return super::bitops_run::prepare(p, ctx);
         }
-        // BUILTIN-DISPATCH
+        if super::builtin::is_builtin(ctx.plugin) {
+            return super::builtin::prepare(ctx);
+        }
         Err(vec![Problem::new(
             "bitops::plugin::unknown",
             format!("plugin `{}` of `{}/{}` is not available", ctx.plugin, ctx.environment, ctx.deployment),

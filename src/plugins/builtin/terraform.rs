@@ -194,15 +194,17 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
     Ok(p)
 }
 
-/// The saved plan, inside terraform's own data folder (`.terraform`, or `$TF_DATA_DIR`), which
-/// `init` has just created and every terraform repo already ignores.
+/// The saved plan: in `$TF_DATA_DIR` when the user set one, else beside the deployment's
+/// output file in the run folder — a folder that always exists (`.terraform` does not when a
+/// configuration needs no providers) and is never inside the ops repo, even with `--in-place`.
 fn plan_file(ctx: &Context<'_>) -> String {
-    let data = ctx
-        .env
-        .get("TF_DATA_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or(".terraform", String::as_str);
-    format!("{}/bitops.tfplan", data.trim_end_matches('/'))
+    if let Some(data) = ctx.env.get("TF_DATA_DIR").filter(|d| !d.is_empty()) {
+        return format!("{}/bitops.tfplan", data.trim_end_matches('/'));
+    }
+    match ctx.env.get("BITOPS_OUTPUT_FILE").filter(|f| !f.is_empty()) {
+        Some(out) => std::path::Path::new(out).with_extension("tfplan").display().to_string(),
+        None => ".terraform/bitops.tfplan".to_string(),
+    }
 }
 
 fn mode_word(action: Action, mode: Mode) -> &'static str {
