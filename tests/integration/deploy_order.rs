@@ -201,3 +201,63 @@ fn implicit_sequence_and_explicit_edges_inside_an_environment() {
     assert!(t.after("e/one", "e/two"));
     assert!(t.overlap("e/one", "e/three"));
 }
+
+#[test]
+fn destroy_runs_the_graph_in_reverse() {
+    let repo = TestRepo::new();
+    repo.env("net", "deployments:\n  tf: {plugin: sh}\n");
+    repo.env(
+        "app",
+        "depends_on: [net]\ndeployments:\n  tf: {plugin: sh}\n  cfg: {plugin: sh}\n",
+    );
+    for id in ["net/tf", "app/tf", "app/cfg"] {
+        let (e, d) = id.split_once('/').unwrap();
+        repo.dep(e, d, "echo \"$BITOPS_ACTION\" >> \"$T_OUT/actions\"");
+    }
+    let out = repo.run(&["destroy", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let t = repo.trace();
+    assert!(t.after("app/cfg", "app/tf"), "{t:?}");
+    assert!(t.after("app/tf", "net/tf"), "{t:?}");
+    assert!(t.after("app/cfg", "net/tf"), "{t:?}");
+    assert_eq!(repo.read_out("actions"), "destroy\ndestroy\ndestroy\n");
+}
+
+#[test]
+fn color_never_prints_no_escape_codes() {
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  ok: {plugin: sh}\n  bad: {plugin: sh, depends_on: []}\n",
+    );
+    repo.dep("e", "ok", "echo fine");
+    repo.dep("e", "bad", "exit 1");
+    for args in [vec!["deploy", "--keep-going"], vec!["plan"]] {
+        let mut all = args.clone();
+        all.extend_from_slice(PLAIN);
+        let out = repo.run(&all);
+        assert!(!out.all().contains('\u{1b}'), "{args:?}: {out}");
+        let out = repo.run_env(&args, &[("NO_COLOR", "1")]);
+        assert!(
+            !out.all().contains('\u{1b}'),
+            "{args:?} with NO_COLOR: {out}"
+        );
+    }
+}
+
+#[test]
+fn jobs_must_be_at_least_one_in_every_form() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("e", "d", "true");
+    let flag = repo.run(&["deploy", "-j", "0", "--progress", "plain"]);
+    assert_eq!(flag.code, 2, "{flag}");
+    let var = repo.run_env(&["deploy", "--progress", "plain"], &[("BITOPS_JOBS", "0")]);
+    assert_eq!(var.code, 2, "{var}");
+    let config = TestRepo::with_repo_config("jobs: 0\n");
+    config.env("e", "deployments:\n  d: {plugin: sh}\n");
+    config.dep("e", "d", "true");
+    let cfg = config.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(cfg.code, 2, "{cfg}");
+    assert!(repo.started().is_empty() && config.started().is_empty());
+}

@@ -283,3 +283,35 @@ fn resume_reruns_only_what_did_not_succeed() {
     rerun.sort();
     assert_eq!(rerun, vec!["w/d", "x/after", "x/fail"], "{out}");
 }
+
+#[test]
+fn the_run_deadline_stops_running_deployments_and_starts_nothing_new() {
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  long: {plugin: sh}\n  next: {plugin: sh}\n",
+    );
+    repo.dep(
+        "e",
+        "long",
+        "mkdir -p \"$T_OUT/pids\"; echo $$ > \"$T_OUT/pids/inner\"; sleep 1000 & echo $! > \"$T_OUT/pids/background\"; \
+         while :; do sleep 0.1; done",
+    );
+    repo.dep("e", "next", "true");
+    let out = repo.run(&[
+        "deploy",
+        "--deadline",
+        "1s",
+        "--grace",
+        "1s",
+        "--progress",
+        "plain",
+        "--color",
+        "never",
+    ]);
+    assert_ne!(out.code, 0, "{out}");
+    assert_ne!(status_of(&out.stderr, "e/long"), "succeeded");
+    assert!(!repo.trace().ran("e/next"), "{out}");
+    assert!(out.stderr.contains("deadline"), "{out}");
+    assert_no_survivors(&repo, &["inner", "background"]);
+}

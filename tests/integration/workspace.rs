@@ -122,3 +122,62 @@ fn deployments_run_in_a_copy_unless_in_place() {
         repo.path("e/d").display().to_string()
     );
 }
+
+#[test]
+fn hooks_run_before_and_after_the_plugin_in_name_order() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("e", "d", "echo plugin >> \"$T_OUT/order\"");
+    for (when, name) in [
+        ("before", "20-second.sh"),
+        ("before", "10-first.sh"),
+        ("after", "10-after.sh"),
+    ] {
+        repo.hook(
+            "e",
+            "d",
+            when,
+            name,
+            &format!("echo {when}:{name} >> \"$T_OUT/order\"\n"),
+        );
+    }
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        repo.read_out("order"),
+        "before:10-first.sh\nbefore:20-second.sh\nplugin\nafter:10-after.sh\n"
+    );
+}
+
+#[test]
+fn a_failing_before_hook_stops_the_deployment() {
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  d: {plugin: sh}\n  next: {plugin: sh}\n",
+    );
+    repo.dep("e", "d", "echo plugin >> \"$T_OUT/order\"");
+    repo.dep("e", "next", "true");
+    repo.hook(
+        "e",
+        "d",
+        "before",
+        "10-fail.sh",
+        "echo 'hook says no'; exit 7\n",
+    );
+    repo.hook(
+        "e",
+        "d",
+        "after",
+        "10-after.sh",
+        "echo after >> \"$T_OUT/order\"\n",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        !repo.out_file("order").exists(),
+        "the plugin or an after hook ran after a failed before hook"
+    );
+    assert!(out.stderr.contains("hook says no"), "{out}");
+    assert!(repo.started().is_empty(), "{out}");
+}
