@@ -103,6 +103,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Plan(args) => plan_command(&args),
         Command::Deploy(args) => run_command(&args, Action::Deploy),
         Command::Destroy(args) => run_command(&args, Action::Destroy),
+        Command::Report(args) => report_command(&args),
+        Command::Export(args) => export_command(&args),
         _ => {
             eprintln!("error: this command is not available yet");
             exit_code::INTERNAL
@@ -129,6 +131,9 @@ fn plan_command(args: &PlanArgs) -> u8 {
     }
     // Graph pictures show no commands: don't read every tool config for them.
     let shows_commands = matches!(args.format, PlanFormat::Text | PlanFormat::Json);
+    if args.run {
+        return dry_run(loaded, registry, args, color);
+    }
     let base_env = loaded.env.0.clone();
     let prepared = if shows_commands {
         plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::Deploy, &base_env)
@@ -257,7 +262,7 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         started: crate::state::rfc3339(std::time::SystemTime::now()),
     };
     let run_dir = loaded.state_dir.join("runs").join(&run_id);
-    let mut journal = match crate::state::journal::Journal::create(&run_dir, &header) {
+    let journal = match crate::state::journal::Journal::create(&run_dir, &header) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: cannot write the run journal in {}: {e}", run_dir.display());
@@ -288,23 +293,9 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         in_place: args.exec.in_place,
         durations,
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-    let reporter = std::thread::spawn(move || {
-        let mut live = report::live::Live::new(mode, color, github);
-        while let Some(ev) = rx.blocking_recv() {
-            journal.record(&ev);
-            live.event(&ev);
-        }
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit_code::INTERNAL;
-        }
+    let Some(result) = execute_reported(req, &graph, &selection, report::live::Live::new(mode, color, github), Some(journal)) else {
+        return exit_code::INTERNAL;
     };
-    let result = runtime.block_on(crate::exec::run::execute(req, &graph, &selection, tx));
-    let _ = reporter.join();
 
     let deployments: Vec<(String, crate::exec::events::NodeResult)> =
         result.nodes.iter().filter(|(_, dep, _)| *dep).map(|(id, _, r)| (id.clone(), r.clone())).collect();
@@ -323,7 +314,10 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         color,
     });
     let _ = std::io::stderr().write_all(summary.as_bytes());
-    exit_status(&result)
+    let code = exit_status(&result);
+    let info = report::run_report::RunInfo::from_graph(action, &repo.root, &graph, &selection);
+    report::run_report::finish_run(&info, &result, code, args.report.as_deref(), args.junit.as_deref());
+    code
 }
 
 fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
@@ -350,4 +344,153 @@ fn resume_selection(common: &Common, env: &EnvVars, which: &str) -> Result<crate
     crate::state::journal::read(&run_dir).map_err(|e| {
         Problem::new("bitops::resume::journal", format!("--resume: cannot read the journal of {}: {e}", run_dir.display()))
     })
+}
+
+/// `export`: the graph as a CI pipeline (GitHub Actions, GitLab CI, Argo), to stdout or `-o FILE`.
+fn export_command(args: &crate::cli::ExportArgs) -> u8 {
+    let env = EnvVars::from_process();
+    let color = stderr_color(args.common.color, &env);
+    let loaded = match load(&args.common, &ExecArgs::default(), Guards::Skip, env) {
+        Ok(l) => l,
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
+    };
+    let (opts, mut notes) = crate::export::options(args, &loaded.repo.root);
+    let (repo, graph, selection) = (&loaded.repo, &loaded.graph, &loaded.selection);
+    let allow = args.common.allow_protected;
+    notes.extend(crate::export::protected_note(repo, graph, selection, allow));
+    let out = match crate::export::export(repo, graph, selection, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
+    };
+    notes.extend(out.notes);
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    match &args.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &out.text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return exit_code::CONFIG;
+            }
+        }
+        None => {
+            let _ = std::io::stdout().write_all(out.text.as_bytes());
+        }
+    }
+    exit_code::SUCCESS
+}
+
+/// `bitops report`: an earlier run's summary, its HTML timeline, or the slowest deployments.
+fn report_command(args: &crate::cli::ReportArgs) -> u8 {
+    let env = EnvVars::from_process();
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => match find_ops_repo(args.ops_repo.as_deref(), &env) {
+            Ok(root) => root.join(".bitops"),
+            Err(p) => {
+                report::diagnostics::print(&ConfigErrors::single(p), stderr_color(ColorChoice::Auto, &env));
+                return exit_code::CONFIG;
+            }
+        },
+    };
+    let no_color = env.get("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = report::style::use_color(ColorChoice::Auto, std::io::stdout().is_terminal(), no_color);
+    report::history::command(&report::history::ReportRequest {
+        state_dir: &state_dir,
+        run: args.run.as_deref(),
+        html: args.html.as_deref(),
+        slowest: args.slowest,
+        color,
+    })
+}
+
+/// Runs a request with the live display (and journal) consuming its events on their own
+/// thread. `None` when the async runtime cannot start.
+fn execute_reported(
+    req: crate::exec::run::RunRequest,
+    graph: &Graph,
+    selection: &Selection,
+    mut live: report::live::Live,
+    mut journal: Option<crate::state::journal::Journal>,
+) -> Option<crate::exec::run::RunResult> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+    let reporter = std::thread::spawn(move || {
+        while let Some(ev) = rx.blocking_recv() {
+            if let Some(j) = &mut journal {
+                j.record(&ev);
+            }
+            live.event(&ev);
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return None;
+        }
+    };
+    let result = runtime.block_on(crate::exec::run::execute(req, graph, selection, tx));
+    let _ = reporter.join();
+    Some(result)
+}
+
+/// `bitops plan --run`: every selected deployment's own dry run, in graph order and in
+/// parallel, then one table. Dry runs do not stop at the first error.
+fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> u8 {
+    let base_env = loaded.env.0.clone();
+    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::DryRun, &base_env);
+    let mut diags = crate::diagnostic::Diagnostics::default();
+    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
+    if let Err(e) = diags.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
+        eprintln!("error: cannot create the state folder {}: {e}\n  help: pass --state-dir DIR", loaded.state_dir.display());
+        return exit_code::CONFIG;
+    }
+    let is_ci = loaded.env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(args.exec.progress, args.exec.output, std::io::stderr().is_terminal(), is_ci);
+    let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
+    let options = crate::exec::scheduler::Options {
+        jobs: loaded.settings.jobs.value,
+        pools: loaded.settings.pools.clone(),
+        fail_fast: false,
+        deadline: args.exec.deadline,
+        grace: args.exec.grace,
+        order: crate::exec::run::order_from_env(&loaded.env),
+    };
+    let durations = crate::state::load_durations(&loaded.state_dir);
+    let Loaded { repo, graph, selection, state_dir, .. } = loaded;
+    let req = crate::exec::run::RunRequest {
+        repo: std::sync::Arc::new(repo),
+        registry: std::sync::Arc::new(registry),
+        state_dir,
+        run_id: crate::state::new_run_id(),
+        action: Action::DryRun,
+        base_env,
+        options,
+        in_place: args.exec.in_place,
+        durations,
+    };
+    let Some(result) = execute_reported(req, &graph, &selection, report::live::Live::new(mode, color, github), None) else {
+        return exit_code::INTERNAL;
+    };
+    let deployments: Vec<(String, crate::exec::events::NodeResult)> =
+        result.nodes.into_iter().filter(|(_, dep, _)| *dep).map(|(id, _, r)| (id, r)).collect();
+    let (table, code) = plan::dry_run::table(&deployments);
+    let _ = std::io::stdout().write_all(table.as_bytes());
+    match result.signal {
+        Some(crate::exec::process::Sig::Int) => exit_code::INTERRUPTED,
+        Some(crate::exec::process::Sig::Term) => exit_code::TERMINATED,
+        None if args.detailed_exitcode => code,
+        None if code == 1 => exit_code::FAILED,
+        None => exit_code::SUCCESS,
+    }
 }

@@ -119,12 +119,13 @@ impl Runner {
         if let Some(e) = sink.write_error() {
             r.reason.get_or_insert_with(|| format!("writing the log failed: {e}"));
         }
-        if r.status == Status::Succeeded {
+        // A dry run changed nothing: downstream dry runs see the last real outputs instead.
+        if r.status == Status::Succeeded && self.action != Action::DryRun {
             if let Err(e) = outputs::save(&self.workspace.state_dir, &job.id, &r.outputs) {
                 sink.note(&format!("bitops: could not keep outputs in the state folder: {e}"));
             }
             self.outputs.lock().expect("outputs lock").insert(job.id.clone(), r.outputs.clone());
-        } else if !self.workspace.in_place {
+        } else if r.status != Status::Succeeded && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
         // Outputs are shown in reports; never show a secret a mask would hide.
@@ -257,26 +258,28 @@ impl Runner {
         vars.extend(prepared.exports.clone());
 
         let mut captured: Outputs = Vec::new();
+        let mut changes: Option<crate::plan::dry_run::Changes> = None;
         // Before hooks, the plugin's steps, after hooks: the first failure ends the deployment.
         if prepared.before_hooks {
             for hook in &dep.hooks.before {
                 let path = tool_dir.join(crate::model::BEFORE_HOOKS).join(hook);
                 let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, &mut captured, &format!("before hook {hook}")).await {
+                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, (&mut captured, &mut changes), &format!("before hook {hook}")).await {
                     return r;
                 }
             }
         }
         for step in &prepared.steps {
-            if let Some(r) = self.run_step(&job.id, step, &vars, deadline, sink, stop, &mut captured, "").await {
+            if let Some(r) = self.run_step(&job.id, step, &vars, deadline, sink, stop, (&mut captured, &mut changes), "").await {
                 return r;
             }
         }
-        if prepared.after_hooks {
+        // After-deploy hooks check or announce a deployment; a dry run deployed nothing.
+        if prepared.after_hooks && self.action != Action::DryRun {
             for hook in &dep.hooks.after {
                 let path = tool_dir.join(crate::model::AFTER_HOOKS).join(hook);
                 let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, &mut captured, &format!("after hook {hook}")).await {
+                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, (&mut captured, &mut changes), &format!("after hook {hook}")).await {
                     return r;
                 }
             }
@@ -293,6 +296,7 @@ impl Runner {
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: {e}")),
         }
         result.outputs = captured;
+        result.changes = changes;
         result
     }
 
@@ -311,9 +315,10 @@ impl Runner {
         deadline: Option<Instant>,
         sink: &mut LogSink,
         stop: &mut watch::Receiver<StopRequest>,
-        captured: &mut Outputs,
+        found: (&mut Outputs, &mut Option<crate::plan::dry_run::Changes>),
         what: &str,
     ) -> Option<NodeResult> {
+        let (captured, changes) = found;
         let label = if what.is_empty() { step.display() } else { format!("{what}: {}", step.display()) };
         let (end, stdout) = self.run_process(id, step, vars, deadline, sink, stop, &label).await;
         let ok = match &end {
@@ -330,7 +335,24 @@ impl Runner {
                     Ok(o) => captured.extend(o),
                     Err(e) => return Some(self.fail(sink, e)),
                 },
-                _ => {}
+                Capture::DryRunSummary(tool) => {
+                    let code = if let ProcessEnd::Exited(c) = end { c } else { 0 };
+                    let found = crate::plan::dry_run::parse(tool, &stdout, code);
+                    // Several charts or steps: any change counts, summaries add up.
+                    *changes = Some(match changes.take() {
+                        None => found,
+                        Some(mut prev) => {
+                            prev.changed = match (prev.changed, found.changed) {
+                                (Some(true), _) | (_, Some(true)) => Some(true),
+                                (Some(false), Some(false)) => Some(false),
+                                _ => None,
+                            };
+                            prev.summary = format!("{}; {}", prev.summary, found.summary);
+                            prev
+                        }
+                    });
+                }
+                Capture::None => {}
             }
             return None;
         }
@@ -350,7 +372,7 @@ impl Runner {
             _ => {}
         }
         if let Some(fb) = &step.fallback {
-            return Box::pin(self.run_step(id, fb, vars, deadline, sink, stop, captured, what)).await;
+            return Box::pin(self.run_step(id, fb, vars, deadline, sink, stop, (captured, changes), what)).await;
         }
         if step.may_fail {
             sink.note(&format!("bitops: {label} {end}; going on (this step may fail)"));

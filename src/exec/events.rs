@@ -66,6 +66,8 @@ pub struct NodeResult {
     pub outputs: Vec<(String, String)>,
     /// The working folder kept after a failure.
     pub kept_dir: Option<PathBuf>,
+    /// What a dry run (`plan --run`) found.
+    pub changes: Option<crate::plan::dry_run::Changes>,
 }
 
 impl NodeResult {
@@ -82,6 +84,7 @@ impl NodeResult {
             reason: None,
             outputs: Vec::new(),
             kept_dir: None,
+            changes: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `<language> <plugin>/<deploy script> <stack_action>` in the tool folder.
 
 use super::bitops_format::{deploy_argv, resolve, Plugin, Source, ToolConfig};
-use super::step::{Action, Context, Prepared, Step};
+use super::step::{Action, Capture, Context, DryRunTool, Prepared, Step};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::Problem;
 
@@ -52,6 +52,10 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
         }
     }
     // The deploy script's existence was checked once, when the registry loaded the plugin.
-    prepared.steps.push(Step::new(deploy_argv(p, &stack_action), &ctx.tool_dir));
+    let mut step = Step::new(deploy_argv(p, &stack_action), &ctx.tool_dir);
+    if ctx.action == Action::DryRun {
+        step.capture = Capture::DryRunSummary(DryRunTool::Plugin);
+    }
+    prepared.steps.push(step);
     Ok(prepared)
 }
