@@ -5,3 +5,7 @@ pub mod diagnostics;
 pub mod live;
 pub mod style;
 pub mod summary;
+pub mod history;
+pub mod html;
+pub mod junit;
+pub mod run_report;
