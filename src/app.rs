@@ -103,12 +103,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Plan(args) => plan_command(&args),
         Command::Deploy(args) => run_command(&args, Action::Deploy),
         Command::Destroy(args) => run_command(&args, Action::Destroy),
+        Command::Plugins(args) => plugins_command(&args),
         Command::Report(args) => report_command(&args),
         Command::Export(args) => export_command(&args),
-        _ => {
-            eprintln!("error: this command is not available yet");
-            exit_code::INTERNAL
-        }
     }
 }
 
@@ -214,6 +211,14 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     if let Err(e) = diags.into_result() {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
+    }
+    // BitOps' validation modes: everything is checked above; show the plan, run nothing.
+    if matches!(loaded.settings.run_mode.value.as_str(), "validate_config" | "settings_test") {
+        let durations = crate::state::load_durations(&loaded.state_dir);
+        let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
+        let _ = std::io::stdout().write_all(plan::text::render(&plan, &loaded.settings).as_bytes());
+        eprintln!("bitops: run_mode {} ({}): configuration is valid; nothing was run", loaded.settings.run_mode.value, loaded.settings.run_mode.origin);
+        return exit_code::SUCCESS;
     }
     if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
         eprintln!(
@@ -492,5 +497,48 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         None if args.detailed_exitcode => code,
         None if code == 1 => exit_code::FAILED,
         None => exit_code::SUCCESS,
+    }
+}
+
+/// `bitops plugins list|install`.
+fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
+    use crate::cli::PluginsAction;
+    let env = EnvVars::from_process();
+    let color = stderr_color(ColorChoice::Auto, &env);
+    let common = match &args.action {
+        PluginsAction::List(c) | PluginsAction::Install(c) => c,
+    };
+    let root = match find_ops_repo(common.ops_repo.as_deref(), &env) {
+        Ok(r) => r,
+        Err(p) => {
+            report::diagnostics::print(&ConfigErrors::single(p), color);
+            return exit_code::CONFIG;
+        }
+    };
+    let (repo, diags) = scan(&Input { root: root.clone(), flags: &Flags::default(), env: &env });
+    if let Err(e) = diags.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
+    match &args.action {
+        PluginsAction::List(_) => {
+            let _ = std::io::stdout().write_all(crate::plugins::manage::list(&repo, &state_dir).as_bytes());
+            exit_code::SUCCESS
+        }
+        PluginsAction::Install(_) => match crate::plugins::manage::install(&repo, &state_dir) {
+            Ok(done) => {
+                for line in done {
+                    println!("{line}");
+                }
+                exit_code::SUCCESS
+            }
+            Err(d) => {
+                if let Err(e) = d.into_result() {
+                    report::diagnostics::print(&e, color);
+                }
+                exit_code::FAILED
+            }
+        },
     }
 }

@@ -6,6 +6,7 @@
 pub mod bitops_format;
 pub mod builtin;
 pub mod bitops_run;
+pub mod manage;
 pub mod registry;
 pub mod step;
 

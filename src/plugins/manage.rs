@@ -1,0 +1,159 @@
+//! `bitops plugins list` and `bitops plugins install`.
+//!
+//! Local plugins are read in place at every run; git plugins are cloned into
+//! `<state>/plugins/<name>` by `install` (`source_tag` wins over `source_branch`; BitOps ignored
+//! the tag). Plugins' own `install.sh` scripts are not run: in BitOps they installed tools
+//! into the image, which on a laptop or CI runner is the user's decision.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::process::Command;
+
+use crate::diagnostic::{Diagnostics, Problem};
+use crate::model::{PluginSource, Repo, BUILTIN_PLUGINS};
+
+use super::bitops_format;
+use super::registry::installed_dir;
+
+/// One line per plugin: name, where it comes from, whether it loads, who uses it.
+pub fn list(repo: &Repo, state_dir: &Path) -> String {
+    let mut out = String::new();
+    let users = |name: &str| -> usize {
+        repo.environments.iter().flat_map(|e| e.deployments.iter()).filter(|d| d.plugin == name).count()
+    };
+    let _ = writeln!(out, "{:<16} {:<10} {:<8} {:<9} source", "plugin", "kind", "status", "used by");
+    for p in &repo.plugins {
+        let (kind, source, dir) = match &p.source {
+            PluginSource::Local(d) => ("local", d.display().to_string(), d.clone()),
+            PluginSource::Git { url, branch, tag } => {
+                let at = tag.as_ref().or(branch.as_ref()).map(|r| format!("@{r}")).unwrap_or_default();
+                ("git", format!("{url}{at}"), installed_dir(state_dir, &p.name))
+            }
+        };
+        let mut d = Diagnostics::default();
+        let status = match bitops_format::load_plugin(&dir, &p.name, &mut d) {
+            Some(_) if d.is_empty() => "ok".to_string(),
+            _ if !dir.exists() => "missing".to_string(),
+            _ => "broken".to_string(),
+        };
+        let _ = writeln!(out, "{:<16} {kind:<10} {status:<8} {:<9} {source}", p.name, users(&p.name));
+        for problem in d.problems() {
+            let _ = writeln!(out, "    {problem}");
+        }
+    }
+    for b in BUILTIN_PLUGINS {
+        if repo.plugin(b).is_none() {
+            let _ = writeln!(out, "{b:<16} {:<10} {:<8} {:<9} native", "built-in", "ok", users(b));
+        }
+    }
+    out
+}
+
+/// Clones every git plugin; returns what was done, or the problems.
+pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics> {
+    let mut done = Vec::new();
+    let mut diags = Diagnostics::default();
+    for p in &repo.plugins {
+        let PluginSource::Git { url, branch, tag } = &p.source else {
+            done.push(format!("{}: local, read in place", p.name));
+            continue;
+        };
+        let dest = installed_dir(state_dir, &p.name);
+        let staging = state_dir.join("plugins").join(format!(".{}.new", p.name));
+        let _ = std::fs::remove_dir_all(&staging);
+        if let Some(parent) = staging.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let mut cmd = Command::new("git");
+        cmd.args(["clone", "--quiet", "--depth", "1"]);
+        if let Some(r) = tag.as_ref().or(branch.as_ref()) {
+            cmd.args(["--branch", r]);
+        }
+        cmd.arg(url).arg(&staging);
+        match cmd.output() {
+            Ok(out) if out.status.success() => {
+                let _ = std::fs::remove_dir_all(&dest);
+                if let Err(e) = std::fs::rename(&staging, &dest) {
+                    diags.push(Problem::new("bitops::plugin::install", format!("plugin `{}`: cannot move it into place: {e}", p.name)));
+                    continue;
+                }
+                let mut d = Diagnostics::default();
+                if bitops_format::load_plugin(&dest, &p.name, &mut d).is_none() {
+                    diags.extend(d);
+                    continue;
+                }
+                done.push(format!("{}: installed from {url} into {}", p.name, dest.display()));
+            }
+            Ok(out) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                diags.push(
+                    Problem::new(
+                        "bitops::plugin::install",
+                        format!("plugin `{}`: git clone {url} failed: {}", p.name, String::from_utf8_lossy(&out.stderr).trim()),
+                    )
+                    .at(&p.decl, "this plugin")
+                    .help("check the URL and `source_branch`/`source_tag`, and that git can reach the repository"),
+                );
+            }
+            Err(e) => diags.push(Problem::new("bitops::plugin::install", format!("cannot run git: {e}")).help("install git")),
+        }
+    }
+    if diags.is_empty() {
+        Ok(done)
+    } else {
+        Err(diags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::{EnvVars, Flags};
+    use crate::discover::{scan, Input};
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn installs_a_git_plugin_at_its_tag_and_lists_it() {
+        let t = tempfile::tempdir().unwrap();
+        // A plugin repository with a tag v1 and a later commit on main.
+        let src = t.path().join("plugin-src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("deploy.sh"), "echo v1\n").unwrap();
+        std::fs::write(src.join("plugin.config.yaml"), "plugin:\n  deployment:\n    core_schema_parsing: false\n").unwrap();
+        git(&src, &["init", "-q"]);
+        git(&src, &["add", "."]);
+        git(&src, &["commit", "-qm", "v1"]);
+        git(&src, &["tag", "v1"]);
+        std::fs::write(src.join("deploy.sh"), "echo v2\n").unwrap();
+        git(&src, &["commit", "-qam", "v2"]);
+
+        let repo_dir = t.path().join("ops");
+        std::fs::create_dir_all(repo_dir.join("env1/thing")).unwrap();
+        std::fs::write(
+            repo_dir.join("bitops.config.yaml"),
+            format!("bitops:\n  plugins:\n    thing:\n      source: file://{}/.git\n      source_tag: v1\n", src.display()).replace("file://", ""),
+        )
+        .unwrap();
+        // A path ending in .git counts as a git source.
+        let (repo, d) = scan(&Input { root: repo_dir.clone(), flags: &Flags::default(), env: &EnvVars::default() });
+        assert!(d.is_empty(), "{:?}", d.problems());
+        let state = repo_dir.join(".bitops");
+        assert!(list(&repo, &state).contains("missing"));
+        let done = install(&repo, &state).map_err(|d| format!("{:?}", d.problems())).unwrap();
+        assert!(done[0].contains("installed"));
+        assert_eq!(std::fs::read_to_string(state.join("plugins/thing/deploy.sh")).unwrap(), "echo v1\n", "the tag, not main");
+        let listed = list(&repo, &state);
+        assert!(listed.lines().any(|l| l.starts_with("thing") && l.contains(" ok ")), "{listed}");
+    }
+}
