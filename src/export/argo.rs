@@ -1,0 +1,255 @@
+//! Argo Workflows: a `Workflow` whose entrypoint is a DAG with one task per deployment. Each
+//! task's template clones the repo (a git input artifact) to `/opt/bitops_deployment`, unpacks
+//! the `outputs` artifact of every task it depends on, runs `bitops deploy --only`, and declares
+//! the state folder's `outputs/` as its own `outputs` artifact. Artifacts need an artifact
+//! repository (the controller's default, or `spec.artifactRepositoryRef`).
+
+use serde::Serialize;
+
+use super::{ids, limits, sh_quote, to_yaml, with_header, Ctx, Export, Job, OrderedMap};
+use crate::diagnostic::ConfigErrors;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Workflow {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Metadata,
+    spec: Spec,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    generate_name: String,
+    #[serde(skip_serializing_if = "OrderedMap::is_empty")]
+    annotations: OrderedMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+struct Spec {
+    entrypoint: String,
+    arguments: Arguments,
+    templates: Vec<Template>,
+}
+
+#[derive(Serialize, Default)]
+struct Arguments {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parameters: Vec<Parameter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    artifacts: Vec<Artifact>,
+}
+
+#[derive(Serialize)]
+struct Parameter {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    description: String,
+}
+
+#[derive(Serialize, Default)]
+struct Template {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<TemplateMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inputs: Option<Io>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outputs: Option<Io>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dag: Option<Dag>,
+}
+
+#[derive(Serialize)]
+struct TemplateMetadata {
+    annotations: OrderedMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+struct Io {
+    artifacts: Vec<Artifact>,
+}
+
+#[derive(Serialize, Default)]
+struct Artifact {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git: Option<Git>,
+}
+
+#[derive(Serialize)]
+struct Git {
+    repo: String,
+    revision: String,
+}
+
+#[derive(Serialize)]
+struct Container {
+    image: String,
+    command: Vec<String>,
+    args: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Dag {
+    tasks: Vec<Task>,
+}
+
+#[derive(Serialize)]
+struct Task {
+    name: String,
+    template: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<Arguments>,
+}
+
+/// Where the git checkout goes: the bitops image's default ops repo folder.
+pub(super) const CHECKOUT: &str = "/opt/bitops_deployment";
+/// Where upstream outputs artifacts are unpacked, one folder per upstream task.
+const INPUTS: &str = "/tmp/bitops-inputs";
+/// Annotation holding a template's node id (task names are derived from it).
+pub(super) const NODE_ANNOTATION: &str = "bitops.dev/node";
+const ENTRYPOINT: &str = "bitops";
+
+pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
+    let dg = ctx.dg;
+    // Entry template `bitops` has no `--`, every task name has: they cannot collide.
+    let names = ids::unique(dg.units.iter().map(|u| ids::ARGO.id(&u.id)).collect(), "-");
+    let repo_dir = if ctx.opts.repo_path == "." {
+        CHECKOUT.to_string()
+    } else {
+        format!("{CHECKOUT}/{}", ctx.opts.repo_path)
+    };
+    let outputs_dir = format!("{repo_dir}/.bitops/outputs");
+    let mut tasks = Vec::with_capacity(dg.units.len());
+    let mut templates = Vec::with_capacity(dg.units.len() + 1);
+    for (k, u) in dg.units.iter().enumerate() {
+        let name = &names[k];
+        let upstream: Vec<&String> = u.needs.iter().map(|p| &names[*p]).collect();
+        let input_name = |t: &str| format!("in-{t}");
+        let mut inputs = vec![Artifact {
+            name: "source".into(),
+            path: Some(CHECKOUT.into()),
+            git: Some(Git {
+                repo: "{{workflow.parameters.repo}}".into(),
+                revision: "{{workflow.parameters.revision}}".into(),
+            }),
+            ..Artifact::default()
+        }];
+        inputs.extend(upstream.iter().map(|t| Artifact {
+            name: input_name(t),
+            path: Some(format!("{INPUTS}/{t}")),
+            ..Artifact::default()
+        }));
+        let mut script = vec![
+            "set -e".to_string(),
+            format!("mkdir -p {}", sh_quote(&outputs_dir)),
+        ];
+        if !upstream.is_empty() {
+            script.push(format!(
+                "for d in {INPUTS}/*/; do cp -R \"$d\". {}/; done",
+                sh_quote(&outputs_dir)
+            ));
+        }
+        script.push(format!(
+            "exec {}",
+            ctx.deploy_command(&repo_dir, &Job::single(dg, k))
+        ));
+        templates.push(Template {
+            name: name.clone(),
+            metadata: Some(TemplateMetadata {
+                annotations: OrderedMap(vec![(NODE_ANNOTATION, u.id.clone())]),
+            }),
+            inputs: Some(Io { artifacts: inputs }),
+            outputs: Some(Io {
+                artifacts: vec![Artifact {
+                    name: "outputs".into(),
+                    path: Some(outputs_dir.clone()),
+                    ..Artifact::default()
+                }],
+            }),
+            container: Some(Container {
+                image: ctx.opts.image.clone(),
+                command: vec!["sh".into(), "-c".into()],
+                args: vec![script.join("\n")],
+            }),
+            dag: None,
+        });
+        let arguments = (!upstream.is_empty()).then(|| Arguments {
+            parameters: Vec::new(),
+            artifacts: upstream
+                .iter()
+                .map(|t| Artifact {
+                    name: input_name(t),
+                    from: Some(format!("{{{{tasks.{t}.outputs.artifacts.outputs}}}}")),
+                    ..Artifact::default()
+                })
+                .collect(),
+        });
+        tasks.push(Task {
+            name: name.clone(),
+            template: name.clone(),
+            dependencies: upstream.into_iter().cloned().collect(),
+            arguments,
+        });
+    }
+    templates.insert(
+        0,
+        Template {
+            name: ENTRYPOINT.into(),
+            dag: Some(Dag { tasks }),
+            ..Template::default()
+        },
+    );
+    let wf = Workflow {
+        api_version: "argoproj.io/v1alpha1",
+        kind: "Workflow",
+        metadata: Metadata {
+            generate_name: "bitops-deploy-".into(),
+            annotations: OrderedMap(vec![("bitops.dev/selection", ctx.selection.description.clone())]),
+        },
+        spec: Spec {
+            entrypoint: ENTRYPOINT.into(),
+            arguments: Arguments {
+                parameters: vec![
+                    Parameter {
+                        name: "repo".into(),
+                        value: ctx.opts.git_url.clone(),
+                        description: "git URL of the repository holding the operations repo (argo submit -p repo=URL)".into(),
+                    },
+                    Parameter { name: "revision".into(), value: Some("main".into()), description: "branch, tag or commit to deploy".into() },
+                ],
+                artifacts: Vec::new(),
+            },
+            templates,
+        },
+    };
+    let yaml = to_yaml(&wf)?;
+    let mut header = ctx.header("Argo Workflows", dg.units.len());
+    header.extend([
+        String::new(),
+        "Needs an artifact repository: outputs travel as Argo artifacts (each task's `outputs` is the".into(),
+        "state folder's outputs/, unpacked into its dependents' before they run), so configure the".into(),
+        "controller's default artifact repository or add `spec.artifactRepositoryRef`.".into(),
+        format!("Each task clones {{{{workflow.parameters.repo}}}} to {CHECKOUT} (set `repo`, and a"),
+        "git credentials secret on the `source` artifact for a private repo). Credentials for the".into(),
+        "deployments (cloud, kubeconfig) come from the pod: a service account or env from secrets.".into(),
+        String::new(),
+    ]);
+    let text = with_header(&header, &yaml);
+    limits::argo_size(text.len(), dg.units.len())?;
+    Ok(Export {
+        text,
+        notes: Vec::new(),
+    })
+}
