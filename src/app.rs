@@ -106,6 +106,21 @@ pub fn run(cli: Cli) -> u8 {
         Command::Plugins(args) => plugins_command(&args),
         Command::Report(args) => report_command(&args),
         Command::Export(args) => export_command(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "bitops", &mut std::io::stdout());
+            exit_code::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => exit_code::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    exit_code::INTERNAL
+                }
+            }
+        }
     }
 }
 

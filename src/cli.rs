@@ -31,6 +31,15 @@ pub enum Command {
     Report(ReportArgs),
     /// List or install plugins
     Plugins(PluginsArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
 }
 
 /// Options every command that reads the repo shares.
@@ -258,5 +267,20 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_and_man_page_cover_every_command() {
+        let mut out = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "bitops", &mut out);
+        let bash = String::from_utf8(out).unwrap();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut man).unwrap();
+        let man = String::from_utf8(man).unwrap();
+        for cmd in ["plan", "deploy", "destroy", "export", "report", "plugins"] {
+            assert!(bash.contains(cmd), "bash completion lacks {cmd}");
+            assert!(man.contains(cmd), "man page lacks {cmd}");
+        }
+        assert!(bash.contains("--with-dependents"));
     }
 }

@@ -111,6 +111,14 @@ impl Runner {
         };
         let (mut r, attempts) = result;
         r.attempts = attempts;
+        if r.status == Status::TimedOut {
+            let limit = job.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_else(|| "its time limit".into());
+            r.reason = Some(format!("timed out after {limit} ({})", r.reason.as_deref().unwrap_or("")));
+            sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
+        }
+        if r.status == Status::Succeeded && r.exit.is_none() {
+            r.exit = Some(ExitInfo::Code(0));
+        }
         r.started = Some(started_at);
         r.ended = Some(SystemTime::now());
         r.duration = clock.elapsed();
@@ -357,10 +365,9 @@ impl Runner {
             return None;
         }
         match end {
-            ProcessEnd::TimedOut { after } => {
-                let mut r = NodeResult::with_reason(Status::TimedOut, format!("timed out after {} ({label})", humantime::format_duration(round(after))));
-                sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
-                r.exit = None;
+            ProcessEnd::TimedOut { .. } => {
+                // The deployment's limit is added by `run_job`, which knows it.
+                let r = NodeResult::with_reason(Status::TimedOut, format!("during {label}"));
                 return Some(r);
             }
             ProcessEnd::Stopped { request, status } => {
@@ -441,6 +448,3 @@ impl Runner {
     }
 }
 
-fn round(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs())
-}
