@@ -277,7 +277,17 @@ pub async fn run(
                     signal_group(pgid, Signal::SIGKILL);
                     drain_until = drain_deadline();
                 } else {
-                    signal_group(pgid, Signal::SIGTERM);
+                    // A wrapper script (bash without a trap) dies of a SIGTERM at once, while
+                    // the tools it started are still winding down from the same SIGTERM; a
+                    // second signal would make terraform quit without releasing its state
+                    // lock. So a group that already got SIGTERM (forwarded, or the timeout's)
+                    // gets only the grace period, then SIGKILL. After a forwarded SIGINT the
+                    // wrapper has waited for its tools, and what is left is background jobs,
+                    // which ignore SIGINT: they get SIGTERM.
+                    let got_term = timeout_fired || cause == Cause::Stopped(StopRequest::Forward(Sig::Term));
+                    if !got_term {
+                        signal_group(pgid, Signal::SIGTERM);
+                    }
                     let grace_end = Instant::now() + limits.grace;
                     kill_at = Some(kill_at.map_or(grace_end, |at| at.min(grace_end)));
                 }
