@@ -444,3 +444,73 @@ fn protected_environments_need_allow_protected_to_deploy_but_not_to_plan() {
     assert_eq!(out.code, 0, "{out}");
     assert!(repo.started().contains("prod/tf"));
 }
+
+/// `timeout_secs` and `retries` of each deployment in a JSON plan.
+fn limits(
+    repo: &TestRepo,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> Vec<(String, Option<f64>, u64)> {
+    let mut all = vec!["plan", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = repo.run_env(&all, vars);
+    assert_eq!(out.code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut v: Vec<(String, Option<f64>, u64)> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "deployment")
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["timeout_secs"].as_f64(),
+                n["retries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn settings_precedence_flag_env_var_environment_repo_default() {
+    let repo = TestRepo::with_repo_config("timeout: 10m\nretries: 1\n");
+    repo.env("a", "timeout: 5m\nretries: 2\ndeployments:\n  own: {plugin: sh, timeout: 1m, retries: 3}\n  inherit: {plugin: sh}\n");
+    repo.env("b", "deployments:\n  d: {plugin: sh}\n");
+    for id in ["a/own", "a/inherit", "b/d"] {
+        let (e, d) = id.split_once('/').unwrap();
+        repo.dep(e, d, "true");
+    }
+    let row = |id: &str, t: f64, r: u64| (id.to_string(), Some(t), r);
+    assert_eq!(
+        limits(&repo, &[], &[]),
+        vec![
+            row("a/inherit", 300.0, 2),
+            row("a/own", 60.0, 3),
+            row("b/d", 600.0, 1)
+        ]
+    );
+    let env = [("BITOPS_TIMEOUT", "2m"), ("BITOPS_RETRIES", "4")];
+    assert_eq!(
+        limits(&repo, &[], &env),
+        vec![
+            row("a/inherit", 120.0, 4),
+            row("a/own", 120.0, 4),
+            row("b/d", 120.0, 4)
+        ]
+    );
+    assert_eq!(
+        limits(&repo, &["--timeout", "30s", "--retries", "0"], &env),
+        vec![
+            row("a/inherit", 30.0, 0),
+            row("a/own", 30.0, 0),
+            row("b/d", 30.0, 0)
+        ]
+    );
+    // Without any configuration: no timeout, no retries.
+    let bare = selection_repo();
+    assert!(limits(&bare, &["-e", "monitoring"], &[])
+        .iter()
+        .all(|(_, t, r)| t.is_none() && *r == 0));
+}

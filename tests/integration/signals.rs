@@ -130,3 +130,110 @@ fn sigkill_leaves_the_log_so_far_on_disk() {
     assert_no_survivors(&repo, &["deploy-script", "inner", "background"]);
     assert_unchanged(&repo, &before);
 }
+
+#[test]
+fn a_signal_during_the_retry_backoff_stops_the_run() {
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  d: {plugin: sh, retries: 5}\n  next: {plugin: sh}\n",
+    );
+    repo.dep("e", "d", "exit 1");
+    repo.dep("e", "next", "true");
+    let mut child = repo.spawn(&["deploy", "--progress", "plain", "--color", "never"]);
+    poll(Duration::from_secs(60), "the first retry", || {
+        repo.stderr_so_far().contains("↻ retry").then_some(())
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let stderr = repo.stderr_so_far();
+    assert_eq!(status, 130, "{stderr}");
+    assert_eq!(
+        repo.trace().starts,
+        vec!["e/d"],
+        "an attempt or a dependent started after the signal: {stderr}"
+    );
+}
+
+/// A tool (think terraform) under a deploy script: on SIGTERM or SIGINT it records the signal,
+/// cleans up for a moment (releasing its state lock) and exits. A second signal would make
+/// terraform quit at once without releasing the lock, so bitops must deliver exactly one, even
+/// though the bash deploy script around the tool dies of SIGTERM at once.
+fn tool_winding_down(sig: Signal, name: &str, code: i32) {
+    let repo = tool_repo("");
+    let mut child = repo.spawn(&[
+        "deploy",
+        "--progress",
+        "plain",
+        "--color",
+        "never",
+        "--grace",
+        "10s",
+    ]);
+    poll(Duration::from_secs(60), "the tool to start", || {
+        repo.out_file("ready").exists().then_some(())
+    });
+    kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    assert_eq!(status, code, "{}", repo.stderr_so_far());
+    assert_eq!(
+        repo.read_out("signals"),
+        format!("got {name}\nreleased-lock\n"),
+        "the tool was signalled more than once, or not allowed to finish"
+    );
+    assert_no_survivors(&repo, &["tool"]);
+}
+
+/// The winding-down tool as deployment `e/tf`; `spec` adds to its deployment entry.
+fn tool_repo(spec: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.env("e", &format!("deployments:\n  tf: {{plugin: sh{spec}}}\n"));
+    repo.write_exec(
+        "_scripts/tool.sh",
+        // The handler only notes the signal (bash drops a signal that arrives while its own
+        // trap runs); the clean-up runs in the main loop, where a second signal would show.
+        "#!/bin/bash\n\
+         mkdir -p \"$T_OUT/pids\"; echo $$ > \"$T_OUT/pids/tool\"\n\
+         trap 'echo \"got TERM\" >> \"$T_OUT/signals\"; stop=1' TERM\n\
+         trap 'echo \"got INT\" >> \"$T_OUT/signals\"; stop=1' INT\n\
+         touch \"$T_OUT/ready\"\n\
+         while [ -z \"$stop\" ]; do sleep 0.05; done\n\
+         for i in $(seq 20); do sleep 0.05; done\n\
+         echo released-lock >> \"$T_OUT/signals\"\n\
+         exit 0\n",
+    );
+    repo.dep("e", "tf", "bash \"$BITOPS_TEMPDIR/_scripts/tool.sh\"");
+    repo
+}
+
+#[test]
+fn a_tool_winding_down_after_sigterm_gets_no_second_signal() {
+    tool_winding_down(Signal::SIGTERM, "TERM", 143);
+}
+
+#[test]
+fn a_tool_winding_down_after_sigint_gets_no_second_signal() {
+    tool_winding_down(Signal::SIGINT, "INT", 130);
+}
+
+#[test]
+fn a_tool_winding_down_after_a_timeout_gets_no_second_signal() {
+    let repo = tool_repo(", timeout: 1s");
+    let out = repo.run(&[
+        "deploy",
+        "--progress",
+        "plain",
+        "--color",
+        "never",
+        "--grace",
+        "10s",
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("timed out"), "{out}");
+    assert_eq!(
+        repo.read_out("signals"),
+        "got TERM\nreleased-lock\n",
+        "the tool was signalled more than once"
+    );
+    assert_no_survivors(&repo, &["tool"]);
+}
