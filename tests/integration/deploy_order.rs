@@ -261,3 +261,72 @@ fn jobs_must_be_at_least_one_in_every_form() {
     assert_eq!(cfg.code, 2, "{cfg}");
     assert!(repo.started().is_empty() && config.started().is_empty());
 }
+
+/// With one job slot, the ready deployment with the longest remaining path goes first;
+/// durations recorded by earlier runs weigh the paths.
+#[test]
+fn the_longest_remaining_path_starts_first() {
+    let repo = TestRepo::new();
+    repo.env(
+        "chain",
+        "deployments:\n  d1: {plugin: sh}\n  d2: {plugin: sh}\n  d3: {plugin: sh}\n",
+    );
+    for d in ["d1", "d2", "d3"] {
+        repo.dep("chain", d, "true");
+    }
+    repo.env("heavy", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("heavy", "d", "sleep 1");
+    // No history: every deployment counts the same, so the chain of three is the longest.
+    let out = deploy(&repo, &["-j", "1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        repo.trace().starts.first().map(String::as_str),
+        Some("chain/d1"),
+        "{:?}",
+        repo.trace().starts
+    );
+    // The first run recorded that `heavy/d` takes far longer than the whole chain.
+    std::fs::remove_file(repo.out_file("trace")).unwrap();
+    let out = deploy(&repo, &["-j", "1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        repo.trace().starts.first().map(String::as_str),
+        Some("heavy/d"),
+        "{:?}",
+        repo.trace().starts
+    );
+}
+
+#[test]
+fn ci_output_is_prefixed_lines_or_grouped_logs() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  a: {plugin: sh}\n  b: {plugin: sh}\n");
+    repo.dep("e", "a", "echo line one; echo line two");
+    repo.dep("e", "b", "echo from b");
+    // In CI (and without a terminal) each line is prefixed with its deployment.
+    let out = repo.run_env(&["deploy", "--color", "never"], &[("CI", "true")]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains("[e/a] line one\n") && out.stderr.contains("[e/b] from b\n"),
+        "{out}"
+    );
+    // Grouped on GitHub Actions: each log whole, inside a fold.
+    let out = repo.run_env(
+        &["deploy", "--color", "never", "--output", "grouped"],
+        &[("CI", "true"), ("GITHUB_ACTIONS", "true")],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let start = out
+        .stderr
+        .find("::group::e/a")
+        .unwrap_or_else(|| panic!("no fold for e/a: {out}"));
+    let end = start
+        + out.stderr[start..]
+            .find("::endgroup::")
+            .expect("fold closed");
+    let fold = &out.stderr[start..end];
+    assert!(
+        fold.contains("line one\n") && fold.contains("line two\n") && !fold.contains("from b"),
+        "{fold}"
+    );
+}

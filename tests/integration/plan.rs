@@ -514,3 +514,24 @@ fn settings_precedence_flag_env_var_environment_repo_default() {
         .iter()
         .all(|(_, t, r)| t.is_none() && *r == 0));
 }
+
+#[test]
+fn yaml_1_1_booleans_as_bitops_read_them() {
+    let repo = TestRepo::with_repo_config("fail_fast: off\n");
+    repo.env("prod", "protected: yes\ndeployments:\n  tf: {plugin: sh}\n");
+    repo.dep("prod", "tf", "true");
+    let text = plan_text(&repo, &[]);
+    assert!(
+        text.contains("fail_fast false (bitops.config.yaml:5)"),
+        "{text}"
+    );
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 2, "`protected: yes` is true: {out}");
+    // BitOps read any non-empty string as true; bitops reads "false" as false.
+    let out = repo.run_env(&["plan"], &[("BITOPS_FAST_FAIL", "false")]);
+    assert!(
+        out.stdout
+            .contains("fail_fast false (env BITOPS_FAST_FAIL)"),
+        "{out}"
+    );
+}
