@@ -177,6 +177,25 @@ impl EnvCtx<'_> {
                 .collect(),
             None => self.from_folders(name, &dir, &own_dirs, &settings),
         };
+        // A pool nobody defined would silently mean "no limit": a typo must not lift one.
+        let pools: Vec<&str> =
+            [self.repo, &config].iter().flat_map(|c| c.pools.iter().flatten()).map(|(n, _)| n.value.as_str()).collect();
+        for d in &deployments {
+            let Some(pool) = &d.pool else { continue };
+            if pools.contains(&pool.value.as_str()) {
+                continue;
+            }
+            let mut p = Problem::new(
+                "bitops::config::unknown_pool",
+                format!("deployment `{name}/{}` uses pool `{}`, which no `bitops.pools` defines", d.name, pool.value),
+            )
+            .at(&pool.loc, "unknown pool");
+            p = match did_you_mean(&pool.value, pools.iter().copied()) {
+                Some(s) => p.help(format!("did you mean `{s}`?")),
+                None => p.help(format!("define it in the repo's {CONFIG_FILE}: `bitops.pools: {{{}: 1}}`", pool.value)),
+            };
+            diags.push(p);
+        }
         let env = Environment {
             name: name.to_string(),
             dir,
