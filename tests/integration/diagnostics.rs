@@ -278,3 +278,20 @@ fn tool_config_diagnostics_show_file_line_and_yaml() {
     assert_eq!(out.code, 2, "{out}");
     has(&out.stderr, &["a/tf/bitops.config.yaml:4", "cmdd: x"]);
 }
+
+#[test]
+fn unknown_pool_with_suggestion() {
+    let repo = TestRepo::with_repo_config("pools:\n  aws-api: 1\n");
+    repo.env("a", "deployments:\n  tf: {plugin: sh, pool: aws-apii}\n");
+    repo.dep("a", "tf", "true");
+    let err = refuse(&repo, &[]);
+    has(
+        &err,
+        &[
+            "a/bitops.config.yaml:3",
+            "pool `aws-apii`",
+            "did you mean `aws-api`?",
+        ],
+    );
+    insta::assert_snapshot!(err);
+}
