@@ -129,6 +129,13 @@ fn sigkill_leaves_the_log_so_far_on_disk() {
     kill_recorded(&repo);
     assert_no_survivors(&repo, &["deploy-script", "inner", "background"]);
     assert_unchanged(&repo, &before);
+    // Its lock stays behind: the next run says so and runs nothing until told to break it.
+    repo.dep("e", "long", "true");
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(out.stderr.contains("stale"), "{out}");
+    let out = repo.run(&["deploy", "--progress", "plain", "--break-stale-locks"]);
+    assert_eq!(out.code, 0, "{out}");
 }
 
 #[test]
