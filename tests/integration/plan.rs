@@ -535,3 +535,91 @@ fn yaml_1_1_booleans_as_bitops_read_them() {
         "{out}"
     );
 }
+
+#[test]
+fn changed_since_maps_a_plugin_folder_to_its_users_and_the_repo_config_to_all() {
+    let repo = TestRepo::new();
+    // A second plugin, `other`, a copy of `sh` under another name.
+    for f in ["plugin.config.yaml", "deploy.sh"] {
+        let text = std::fs::read_to_string(repo.path(&format!("_plugins/sh/{f}"))).unwrap();
+        repo.write_exec(&format!("_plugins/other/{f}"), &text);
+    }
+    let schema = std::fs::read_to_string(repo.path("_plugins/sh/bitops.schema.yaml")).unwrap();
+    repo.write(
+        "_plugins/other/bitops.schema.yaml",
+        &schema.replacen("sh:", "other:", 1),
+    );
+    repo.write(
+        "bitops.config.yaml",
+        "bitops:\n  plugins:\n    sh:\n      source: ./_plugins/sh\n    other:\n      source: ./_plugins/other\n",
+    );
+    for env in ["a", "b"] {
+        repo.env(env, "deployments:\n  tf: {plugin: sh}\n");
+        repo.dep(env, "tf", "true");
+    }
+    repo.env("c", "deployments:\n  x: {plugin: other}\n");
+    repo.write(
+        "c/x/bitops.config.yaml",
+        "other:\n  options:\n    cmd: \"true\"\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "base"]);
+    repo.git(&["tag", "base"]);
+
+    repo.write_exec("_plugins/other/deploy.sh", "#!/bin/bash\nexit 0\n");
+    assert_eq!(
+        changed(&repo),
+        vec!["c"],
+        "a plugin change selects the environments using it"
+    );
+    repo.git(&["checkout", "-q", "--", "_plugins"]);
+    let text = std::fs::read_to_string(repo.path("bitops.config.yaml")).unwrap();
+    repo.write("bitops.config.yaml", &format!("{text}  fail_fast: true\n"));
+    assert_eq!(
+        changed(&repo),
+        vec!["a", "b", "c"],
+        "a repo config change selects every environment"
+    );
+}
+
+#[test]
+fn the_ops_repo_comes_from_the_flag_the_variable_or_the_current_folder() {
+    let repo = selection_repo();
+    let plan = |dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]| {
+        let out = std::process::Command::new(crate::harness::BIN)
+            .args(["plan", "--format", "json"])
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["ops_repo"].as_str().unwrap().to_string()
+    };
+    let root = repo.root.display().to_string();
+    if std::path::Path::new("/opt/bitops_deployment").exists() {
+        return; // the container default would win over the current folder
+    }
+    assert_eq!(plan(&repo.root, &[], &[]), root);
+    let elsewhere = repo.tmp().join("home");
+    assert_eq!(plan(&elsewhere, &[], &[("BITOPS_OPS_REPO", &root)]), root);
+    let other = TestRepo::new();
+    let other_root = other.root.display().to_string();
+    assert_eq!(
+        plan(
+            &elsewhere,
+            &["-C", &other_root],
+            &[("BITOPS_OPS_REPO", &root)]
+        ),
+        other_root,
+        "-C wins over BITOPS_OPS_REPO"
+    );
+}

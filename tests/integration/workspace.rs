@@ -181,3 +181,35 @@ fn a_failing_before_hook_stops_the_deployment() {
     assert!(out.stderr.contains("hook says no"), "{out}");
     assert!(repo.started().is_empty(), "{out}");
 }
+
+#[test]
+fn hooks_from_default_run_and_are_planned() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("e", "d", "echo plugin >> \"$T_OUT/order\"");
+    repo.write(
+        "_default/d/bitops.before-deploy.d/05-shared.sh",
+        "echo shared >> \"$T_OUT/order\"\n",
+    );
+    repo.hook(
+        "e",
+        "d",
+        "before",
+        "10-own.sh",
+        "echo own >> \"$T_OUT/order\"\n",
+    );
+    let plan = repo.plan_json(&[]);
+    let node = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "e/d")
+        .unwrap();
+    assert_eq!(
+        node["hooks"]["before"],
+        serde_json::json!(["05-shared.sh", "10-own.sh"])
+    );
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(repo.read_out("order"), "shared\nown\nplugin\n");
+}
