@@ -79,3 +79,41 @@ fn an_unselected_upstream_gives_its_last_successful_outputs() {
         "{web}"
     );
 }
+
+#[test]
+fn a_malformed_output_file_fails_the_deployment_and_names_the_line() {
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  d: {plugin: sh}\n  next: {plugin: sh}\n",
+    );
+    repo.dep(
+        "e",
+        "d",
+        "echo 'GOOD=1' >> \"$BITOPS_OUTPUT_FILE\"; echo 'not a pair' >> \"$BITOPS_OUTPUT_FILE\"",
+    );
+    repo.dep("e", "next", "true");
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("line 2"), "{out}");
+    assert!(!repo.trace().ran("e/next"));
+}
+
+#[test]
+fn output_that_is_not_utf8_is_logged_not_fatal() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep(
+        "e",
+        "d",
+        "printf 'caf\\xe9 \\xff\\xfe done\\n'; printf 'no newline at the end'",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    assert_eq!(out.code, 0, "{out}");
+    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e/d.log")).unwrap();
+    assert!(
+        log.contains(" done") && log.contains("no newline at the end"),
+        "{log}"
+    );
+    assert!(out.stderr.contains("[e/d] no newline at the end"), "{out}");
+}

@@ -213,3 +213,25 @@ fn hooks_from_default_run_and_are_planned() {
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(repo.read_out("order"), "shared\nown\nplugin\n");
 }
+
+#[test]
+fn deployments_of_one_environment_share_its_working_copy() {
+    let repo = TestRepo::new();
+    repo.env(
+        "a",
+        "deployments:\n  one: {plugin: sh}\n  two: {plugin: sh}\n",
+    );
+    repo.env("b", "depends_on: [a]\ndeployments:\n  one: {plugin: sh}\n");
+    // `one` writes next to the environment's deployments (a terraform inventory for ansible).
+    repo.dep("a", "one", "echo from-one > ../inventory.txt");
+    repo.dep("a", "two", "cat ../inventory.txt > \"$T_OUT/a-two\"");
+    repo.dep(
+        "b",
+        "one",
+        "if [ -e ../inventory.txt ]; then echo leaked; else echo absent; fi > \"$T_OUT/b-one\"",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(repo.read_out("a-two").trim(), "from-one");
+    assert_eq!(repo.read_out("b-one").trim(), "absent");
+}
