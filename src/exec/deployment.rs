@@ -129,7 +129,7 @@ impl Runner {
         }
         // A dry run changed nothing: downstream dry runs see the last real outputs instead.
         if r.status == Status::Succeeded && self.action != Action::DryRun {
-            if let Err(e) = outputs::save(&self.workspace.state_dir, &job.id, &r.outputs) {
+            if let Err(e) = outputs::record(&self.workspace.state_dir, &job.id, &r.outputs) {
                 sink.note(&format!("bitops: could not keep outputs in the state folder: {e}"));
             }
             self.outputs.lock().expect("outputs lock").insert(job.id.clone(), r.outputs.clone());
@@ -186,8 +186,9 @@ impl Runner {
             }
             .into(),
         );
-        let output_file = ws.outputs_dir().join(&env.name).join(format!("{}.env", dep.name));
-        let inputs_file = ws.outputs_dir().join(&env.name).join(format!("{}.inputs.json", dep.name));
+        // Flat names (`env__deployment`): one folder for the run, not one per environment.
+        let output_file = ws.outputs_dir().join(format!("{}__{}.env", env.name, dep.name));
+        let inputs_file = ws.outputs_dir().join(format!("{}__{}.inputs.json", env.name, dep.name));
         set(&mut vars, "BITOPS_OUTPUT_FILE", output_file.display().to_string());
         set(&mut vars, "BITOPS_INPUTS_JSON", inputs_file.display().to_string());
         (vars, output_file, inputs_file)
@@ -227,11 +228,20 @@ impl Runner {
                 vars.insert(outputs::variable_name(e, d, k), v.clone());
             }
         }
+        // The output file is the plugin's to create (a missing one means no outputs). The
+        // inputs file is written only when there is something upstream: on wide graphs of
+        // small deployments every file created shows in the per-deployment cost.
         if let Some(parent) = output_file.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let _ = std::fs::write(&output_file, "");
-        let _ = std::fs::write(&inputs_file, serde_json::to_vec_pretty(&upstream).expect("string maps serialize"));
+        let _ = std::fs::remove_file(&output_file);
+        let inputs_file = if upstream.is_empty() {
+            self.workspace.no_inputs_file()
+        } else {
+            let _ = std::fs::write(&inputs_file, serde_json::to_vec_pretty(&upstream).expect("string maps serialize"));
+            inputs_file
+        };
+        vars.insert("BITOPS_INPUTS_JSON".into(), inputs_file.display().to_string());
 
         let tool_dir = env_dir.join(&dep.name);
         let tool_config = match crate::plugins::read_tool_config(&tool_dir, &format!("{}/{}", env.name, dep.name)) {

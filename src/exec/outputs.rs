@@ -98,6 +98,18 @@ pub fn save(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Resu
     std::fs::rename(tmp, path)
 }
 
+/// Keeps a deployment's outputs for later runs; a deployment without outputs leaves no file
+/// (and removes an older one, so stale values are never handed on).
+pub fn record(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Result<()> {
+    if outputs.is_empty() {
+        return match std::fs::remove_file(saved_path(state_dir, node_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    save(state_dir, node_id, outputs)
+}
+
 pub fn load_saved(state_dir: &Path, node_id: &str) -> Option<Outputs> {
     let text = std::fs::read_to_string(saved_path(state_dir, node_id)).ok()?;
     let map: BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
@@ -129,9 +141,12 @@ mod tests {
     }
 
     #[test]
-    fn saved_outputs_round_trip() {
+    fn saved_outputs_round_trip_and_empty_ones_clear_old_values() {
         let t = tempfile::tempdir().unwrap();
-        save(t.path(), "a/b", &vec![("K".into(), "v".into())]).unwrap();
+        record(t.path(), "a/b", &vec![("K".into(), "v".into())]).unwrap();
         assert_eq!(load_saved(t.path(), "a/b").unwrap(), vec![("K".to_string(), "v".to_string())]);
+        record(t.path(), "a/b", &Vec::new()).unwrap();
+        assert!(load_saved(t.path(), "a/b").is_none());
+        record(t.path(), "a/b", &Vec::new()).unwrap();
     }
 }

@@ -23,6 +23,7 @@ pub struct Workspace {
     pub default_folder: String,
     pub in_place: bool,
     base: OnceLock<Result<(), String>>,
+    no_inputs: OnceLock<()>,
     envs: Mutex<HashMap<String, Arc<OnceLock<Result<PathBuf, String>>>>>,
 }
 
@@ -36,6 +37,7 @@ impl Workspace {
             default_folder: default_folder.to_string(),
             in_place,
             base: OnceLock::new(),
+            no_inputs: OnceLock::new(),
             envs: Mutex::new(HashMap::new()),
         }
     }
@@ -46,6 +48,16 @@ impl Workspace {
 
     pub fn outputs_dir(&self) -> PathBuf {
         self.run_dir.join("outputs")
+    }
+
+    /// `$BITOPS_INPUTS_JSON` for deployments with nothing upstream: one shared `{}` file.
+    pub fn no_inputs_file(&self) -> PathBuf {
+        let path = self.outputs_dir().join("no-inputs.json");
+        self.no_inputs.get_or_init(|| {
+            let _ = std::fs::create_dir_all(self.outputs_dir());
+            let _ = std::fs::write(&path, "{}\n");
+        });
+        path
     }
 
     /// The environment's folder in the working copy, copying it on first use. Blocking: call

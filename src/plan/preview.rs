@@ -52,7 +52,7 @@ pub fn prepare_all(
                 vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
                 vars.insert("BITOPS_OPSREPO_ENVIRONMENT_DIR".into(), d.dir.display().to_string());
                 // The run folder does not exist yet; show where things will go.
-                vars.insert("BITOPS_OUTPUT_FILE".into(), format!("<run>/outputs/{}/{}.env", env.name, d.name));
+                vars.insert("BITOPS_OUTPUT_FILE".into(), format!("<run>/outputs/{}__{}.env", env.name, d.name));
                 let default_dir = has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
                 let ctx = Context {
                     environment: &env.name,
