@@ -70,7 +70,7 @@ fn full_plan(root: &Path) -> usize {
     let reg = Registry::load(&repo, &root.join(".bitops"), used, &mut diags);
     let mut p = Plan::new(&repo, &g, &sel, &HashMap::new());
     for (i, r) in plan::preview::prepare_all(&repo, &g, &sel, &reg, Action::Deploy, &env.0) {
-        p.invocations.insert(i, r.map(|x| plan::preview::invocation(&x)).map_err(|_| String::new()));
+        p.invocations.insert(i, r.map(|x| plan::preview::invocation(&x, &[])).map_err(|_| String::new()));
     }
     assert!(diags.is_empty());
     plan::json::render(&p).len()

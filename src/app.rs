@@ -81,7 +81,10 @@ pub fn load(common: &Common, exec: &ExecArgs, guards: Guards, env: EnvVars) -> R
         graph::check_guards(&repo, &graph, &selection, common.max_nodes, common.allow_protected, &mut diags);
     }
     let single = single_environment(&graph, &selection);
-    let settings = run_settings(&flags, &env, &repo.config, single.map(|e| &repo.environments[e].config), &mut diags);
+    let selected_envs: BTreeSet<usize> = selection.deployments(&graph).map(|i| graph.node(i).env).collect();
+    let env_sections: Vec<&crate::config::BitopsSection> = selected_envs.iter().map(|e| &repo.environments[*e].config).collect();
+    let settings =
+        run_settings(&flags, &env, &repo.config, single.map(|e| &repo.environments[e].config), &env_sections, &mut diags);
     diags.into_result()?;
     let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
     Ok(Loaded { env, repo, graph, selection, settings, state_dir })
@@ -152,12 +155,26 @@ fn plan_command(args: &PlanArgs) -> u8 {
     } else {
         Default::default()
     };
+    // A plan is a validation too: a deployment that could not run is an error, not a note.
+    let mut problems = crate::diagnostic::Diagnostics::default();
+    let masks: Vec<Vec<crate::exec::log_sink::Mask>> = loaded
+        .repo
+        .environments
+        .iter()
+        .map(|e| e.settings.masks.iter().filter_map(|m| crate::exec::log_sink::Mask::new(&m.search.value, &m.replace).ok()).collect())
+        .collect();
     for (i, r) in prepared {
-        let v = match r {
-            Ok(p) => Ok(plan::preview::invocation(&p)),
-            Err(problems) => Err(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")),
-        };
-        plan.invocations.insert(i, v);
+        match r {
+            Ok(p) => {
+                let masks = &masks[loaded.graph.node(i).env];
+                plan.invocations.insert(i, Ok(plan::preview::invocation(&p, masks)));
+            }
+            Err(list) => list.into_iter().for_each(|p| problems.push(p)),
+        }
+    }
+    if let Err(e) = problems.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
     }
     let text = match args.format {
         PlanFormat::Text => plan::text::render(&plan, &loaded.settings),

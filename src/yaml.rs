@@ -171,7 +171,13 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
         return Err(err);
     }
     if let Err(e) = result {
-        let offset = builder.offsets.byte(e.marker().index());
+        let mut offset = builder.offsets.byte(e.marker().index());
+        // An error found only at the end of input (an unclosed bracket) is about the last
+        // thing written: point there, so the label lands on a line that is shown.
+        let written = text.trim_end().len();
+        if offset >= written && written > 0 {
+            offset = text[..written].char_indices().last().map_or(0, |(i, _)| i);
+        }
         return Err(SyntaxError {
             message: e.info().to_string(),
             span: Span { offset, len: 1 },
@@ -614,6 +620,10 @@ mod tests {
         let err = parse("a: [1, 2\nb: c\n").unwrap_err();
         assert!(err.span.offset > 0, "{err:?}");
         assert!(parse("").unwrap().is_none());
+        // At the end of input: on the last character written, not past the end.
+        let text = "a:\n  b: [unclosed\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.span.offset, text.trim_end().len() - 1, "{err:?}");
     }
 
     #[test]

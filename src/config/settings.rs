@@ -123,6 +123,7 @@ pub fn run_settings(
     env: &EnvVars,
     repo: &BitopsSection,
     single_env: Option<&BitopsSection>,
+    selected_envs: &[&BitopsSection],
     diags: &mut Diagnostics,
 ) -> RunSettings {
     let empty = BitopsSection::default();
@@ -161,10 +162,16 @@ pub fn run_settings(
         ],
         "default".to_string(),
     );
-    let mut pools = BTreeMap::new();
-    for section in [repo, e] {
+    // A pool is one limit for the whole run, wherever it is defined: the repo's sizes, then
+    // every selected environment's, the smaller size winning when two define the same pool.
+    let mut pools: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, size) in repo.pools.iter().flatten() {
+        pools.insert(name.value.clone(), size.value as usize);
+    }
+    for section in selected_envs.iter().copied().chain(single_env) {
         for (name, size) in section.pools.iter().flatten() {
-            pools.insert(name.value.clone(), size.value as usize);
+            let size = size.value as usize;
+            pools.entry(name.value.clone()).and_modify(|s| *s = (*s).min(size)).or_insert(size);
         }
     }
     RunSettings { jobs, fail_fast, pools, default_folder, run_mode }
@@ -220,9 +227,9 @@ mod tests {
         let mut env = EnvVars::default();
         let mut d = Diagnostics::default();
         let s = |flags: &Flags, env: &EnvVars, own: Option<&BitopsSection>, d: &mut Diagnostics| {
-            run_settings(flags, env, &repo, own, d).jobs.value
+            run_settings(flags, env, &repo, own, &[], d).jobs.value
         };
-        assert_eq!(run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &mut d).jobs.value, DEFAULT_JOBS);
+        assert_eq!(run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d).jobs.value, DEFAULT_JOBS);
         assert_eq!(s(&Flags::default(), &env, None, &mut d), 2);
         assert_eq!(s(&Flags::default(), &env, Some(&own), &mut d), 3);
         env.0.insert("BITOPS_JOBS".into(), "5".into());
@@ -236,7 +243,7 @@ mod tests {
         let mut env = EnvVars::default();
         env.0.insert("BITOPS_FAST_FAIL".into(), "false".into());
         let mut d = Diagnostics::default();
-        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &mut d);
+        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d);
         assert!(!s.fail_fast.value);
         assert_eq!(s.fail_fast.origin, Origin::EnvVar("BITOPS_FAST_FAIL"));
     }
@@ -245,7 +252,7 @@ mod tests {
     fn a_config_false_beats_a_true_default() {
         let repo = BitopsSection { fail_fast: spanned(false), ..Default::default() };
         let mut d = Diagnostics::default();
-        assert!(!run_settings(&Flags::default(), &EnvVars::default(), &repo, None, &mut d).fail_fast.value);
+        assert!(!run_settings(&Flags::default(), &EnvVars::default(), &repo, None, &[], &mut d).fail_fast.value);
     }
 
     #[test]
@@ -253,7 +260,7 @@ mod tests {
         let mut env = EnvVars::default();
         env.0.insert("BITOPS_JOBS".into(), "lots".into());
         let mut d = Diagnostics::default();
-        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &mut d);
+        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d);
         assert_eq!(s.jobs.value, DEFAULT_JOBS);
         assert_eq!(d.len(), 1);
     }

@@ -244,9 +244,10 @@ impl Runner {
         vars.insert("BITOPS_INPUTS_JSON".into(), inputs_file.display().to_string());
 
         let tool_dir = env_dir.join(&dep.name);
+        // The working copy's file is already merged with `_default`'s, so its spans are its own.
         let tool_config = match crate::plugins::read_tool_config(&tool_dir, &format!("{}/{}", env.name, dep.name)) {
             Ok(c) => c,
-            Err(e) => return self.fail(sink, e),
+            Err(p) => return self.fail(sink, p.to_string()),
         };
         let default_dir = self.workspace.repo_root.join(&self.workspace.default_folder).join(&dep.name);
         let ctx = Context {
@@ -257,6 +258,7 @@ impl Runner {
             default_dir: default_dir.is_dir().then_some(default_dir),
             tool_config: tool_config.as_ref().map(|(n, _)| n),
             tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, dep.name),
+            tool_config_file: tool_config.as_ref().map(|(_, f)| f),
             env: &vars,
             action: self.action,
         };

@@ -9,6 +9,7 @@ use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 
 use super::Invocation;
+use crate::exec::log_sink::{apply_masks, Mask};
 use crate::diagnostic::{Diagnostics, Problem};
 use crate::graph::{Graph, Selection};
 use crate::model::Repo;
@@ -27,11 +28,12 @@ pub fn prepare_all(
 ) -> HashMap<NodeIndex, Result<Prepared, Vec<Problem>>> {
     let nodes: Vec<NodeIndex> = selection.deployments(graph).collect();
     // `_default`'s tool folders, read once rather than once per deployment.
-    let mut defaults: HashMap<String, (Option<Node>, bool)> = HashMap::new();
+    type DefaultConfig = Result<Option<(Node, std::sync::Arc<crate::diagnostic::SourceFile>)>, Problem>;
+    let mut defaults: HashMap<String, (DefaultConfig, bool)> = HashMap::new();
     if let Ok(rd) = std::fs::read_dir(repo.root.join(&repo.default_folder)) {
         for e in rd.flatten().filter(|e| e.path().is_dir()) {
             let name = e.file_name().to_string_lossy().into_owned();
-            let cfg = read_tool_config(&e.path(), &format!("{}/{name}", repo.default_folder)).ok().flatten().map(|(n, _)| n);
+            let cfg = read_tool_config(&e.path(), &format!("{}/{name}", repo.default_folder));
             defaults.insert(name, (cfg, true));
         }
     }
@@ -42,11 +44,19 @@ pub fn prepare_all(
             let env = &repo.environments[n.env];
             let d = &env.deployments[n.dep.expect("deployments only")];
             let result = (|| {
-                let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name)).map_err(|e| {
-                    vec![Problem::new("bitops::plugin::tool_config", e).path(&d.dir.join(crate::config::CONFIG_FILE))]
-                })?;
-                let (default_config, has_default) = defaults.get(&d.name).map(|(c, b)| (c.as_ref(), *b)).unwrap_or((None, false));
-                let config = merge_tool_configs(default_config, own.map(|(n, _)| n));
+                let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name)).map_err(|p| vec![p])?;
+                let (default_config, has_default) = match defaults.get(&d.name) {
+                    Some((Ok(c), _)) => (c.as_ref(), true),
+                    Some((Err(p), _)) => return Err(vec![p.clone()]),
+                    None => (None, false),
+                };
+                // Spans point into one file only when there was nothing to merge.
+                let file = match (&own, default_config) {
+                    (Some((_, f)), None) => Some(f.clone()),
+                    (None, Some((_, f))) => Some(f.clone()),
+                    _ => None,
+                };
+                let config = merge_tool_configs(default_config.map(|(n, _)| n), own.map(|(n, _)| n));
                 let mut vars = base_env.clone();
                 vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
                 vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
@@ -62,6 +72,7 @@ pub fn prepare_all(
                     default_dir,
                     tool_config: config.as_ref(),
                     tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, d.name),
+                    tool_config_file: file.as_ref(),
                     env: &vars,
                     action,
                 };
@@ -72,17 +83,19 @@ pub fn prepare_all(
         .collect()
 }
 
-/// The plan's view of a prepared deployment.
-pub fn invocation(p: &Prepared) -> Invocation {
-    let mut commands: Vec<String> = p.steps.iter().map(|s| s.display()).collect();
+/// The plan's view of a prepared deployment, with the environment's `logging.masks` applied:
+/// a plan is printed in CI logs as much as a deploy is.
+pub fn invocation(p: &Prepared, masks: &[Mask]) -> Invocation {
+    let mask = |s: &str| apply_masks(masks, s);
+    let mut commands: Vec<String> = p.steps.iter().map(|s| mask(&s.display())).collect();
     if let Some(why) = &p.skip {
-        commands = vec![format!("(skipped: {why})")];
+        commands = vec![format!("(skipped: {})", mask(why))];
     }
     Invocation {
-        argv: p.steps.first().map(|s| s.argv.clone()).unwrap_or_default(),
-        env: p.exports.clone(),
+        argv: p.steps.first().map(|s| s.argv.iter().map(|a| mask(a)).collect()).unwrap_or_default(),
+        env: p.exports.iter().map(|(k, v)| (k.clone(), mask(v))).collect(),
         commands,
-        settings: p.settings.clone(),
+        settings: p.settings.iter().map(|s| mask(s)).collect(),
     }
 }
 

@@ -17,7 +17,7 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
     let mut has_action = false;
     if let Some(schema) = &p.schema {
         // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
-        let tc = ToolConfig { root: ctx.tool_config, file: None, display: &ctx.tool_config_name };
+        let tc = ToolConfig { root: ctx.tool_config, file: ctx.tool_config_file, display: &ctx.tool_config_name };
         let env = EnvVars(ctx.env.clone());
         let r = resolve(schema, &tc, &env, ctx.plugin);
         if !r.problems.is_empty() {

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{Diagnostics, Problem};
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostics, Problem, SourceFile};
 use crate::model::{PluginSource, Repo};
 use crate::yaml::Node;
 
@@ -88,20 +90,16 @@ pub fn installed_dir(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("plugins").join(name)
 }
 
-/// Reads a tool folder's `bitops.config.yaml` (already merged with `_default` in a working
-/// copy). `Ok(None)` when there is none.
-pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, String)>, String> {
-    let path = tool_dir.join(crate::config::CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {display}/bitops.config.yaml: {e}")),
-    };
-    match crate::yaml::parse(&text) {
-        Ok(Some(n)) => Ok(Some((n, format!("{display}/bitops.config.yaml")))),
-        Ok(None) => Ok(None),
-        Err(e) => Err(format!("{display}/bitops.config.yaml is not valid YAML: {}", e.message)),
+/// A tool folder's `bitops.config.yaml` (already merged with `_default` in a working copy):
+/// its root node and the file, or `Ok(None)` when there is none. A file that cannot be read or
+/// parsed is a located problem.
+pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
+    let mut diags = Diagnostics::default();
+    let loaded = crate::config::load_file(&tool_dir.join(crate::config::CONFIG_FILE), format!("{display}/bitops.config.yaml"), &mut diags);
+    if let Some(p) = diags.problems().first() {
+        return Err(p.clone());
     }
+    Ok(loaded.and_then(|l| l.root.map(|root| (root, l.file))))
 }
 
 /// The environment's tool config deep-merged over `_default`'s, as a working copy has it.

@@ -31,6 +31,9 @@ pub struct Context<'a> {
     pub tool_config: Option<&'a Node>,
     /// Where the tool config came from, for diagnostics (`backend-test/terraform/bitops.config.yaml`).
     pub tool_config_name: String,
+    /// The file `tool_config`'s spans point into, when they all point into one file (not after
+    /// a merge with `_default`'s), so problems can show file:line.
+    pub tool_config_file: Option<&'a std::sync::Arc<crate::diagnostic::SourceFile>>,
     /// The environment the deployment will run with: the user's variables plus BitOps' own.
     pub env: &'a BTreeMap<String, String>,
     pub action: Action,

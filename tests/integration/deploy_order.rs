@@ -332,10 +332,6 @@ fn ci_output_is_prefixed_lines_or_grouped_logs() {
 }
 
 #[test]
-#[ignore = "bug: a pool defined in an environment's own config (`bitops.pools`) is only applied \
-            when that environment is the only one in the run (config::settings::run_settings \
-            merges env-level pools from the single environment); in a multi-environment run the \
-            scheduler sees an undefined pool and applies no limit"]
 fn environment_level_pools_hold_in_a_multi_environment_run() {
     let repo = TestRepo::new();
     repo.env("a", "pools:\n  local: 1\ndeployments:\n  p1: {plugin: sh, pool: local}\n  p2: {plugin: sh, pool: local, depends_on: []}\n");

@@ -250,8 +250,6 @@ fn deploy_refuses_a_malformed_tool_config_before_running_anything() {
 }
 
 #[test]
-#[ignore = "bug: `plan` exits 0 when a tool-level bitops.config.yaml is malformed (it prints an \
-            `error` line for the deployment); deploy exits 2 for the same repo"]
 fn plan_refuses_a_malformed_tool_config() {
     let repo = broken_tool_config();
     let out = repo.run(&["plan", "--color", "never"]);
@@ -259,9 +257,6 @@ fn plan_refuses_a_malformed_tool_config() {
 }
 
 #[test]
-#[ignore = "bug: problems in tool-level configs (malformed YAML, unknown option) are reported \
-            with the file path only: no line, no YAML snippet (plugins::read_tool_config returns \
-            a String, not a located Problem)"]
 fn tool_config_diagnostics_show_file_line_and_yaml() {
     let repo = broken_tool_config();
     let out = repo.run(&["deploy", "--color", "never", "--progress", "plain"]);

@@ -66,8 +66,6 @@ fn masks_hide_secrets_in_terminal_output_and_log_files() {
 }
 
 #[test]
-#[ignore = "bug: `bitops plan` prints resolved tool settings and exported variables (SH_CMD=… \
-            with the secret) without applying bitops.logging.masks"]
 fn plan_output_is_masked_too() {
     let repo = TestRepo::with_repo_config(
         "logging:\n  masks:\n    - search: hunter2\n      replace: '*****'\n",

@@ -41,7 +41,7 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
     let s = Settings::resolve(
         cfn_schema(),
         ctx.tool_config,
-        None,
+        ctx.tool_config_file,
         &ctx.tool_config_name,
         ctx.env,
         ctx.plugin,

@@ -161,7 +161,7 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
     let s = Settings::resolve(
         kubectl_schema(),
         ctx.tool_config,
-        None,
+        ctx.tool_config_file,
         &ctx.tool_config_name,
         ctx.env,
         ctx.plugin,

@@ -73,6 +73,7 @@ pub(super) fn ctx_in<'a>(fx: &'a Fixture, plugin: &'a str, action: Action) -> Co
         default_dir: default_dir.is_dir().then_some(default_dir),
         tool_config: fx.config.as_ref(),
         tool_config_name: format!("env/{}/bitops.config.yaml", fx.tool),
+        tool_config_file: None,
         env: &fx.env,
         action,
     }
