@@ -29,15 +29,27 @@ fn generate(root: &Path, envs: usize) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, s).unwrap();
     };
-    w(&root.join("bitops.config.yaml"), "bitops:\n  plugins:\n    noop:\n      source: ./_plugins/noop\n");
-    w(&root.join("_plugins/noop/plugin.config.yaml"), "plugin:\n  deployment:\n    core_schema_parsing: true\n");
+    w(
+        &root.join("bitops.config.yaml"),
+        "bitops:\n  plugins:\n    noop:\n      source: ./_plugins/noop\n",
+    );
+    w(
+        &root.join("_plugins/noop/plugin.config.yaml"),
+        "plugin:\n  deployment:\n    core_schema_parsing: true\n",
+    );
     w(
         &root.join("_plugins/noop/bitops.schema.yaml"),
         "noop:\n  type: object\n  properties:\n    options:\n      type: object\n      properties:\n        cmd: {type: string, export_env: NOOP_CMD}\n",
     );
-    w(&root.join("_plugins/noop/deploy.sh"), "#!/usr/bin/env bash\nexec sh -c \"$NOOP_CMD\"\n");
+    w(
+        &root.join("_plugins/noop/deploy.sh"),
+        "#!/usr/bin/env bash\nexec sh -c \"$NOOP_CMD\"\n",
+    );
     for i in 0..envs {
-        let mut deps: Vec<usize> = [i.wrapping_sub(1), i / 7, i / 3].into_iter().filter(|d| *d < i).collect();
+        let mut deps: Vec<usize> = [i.wrapping_sub(1), i / 7, i / 3]
+            .into_iter()
+            .filter(|d| *d < i)
+            .collect();
         deps.sort_unstable();
         deps.dedup();
         let mut cfg = String::from("bitops:\n");
@@ -48,7 +60,10 @@ fn generate(root: &Path, envs: usize) {
         cfg.push_str("  deployments:\n");
         for k in 0..DEPLOYMENTS {
             cfg.push_str(&format!("    d{k}:\n      plugin: noop\n"));
-            w(&root.join(format!("e{i:05}/d{k}/bitops.config.yaml")), "noop:\n  options:\n    cmd: \"true\"\n");
+            w(
+                &root.join(format!("e{i:05}/d{k}/bitops.config.yaml")),
+                "noop:\n  options:\n    cmd: \"true\"\n",
+            );
         }
         w(&root.join(format!("e{i:05}/bitops.config.yaml")), &cfg);
     }
@@ -57,20 +72,33 @@ fn generate(root: &Path, envs: usize) {
 fn full_plan(root: &Path) -> usize {
     let env = EnvVars::default();
     let flags = Flags::default();
-    let (repo, mut diags) = scan(&Input { root: root.to_path_buf(), flags: &flags, env: &env });
+    let (repo, mut diags) = scan(&Input {
+        root: root.to_path_buf(),
+        flags: &flags,
+        env: &env,
+    });
     let g = graph::build(&repo, &mut diags).expect("generated repos are valid");
     let sel = graph::select(&repo, &g, &SelectOptions::default(), &env, &mut diags);
     let used: Vec<(&str, &str)> = sel
         .deployments(&g)
         .map(|i| {
             let n = g.node(i);
-            (repo.environments[n.env].deployments[n.dep.unwrap()].plugin.as_str(), n.id.as_str())
+            (
+                repo.environments[n.env].deployments[n.dep.unwrap()]
+                    .plugin
+                    .as_str(),
+                n.id.as_str(),
+            )
         })
         .collect();
     let reg = Registry::load(&repo, &root.join(".bitops"), used, &mut diags);
     let mut p = Plan::new(&repo, &g, &sel, &HashMap::new());
     for (i, r) in plan::preview::prepare_all(&repo, &g, &sel, &reg, Action::Deploy, &env.0) {
-        p.invocations.insert(i, r.map(|x| plan::preview::invocation(&x, &[])).map_err(|_| String::new()));
+        p.invocations.insert(
+            i,
+            r.map(|x| plan::preview::invocation(&x, &[]))
+                .map_err(|_| String::new()),
+        );
     }
     assert!(diags.is_empty());
     plan::json::render(&p).len()
@@ -82,11 +110,17 @@ fn bench(c: &mut Criterion) {
     for envs in [1_000usize, 10_000] {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), envs);
-        group.bench_function(format!("full/{envs}x{DEPLOYMENTS}"), |b| b.iter(|| black_box(full_plan(dir.path()))));
+        group.bench_function(format!("full/{envs}x{DEPLOYMENTS}"), |b| {
+            b.iter(|| black_box(full_plan(dir.path())))
+        });
 
         let env = EnvVars::default();
         let flags = Flags::default();
-        let (repo, _) = scan(&Input { root: dir.path().to_path_buf(), flags: &flags, env: &env });
+        let (repo, _) = scan(&Input {
+            root: dir.path().to_path_buf(),
+            flags: &flags,
+            env: &env,
+        });
         group.bench_function(format!("graph/{envs}x{DEPLOYMENTS}"), |b| {
             b.iter(|| {
                 let mut d = Diagnostics::default();

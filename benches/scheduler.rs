@@ -20,7 +20,11 @@ use tokio::sync::{mpsc, watch};
 struct Noop;
 
 impl Executor for Noop {
-    fn run(&self, _node: usize, _stop: watch::Receiver<StopRequest>) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+    fn run(
+        &self,
+        _node: usize,
+        _stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
         Box::pin(async { NodeResult::new(Status::Succeeded) })
     }
 }
@@ -47,18 +51,36 @@ fn dag(n: usize, layers: usize) -> Schedule {
         d.dedup();
     }
     let nodes = (0..n)
-        .map(|i| SchedNode { id: format!("n{i}"), deployment: true, pool: None, weight: 1.0 + (i % 5) as f64 })
+        .map(|i| SchedNode {
+            id: format!("n{i}"),
+            deployment: true,
+            pool: None,
+            weight: 1.0 + (i % 5) as f64,
+        })
         .collect();
     Schedule { nodes, deps }
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("scheduler");
-    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
     for (n, jobs) in [(1_000usize, 2usize), (10_000, 8)] {
         let s = dag(n, 20);
-        let opts = Options { jobs, pools: BTreeMap::new(), fail_fast: true, deadline: None, grace: Duration::from_secs(1), order: Order::CriticalPath };
+        let opts = Options {
+            jobs,
+            pools: BTreeMap::new(),
+            fail_fast: true,
+            deadline: None,
+            grace: Duration::from_secs(1),
+            order: Order::CriticalPath,
+        };
         group.bench_function(format!("noop/{n}nodes/j{jobs}"), |b| {
             b.iter(|| {
                 rt.block_on(async {

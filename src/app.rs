@@ -6,16 +6,16 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::cli::{Cli, ColorChoice, Command, Common, ExecArgs, PlanArgs, PlanFormat, RunArgs};
-use crate::exec::events::{RunEvent, Status};
-use crate::plugins::step::Action;
-use crate::plugins::Registry;
 use crate::config::settings::{run_settings, EnvVars, Flags, RunSettings};
 use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
+use crate::exec::events::{RunEvent, Status};
 use crate::exit_code;
 use crate::graph::{self, Graph, SelectOptions, Selection};
 use crate::model::Repo;
 use crate::plan::{self, Plan};
+use crate::plugins::step::Action;
+use crate::plugins::Registry;
 use crate::report;
 
 /// A repo read, validated and selected from: what every command works on.
@@ -51,13 +51,24 @@ pub fn flags(exec: &ExecArgs) -> Flags {
 }
 
 /// Discover → configure → graph → select, collecting every problem before giving up.
-pub fn load(common: &Common, exec: &ExecArgs, guards: Guards, env: EnvVars) -> Result<Loaded, ConfigErrors> {
+pub fn load(
+    common: &Common,
+    exec: &ExecArgs,
+    guards: Guards,
+    env: EnvVars,
+) -> Result<Loaded, ConfigErrors> {
     let root = find_ops_repo(common.ops_repo.as_deref(), &env).map_err(ConfigErrors::single)?;
     let flags = flags(exec);
-    let (repo, mut diags) = scan(&Input { root: root.clone(), flags: &flags, env: &env });
+    let (repo, mut diags) = scan(&Input {
+        root: root.clone(),
+        flags: &flags,
+        env: &env,
+    });
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
-        return Err(diags.into_result().expect_err("no graph means problems were recorded"));
+        return Err(diags
+            .into_result()
+            .expect_err("no graph means problems were recorded"));
     };
     let changed: Option<BTreeSet<String>> = match &common.changed_since {
         Some(r) => match graph::changed::changed_environments(&repo, r) {
@@ -78,16 +89,45 @@ pub fn load(common: &Common, exec: &ExecArgs, guards: Guards, env: EnvVars) -> R
     };
     let selection = graph::select(&repo, &graph, &opts, &env, &mut diags);
     if guards == Guards::Check {
-        graph::check_guards(&repo, &graph, &selection, common.max_nodes, common.allow_protected, &mut diags);
+        graph::check_guards(
+            &repo,
+            &graph,
+            &selection,
+            common.max_nodes,
+            common.allow_protected,
+            &mut diags,
+        );
     }
     let single = single_environment(&graph, &selection);
-    let selected_envs: BTreeSet<usize> = selection.deployments(&graph).map(|i| graph.node(i).env).collect();
-    let env_sections: Vec<&crate::config::BitopsSection> = selected_envs.iter().map(|e| &repo.environments[*e].config).collect();
-    let settings =
-        run_settings(&flags, &env, &repo.config, single.map(|e| &repo.environments[e].config), &env_sections, &mut diags);
+    let selected_envs: BTreeSet<usize> = selection
+        .deployments(&graph)
+        .map(|i| graph.node(i).env)
+        .collect();
+    let env_sections: Vec<&crate::config::BitopsSection> = selected_envs
+        .iter()
+        .map(|e| &repo.environments[*e].config)
+        .collect();
+    let settings = run_settings(
+        &flags,
+        &env,
+        &repo.config,
+        single.map(|e| &repo.environments[e].config),
+        &env_sections,
+        &mut diags,
+    );
     diags.into_result()?;
-    let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
-    Ok(Loaded { env, repo, graph, selection, settings, state_dir })
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
+    Ok(Loaded {
+        env,
+        repo,
+        graph,
+        selection,
+        settings,
+        state_dir,
+    })
 }
 
 /// The one environment a run touches, if it touches exactly one.
@@ -97,7 +137,11 @@ fn single_environment(g: &Graph, sel: &Selection) -> Option<usize> {
 }
 
 fn stderr_color(choice: ColorChoice, env: &EnvVars) -> bool {
-    report::style::use_color(choice, std::io::stderr().is_terminal(), env.get("NO_COLOR").is_some_and(|v| !v.is_empty()))
+    report::style::use_color(
+        choice,
+        std::io::stderr().is_terminal(),
+        env.get("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -151,7 +195,14 @@ fn plan_command(args: &PlanArgs) -> u8 {
     }
     let base_env = loaded.env.0.clone();
     let prepared = if shows_commands {
-        plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::Deploy, &base_env)
+        plan::preview::prepare_all(
+            &loaded.repo,
+            &loaded.graph,
+            &loaded.selection,
+            &registry,
+            Action::Deploy,
+            &base_env,
+        )
     } else {
         Default::default()
     };
@@ -161,13 +212,20 @@ fn plan_command(args: &PlanArgs) -> u8 {
         .repo
         .environments
         .iter()
-        .map(|e| e.settings.masks.iter().filter_map(|m| crate::exec::log_sink::Mask::new(&m.search.value, &m.replace).ok()).collect())
+        .map(|e| {
+            e.settings
+                .masks
+                .iter()
+                .filter_map(|m| crate::exec::log_sink::Mask::new(&m.search.value, &m.replace).ok())
+                .collect()
+        })
         .collect();
     for (i, r) in prepared {
         match r {
             Ok(p) => {
                 let masks = &masks[loaded.graph.node(i).env];
-                plan.invocations.insert(i, Ok(plan::preview::invocation(&p, masks)));
+                plan.invocations
+                    .insert(i, Ok(plan::preview::invocation(&p, masks)));
             }
             Err(list) => list.into_iter().for_each(|p| problems.push(p)),
         }
@@ -206,7 +264,11 @@ fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Diagnostics) 
 fn run_command(args: &RunArgs, action: Action) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
-    let command = if action == Action::Destroy { "destroy" } else { "deploy" };
+    let command = if action == Action::Destroy {
+        "destroy"
+    } else {
+        "deploy"
+    };
     // `--resume`: the selection is what the earlier run did not finish.
     let mut common = args.common.clone();
     let mut resumed: Option<crate::state::journal::Replay> = None;
@@ -215,10 +277,18 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
             Ok(replay) => {
                 let remaining = replay.remaining();
                 if remaining.is_empty() {
-                    eprintln!("bitops: run {} has nothing left to resume: every deployment succeeded", replay.run_id);
+                    eprintln!(
+                        "bitops: run {} has nothing left to resume: every deployment succeeded",
+                        replay.run_id
+                    );
                     return exit_code::SUCCESS;
                 }
-                eprintln!("bitops: resuming run {}: {} of {} deployments left", replay.run_id, remaining.len(), replay.deployments.len());
+                eprintln!(
+                    "bitops: resuming run {}: {} of {} deployments left",
+                    replay.run_id,
+                    remaining.len(),
+                    replay.deployments.len()
+                );
                 common.envs.clear();
                 common.only = remaining;
                 resumed = Some(replay);
@@ -238,18 +308,31 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     };
     let (registry, mut diags) = load_registry(&loaded);
     let base_env = loaded.env.0.clone();
-    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, action, &base_env);
+    let prepared = plan::preview::prepare_all(
+        &loaded.repo,
+        &loaded.graph,
+        &loaded.selection,
+        &registry,
+        action,
+        &base_env,
+    );
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
     if let Err(e) = diags.into_result() {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
     // BitOps' validation modes: everything is checked above; show the plan, run nothing.
-    if matches!(loaded.settings.run_mode.value.as_str(), "validate_config" | "settings_test") {
+    if matches!(
+        loaded.settings.run_mode.value.as_str(),
+        "validate_config" | "settings_test"
+    ) {
         let durations = crate::state::load_durations(&loaded.state_dir);
         let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
         let _ = std::io::stdout().write_all(plan::text::render(&plan, &loaded.settings).as_bytes());
-        eprintln!("bitops: run_mode {} ({}): configuration is valid; nothing was run", loaded.settings.run_mode.value, loaded.settings.run_mode.origin);
+        eprintln!(
+            "bitops: run_mode {} ({}): configuration is valid; nothing was run",
+            loaded.settings.run_mode.value, loaded.settings.run_mode.origin
+        );
         return exit_code::SUCCESS;
     }
     if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
@@ -260,7 +343,18 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         return exit_code::CONFIG;
     }
     let config_hash = crate::state::journal::config_hash(
-        loaded.repo.config_file.iter().chain(loaded.repo.environments.iter().filter_map(|e| e.config_file.as_ref())).map(|f| f.text.as_str()),
+        loaded
+            .repo
+            .config_file
+            .iter()
+            .chain(
+                loaded
+                    .repo
+                    .environments
+                    .iter()
+                    .filter_map(|e| e.config_file.as_ref()),
+            )
+            .map(|f| f.text.as_str()),
     );
     if let Some(r) = &resumed {
         if r.config_hash != config_hash {
@@ -268,9 +362,20 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         }
     }
     let run_id = crate::state::new_run_id();
-    let selected: Vec<String> = loaded.selection.deployments(&loaded.graph).map(|i| loaded.graph.node(i).id.clone()).collect();
-    let mut lock_envs: Vec<String> =
-        loaded.selection.deployments(&loaded.graph).map(|i| loaded.repo.environments[loaded.graph.node(i).env].name.clone()).collect();
+    let selected: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| loaded.graph.node(i).id.clone())
+        .collect();
+    let mut lock_envs: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            loaded.repo.environments[loaded.graph.node(i).env]
+                .name
+                .clone()
+        })
+        .collect();
     lock_envs.sort_unstable();
     lock_envs.dedup();
     let holder = crate::state::lock::Holder {
@@ -280,12 +385,20 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         run_id: run_id.clone(),
     };
-    let _locks = match crate::state::lock::acquire(&loaded.state_dir, &lock_envs, &holder, args.lock_timeout, args.break_stale_locks) {
+    let _locks = match crate::state::lock::acquire(
+        &loaded.state_dir,
+        &lock_envs,
+        &holder,
+        args.lock_timeout,
+        args.break_stale_locks,
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
             if matches!(e, crate::state::lock::LockError::Held { .. }) {
-                eprintln!("  help: wait for that run, or pass --lock-timeout DURATION to wait for it");
+                eprintln!(
+                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
+                );
             }
             return exit_code::LOCKED;
         }
@@ -302,7 +415,10 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     let journal = match crate::state::journal::Journal::create(&run_dir, &header) {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("error: cannot write the run journal in {}: {e}", run_dir.display());
+            eprintln!(
+                "error: cannot write the run journal in {}: {e}",
+                run_dir.display()
+            );
             return exit_code::INTERNAL;
         }
     };
@@ -314,10 +430,24 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         grace: args.exec.grace,
         order: crate::exec::run::order_from_env(&loaded.env),
     };
-    let is_ci = loaded.env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let mode = report::live::resolve_mode(args.exec.progress, args.exec.output, std::io::stderr().is_terminal(), is_ci);
+    let is_ci = loaded
+        .env
+        .get("CI")
+        .is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(
+        args.exec.progress,
+        args.exec.output,
+        std::io::stderr().is_terminal(),
+        is_ci,
+    );
     let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
-    let Loaded { repo, graph, selection, state_dir, .. } = loaded;
+    let Loaded {
+        repo,
+        graph,
+        selection,
+        state_dir,
+        ..
+    } = loaded;
     let repo = std::sync::Arc::new(repo);
     let req = crate::exec::run::RunRequest {
         repo: std::sync::Arc::clone(&repo),
@@ -330,12 +460,22 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         in_place: args.exec.in_place,
         durations,
     };
-    let Some(result) = execute_reported(req, &graph, &selection, report::live::Live::new(mode, color, github), Some(journal)) else {
+    let Some(result) = execute_reported(
+        req,
+        &graph,
+        &selection,
+        report::live::Live::new(mode, color, github),
+        Some(journal),
+    ) else {
         return exit_code::INTERNAL;
     };
 
-    let deployments: Vec<(String, crate::exec::events::NodeResult)> =
-        result.nodes.iter().filter(|(_, dep, _)| *dep).map(|(id, _, r)| (id.clone(), r.clone())).collect();
+    let deployments: Vec<(String, crate::exec::events::NodeResult)> = result
+        .nodes
+        .iter()
+        .filter(|(_, dep, _)| *dep)
+        .map(|(id, _, r)| (id.clone(), r.clone()))
+        .collect();
     let finished: Vec<(String, f64)> = deployments
         .iter()
         .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
@@ -353,7 +493,13 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
     let _ = std::io::stderr().write_all(summary.as_bytes());
     let code = exit_status(&result);
     let info = report::run_report::RunInfo::from_graph(action, &repo.root, &graph, &selection);
-    report::run_report::finish_run(&info, &result, code, args.report.as_deref(), args.junit.as_deref());
+    report::run_report::finish_run(
+        &info,
+        &result,
+        code,
+        args.report.as_deref(),
+        args.junit.as_deref(),
+    );
     code
 }
 
@@ -364,7 +510,11 @@ fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
         Some(Sig::Term) => return exit_code::TERMINATED,
         None => {}
     }
-    if result.nodes.iter().any(|(_, _, r)| r.status != Status::Succeeded) {
+    if result
+        .nodes
+        .iter()
+        .any(|(_, _, r)| r.status != Status::Succeeded)
+    {
         exit_code::FAILED
     } else {
         exit_code::SUCCESS
@@ -372,14 +522,29 @@ fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
 }
 
 /// The earlier run `--resume` continues, from its journal.
-fn resume_selection(common: &Common, env: &EnvVars, which: &str) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
+fn resume_selection(
+    common: &Common,
+    env: &EnvVars,
+    which: &str,
+) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
     use crate::diagnostic::Problem;
     let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
-    let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
-    let run_dir = crate::state::journal::find_run(&state_dir, Some(which))
-        .map_err(|e| Problem::new("bitops::resume::run", format!("--resume: {e}")).help("`bitops report` lists earlier runs"))?;
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
+    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+        Problem::new("bitops::resume::run", format!("--resume: {e}"))
+            .help("`bitops report` lists earlier runs")
+    })?;
     crate::state::journal::read(&run_dir).map_err(|e| {
-        Problem::new("bitops::resume::journal", format!("--resume: cannot read the journal of {}: {e}", run_dir.display()))
+        Problem::new(
+            "bitops::resume::journal",
+            format!(
+                "--resume: cannot read the journal of {}: {e}",
+                run_dir.display()
+            ),
+        )
     })
 }
 
@@ -431,13 +596,17 @@ fn report_command(args: &crate::cli::ReportArgs) -> u8 {
         None => match find_ops_repo(args.ops_repo.as_deref(), &env) {
             Ok(root) => root.join(".bitops"),
             Err(p) => {
-                report::diagnostics::print(&ConfigErrors::single(p), stderr_color(ColorChoice::Auto, &env));
+                report::diagnostics::print(
+                    &ConfigErrors::single(p),
+                    stderr_color(ColorChoice::Auto, &env),
+                );
                 return exit_code::CONFIG;
             }
         },
     };
     let no_color = env.get("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let color = report::style::use_color(ColorChoice::Auto, std::io::stdout().is_terminal(), no_color);
+    let color =
+        report::style::use_color(ColorChoice::Auto, std::io::stdout().is_terminal(), no_color);
     report::history::command(&report::history::ReportRequest {
         state_dir: &state_dir,
         run: args.run.as_deref(),
@@ -465,7 +634,11 @@ fn execute_reported(
             live.event(&ev);
         }
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -481,7 +654,14 @@ fn execute_reported(
 /// parallel, then one table. Dry runs do not stop at the first error.
 fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> u8 {
     let base_env = loaded.env.0.clone();
-    let prepared = plan::preview::prepare_all(&loaded.repo, &loaded.graph, &loaded.selection, &registry, Action::DryRun, &base_env);
+    let prepared = plan::preview::prepare_all(
+        &loaded.repo,
+        &loaded.graph,
+        &loaded.selection,
+        &registry,
+        Action::DryRun,
+        &base_env,
+    );
     let mut diags = crate::diagnostic::Diagnostics::default();
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
     if let Err(e) = diags.into_result() {
@@ -489,11 +669,22 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         return exit_code::CONFIG;
     }
     if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
-        eprintln!("error: cannot create the state folder {}: {e}\n  help: pass --state-dir DIR", loaded.state_dir.display());
+        eprintln!(
+            "error: cannot create the state folder {}: {e}\n  help: pass --state-dir DIR",
+            loaded.state_dir.display()
+        );
         return exit_code::CONFIG;
     }
-    let is_ci = loaded.env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let mode = report::live::resolve_mode(args.exec.progress, args.exec.output, std::io::stderr().is_terminal(), is_ci);
+    let is_ci = loaded
+        .env
+        .get("CI")
+        .is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(
+        args.exec.progress,
+        args.exec.output,
+        std::io::stderr().is_terminal(),
+        is_ci,
+    );
     let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
     let options = crate::exec::scheduler::Options {
         jobs: loaded.settings.jobs.value,
@@ -504,7 +695,13 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         order: crate::exec::run::order_from_env(&loaded.env),
     };
     let durations = crate::state::load_durations(&loaded.state_dir);
-    let Loaded { repo, graph, selection, state_dir, .. } = loaded;
+    let Loaded {
+        repo,
+        graph,
+        selection,
+        state_dir,
+        ..
+    } = loaded;
     let req = crate::exec::run::RunRequest {
         repo: std::sync::Arc::new(repo),
         registry: std::sync::Arc::new(registry),
@@ -516,11 +713,21 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         in_place: args.exec.in_place,
         durations,
     };
-    let Some(result) = execute_reported(req, &graph, &selection, report::live::Live::new(mode, color, github), None) else {
+    let Some(result) = execute_reported(
+        req,
+        &graph,
+        &selection,
+        report::live::Live::new(mode, color, github),
+        None,
+    ) else {
         return exit_code::INTERNAL;
     };
-    let deployments: Vec<(String, crate::exec::events::NodeResult)> =
-        result.nodes.into_iter().filter(|(_, dep, _)| *dep).map(|(id, _, r)| (id, r)).collect();
+    let deployments: Vec<(String, crate::exec::events::NodeResult)> = result
+        .nodes
+        .into_iter()
+        .filter(|(_, dep, _)| *dep)
+        .map(|(id, _, r)| (id, r))
+        .collect();
     let (table, code) = plan::dry_run::table(&deployments);
     let _ = std::io::stdout().write_all(table.as_bytes());
     match result.signal {
@@ -547,15 +754,23 @@ fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
             return exit_code::CONFIG;
         }
     };
-    let (repo, diags) = scan(&Input { root: root.clone(), flags: &Flags::default(), env: &env });
+    let (repo, diags) = scan(&Input {
+        root: root.clone(),
+        flags: &Flags::default(),
+        env: &env,
+    });
     if let Err(e) = diags.into_result() {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
-    let state_dir = common.state_dir.clone().unwrap_or_else(|| root.join(".bitops"));
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
     match &args.action {
         PluginsAction::List(_) => {
-            let _ = std::io::stdout().write_all(crate::plugins::manage::list(&repo, &state_dir).as_bytes());
+            let _ = std::io::stdout()
+                .write_all(crate::plugins::manage::list(&repo, &state_dir).as_bytes());
             exit_code::SUCCESS
         }
         PluginsAction::Install(_) => match crate::plugins::manage::install(&repo, &state_dir) {

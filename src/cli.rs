@@ -272,10 +272,17 @@ mod tests {
     #[test]
     fn completions_and_man_page_cover_every_command() {
         let mut out = Vec::new();
-        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "bitops", &mut out);
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "bitops",
+            &mut out,
+        );
         let bash = String::from_utf8(out).unwrap();
         let mut man = Vec::new();
-        clap_mangen::Man::new(Cli::command()).render(&mut man).unwrap();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut man)
+            .unwrap();
         let man = String::from_utf8(man).unwrap();
         for cmd in ["plan", "deploy", "destroy", "export", "report", "plugins"] {
             assert!(bash.contains(cmd), "bash completion lacks {cmd}");

@@ -95,11 +95,16 @@ pub fn render_document() -> String {
     );
     let sections: [(&str, &[(&str, &str)]); 3] = [
         ("The engine", DEVIATIONS),
-        ("The BitOps plugin contract", crate::plugins::bitops_format::DEVIATIONS),
+        (
+            "The BitOps plugin contract",
+            crate::plugins::bitops_format::DEVIATIONS,
+        ),
         ("Built-in plugins", crate::plugins::builtin::DEVIATIONS),
     ];
     for (title, list) in sections {
-        out.push_str(&format!("\n## {title}\n\n| bitops | BitOps v2, and why bitops differs |\n| --- | --- |\n"));
+        out.push_str(&format!(
+            "\n## {title}\n\n| bitops | BitOps v2, and why bitops differs |\n| --- | --- |\n"
+        ));
         for (what, why) in list {
             out.push_str(&format!("| {} | {} |\n", cell(what), cell(why)));
         }
@@ -108,7 +113,10 @@ pub fn render_document() -> String {
 }
 
 fn cell(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }
 
 #[cfg(test)]
@@ -121,6 +129,9 @@ mod tests {
             std::fs::write(path, &want).unwrap();
         }
         let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(have == want, "docs/compatibility.md is out of date: run `UPDATE_DOCS=1 cargo test --lib compat`");
+        assert!(
+            have == want,
+            "docs/compatibility.md is out of date: run `UPDATE_DOCS=1 cargo test --lib compat`"
+        );
     }
 }

@@ -28,7 +28,11 @@ impl SourceFile {
     /// 1-based line of a byte offset.
     pub fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 }
 
@@ -41,13 +45,21 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: &Arc<SourceFile>, span: Span) -> Self {
-        Loc { file: Arc::clone(file), span }
+        Loc {
+            file: Arc::clone(file),
+            span,
+        }
     }
 }
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.name, self.file.line_of(self.span.offset))
+        write!(
+            f,
+            "{}:{}",
+            self.file.name,
+            self.file.line_of(self.span.offset)
+        )
     }
 }
 
@@ -159,7 +171,10 @@ impl Diagnostic for Rendered {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.problem.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.problem
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -169,7 +184,9 @@ impl Diagnostic for Rendered {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let loc = self.problem.loc.as_ref()?;
         let label = (!self.problem.label.is_empty()).then(|| self.problem.label.clone());
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(label, loc.span))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            label, loc.span,
+        ))))
     }
 }
 
@@ -205,16 +222,18 @@ impl Diagnostics {
         self.problems.sort_by(|a, b| {
             let key = |p: &Problem| {
                 (
-                    p.loc.as_ref().map(|l| l.file.name.clone()).or_else(|| {
-                        p.path.as_ref().map(|x| x.display().to_string())
-                    }),
+                    p.loc
+                        .as_ref()
+                        .map(|l| l.file.name.clone())
+                        .or_else(|| p.path.as_ref().map(|x| x.display().to_string())),
                     p.loc.as_ref().map(|l| l.span.offset),
                     p.message.clone(),
                 )
             };
             key(a).cmp(&key(b))
         });
-        self.problems.dedup_by(|a, b| a.to_string() == b.to_string());
+        self.problems
+            .dedup_by(|a, b| a.to_string() == b.to_string());
     }
 
     /// Turns the collection into `Err` if it holds anything.
@@ -223,7 +242,9 @@ impl Diagnostics {
             Ok(())
         } else {
             self.sort();
-            Err(ConfigErrors { problems: self.problems })
+            Err(ConfigErrors {
+                problems: self.problems,
+            })
         }
     }
 }
@@ -247,7 +268,10 @@ impl ConfigErrors {
                 let source = p.loc.as_ref().map(|l| {
                     NamedSource::new(l.file.name.clone(), l.file.text.clone()).with_language("yaml")
                 });
-                miette::Report::new(Rendered { problem: p.clone(), source })
+                miette::Report::new(Rendered {
+                    problem: p.clone(),
+                    source,
+                })
             })
             .collect()
     }
@@ -256,14 +280,21 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "{n} configuration error{}", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
 impl std::error::Error for ConfigErrors {}
 
 /// The closest candidate to `wanted`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wanted, c), c))
@@ -278,7 +309,10 @@ mod tests {
 
     #[test]
     fn suggestions_only_for_near_misses() {
-        assert_eq!(did_you_mean("fail_fsat", ["fail_fast", "jobs"]), Some("fail_fast"));
+        assert_eq!(
+            did_you_mean("fail_fsat", ["fail_fast", "jobs"]),
+            Some("fail_fast")
+        );
         assert_eq!(did_you_mean("zzz", ["fail_fast", "jobs"]), None);
     }
 

@@ -5,19 +5,19 @@
 //! dependency graph and selects from it, `plan` renders it, `plugins` say what each deployment
 //! runs, `exec` runs it, `report` shows it.
 
+pub mod app;
+pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod diagnostic;
 pub mod discover;
 pub mod exec;
+pub mod exit_code;
 pub mod export;
 pub mod graph;
 pub mod model;
-pub mod yaml;
-pub mod app;
-pub mod cli;
-pub mod compat;
-pub mod exit_code;
 pub mod plan;
-pub mod report;
 pub mod plugins;
+pub mod report;
 pub mod state;
+pub mod yaml;

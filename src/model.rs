@@ -10,7 +10,14 @@ use crate::config::BitopsSection;
 use crate::diagnostic::{Loc, SourceFile, Spanned};
 
 /// Plugins bitops knows without configuration, in BitOps' default deployment order first.
-pub const BUILTIN_PLUGINS: &[&str] = &["cloudformation", "terraform", "helm", "ansible", "kubectl", "aws"];
+pub const BUILTIN_PLUGINS: &[&str] = &[
+    "cloudformation",
+    "terraform",
+    "helm",
+    "ansible",
+    "kubectl",
+    "aws",
+];
 
 /// Hook folders of a deployment (BitOps names).
 pub const BEFORE_HOOKS: &str = "bitops.before-deploy.d";
@@ -43,7 +50,11 @@ pub enum PluginSource {
     /// A folder in (or relative to) the ops repo.
     Local(PathBuf),
     /// A git URL, installed into the state folder by `bitops plugins install`.
-    Git { url: String, branch: Option<String>, tag: Option<String> },
+    Git {
+        url: String,
+        branch: Option<String>,
+        tag: Option<String>,
+    },
 }
 
 #[derive(Debug)]

@@ -208,7 +208,10 @@ pub fn merge(base: &Node, over: &Node) -> Node {
                     entries.push((k.clone(), v.clone()));
                 }
             }
-            Node { value: Value::Map(entries), span: over.span }
+            Node {
+                value: Value::Map(entries),
+                span: over.span,
+            }
         }
         _ => over.clone(),
     }
@@ -246,7 +249,10 @@ struct Offsets {
 impl Offsets {
     fn new(text: &str) -> Self {
         let table = (!text.is_ascii()).then(|| text.char_indices().map(|(b, _)| b).collect());
-        Offsets { table, len: text.len() }
+        Offsets {
+            table,
+            len: text.len(),
+        }
     }
 
     fn byte(&self, char_index: usize) -> usize {
@@ -258,8 +264,17 @@ impl Offsets {
 }
 
 enum Frame {
-    Seq { start: usize, items: Vec<Node>, anchor: usize },
-    Map { start: usize, entries: Vec<(Node, Node)>, key: Option<Node>, anchor: usize },
+    Seq {
+        start: usize,
+        items: Vec<Node>,
+        anchor: usize,
+    },
+    Map {
+        start: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        anchor: usize,
+    },
 }
 
 struct Builder<'a> {
@@ -331,7 +346,10 @@ impl<'a> Builder<'a> {
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => value.len() + 2,
             _ => line_len,
         };
-        Span { offset, len: wanted.min(line_len).max(1) }
+        Span {
+            offset,
+            len: wanted.min(line_len).max(1),
+        }
     }
 }
 
@@ -374,26 +392,51 @@ impl MarkedEventReceiver for Builder<'_> {
                 if self.stack.len() >= MAX_DEPTH {
                     return self.fail("nesting too deep", offset);
                 }
-                self.stack.push(Frame::Seq { start: offset, items: Vec::new(), anchor });
+                self.stack.push(Frame::Seq {
+                    start: offset,
+                    items: Vec::new(),
+                    anchor,
+                });
             }
             Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
                     return self.fail("nesting too deep", offset);
                 }
-                self.stack.push(Frame::Map { start: offset, entries: Vec::new(), key: None, anchor });
+                self.stack.push(Frame::Map {
+                    start: offset,
+                    entries: Vec::new(),
+                    key: None,
+                    anchor,
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else {
                     return self.fail("unbalanced collection", offset);
                 };
                 let (start, value, anchor) = match frame {
-                    Frame::Seq { start, items, anchor } => (start, Value::Seq(items), anchor),
-                    Frame::Map { start, entries, anchor, .. } => {
-                        (start, Value::Map(apply_merge_keys(entries)), anchor)
-                    }
+                    Frame::Seq {
+                        start,
+                        items,
+                        anchor,
+                    } => (start, Value::Seq(items), anchor),
+                    Frame::Map {
+                        start,
+                        entries,
+                        anchor,
+                        ..
+                    } => (start, Value::Map(apply_merge_keys(entries)), anchor),
                 };
                 let end = offset.max(start + 1);
-                self.push_value(Node { value, span: Span { offset: start, len: end - start } }, anchor);
+                self.push_value(
+                    Node {
+                        value,
+                        span: Span {
+                            offset: start,
+                            len: end - start,
+                        },
+                    },
+                    anchor,
+                );
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
         }
@@ -508,7 +551,10 @@ fn parse_int(s: &str) -> Option<i64> {
         }
         total
     } else if body.len() > 1 && body.starts_with('0') {
-        if !body.bytes().all(|b| (b'0'..=b'7').contains(&b) || b == b'_') {
+        if !body
+            .bytes()
+            .all(|b| (b'0'..=b'7').contains(&b) || b == b'_')
+        {
             return None;
         }
         digits(body, 8)?
@@ -558,7 +604,13 @@ mod tests {
     use super::*;
 
     fn scalar(s: &str) -> Value {
-        parse(&format!("k: {s}\n")).unwrap().unwrap().get("k").unwrap().value.clone()
+        parse(&format!("k: {s}\n"))
+            .unwrap()
+            .unwrap()
+            .get("k")
+            .unwrap()
+            .value
+            .clone()
     }
 
     #[test]
@@ -653,7 +705,21 @@ mod tests {
 
     #[test]
     fn python_rendering_matches_str() {
-        assert_eq!(Node { value: Value::Bool(true), span: Span::default() }.to_python_str(), "True");
-        assert_eq!(Node { value: Value::Float(2.0), span: Span::default() }.to_python_str(), "2.0");
+        assert_eq!(
+            Node {
+                value: Value::Bool(true),
+                span: Span::default()
+            }
+            .to_python_str(),
+            "True"
+        );
+        assert_eq!(
+            Node {
+                value: Value::Float(2.0),
+                span: Span::default()
+            }
+            .to_python_str(),
+            "2.0"
+        );
     }
 }

@@ -23,9 +23,12 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
             diags.push(
-                Problem::new("bitops::config::unreadable", format!("cannot read `{display}`: {e}"))
-                    .path(path)
-                    .help("check the file's permissions"),
+                Problem::new(
+                    "bitops::config::unreadable",
+                    format!("cannot read `{display}`: {e}"),
+                )
+                .path(path)
+                .help("check the file's permissions"),
             );
             return None;
         }
@@ -36,11 +39,17 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
-            let span = yaml::Span { offset: valid.min(file.text.len()), len: 1 };
+            let span = yaml::Span {
+                offset: valid.min(file.text.len()),
+                len: 1,
+            };
             diags.push(
-                Problem::new("bitops::config::encoding", format!("`{display}` is not UTF-8 text"))
-                    .at(&Loc::new(&file, span), "invalid byte here")
-                    .help("save the file as UTF-8"),
+                Problem::new(
+                    "bitops::config::encoding",
+                    format!("`{display}` is not UTF-8 text"),
+                )
+                .at(&Loc::new(&file, span), "invalid byte here")
+                .help("save the file as UTF-8"),
             );
             return None;
         }
@@ -50,9 +59,12 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
         Ok(root) => Some(Loaded { file, root }),
         Err(e) => {
             diags.push(
-                Problem::new("bitops::config::syntax", format!("`{display}` is not valid YAML"))
-                    .at(&Loc::new(&file, e.span), e.message)
-                    .help("fix the YAML syntax here (indentation, an unclosed bracket or quote)"),
+                Problem::new(
+                    "bitops::config::syntax",
+                    format!("`{display}` is not valid YAML"),
+                )
+                .at(&Loc::new(&file, e.span), e.message)
+                .help("fix the YAML syntax here (indentation, an unclosed bracket or quote)"),
             );
             None
         }

@@ -36,7 +36,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A mapping's entries with string keys; other keys and non-mappings are reported.
-    pub fn map<'n>(&mut self, key: &str, node: &'n Node) -> Option<Vec<(Spanned<String>, &'n Node)>> {
+    pub fn map<'n>(
+        &mut self,
+        key: &str,
+        node: &'n Node,
+    ) -> Option<Vec<(Spanned<String>, &'n Node)>> {
         let entries = match &node.value {
             Value::Map(m) => m,
             Value::Null => return Some(Vec::new()),
@@ -58,8 +62,11 @@ impl<'a> Reader<'a> {
                 _ => {
                     let loc = self.loc(k);
                     self.diags.push(
-                        Problem::new("bitops::config::key", format!("a key under `{key}` must be a name"))
-                            .at(&loc, "not a plain name"),
+                        Problem::new(
+                            "bitops::config::key",
+                            format!("a key under `{key}` must be a name"),
+                        )
+                        .at(&loc, "not a plain name"),
                     );
                     continue;
                 }
@@ -70,7 +77,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports keys that are not in `known`, with the closest known key as a suggestion.
-    pub fn check_keys(&mut self, section: &str, entries: &[(Spanned<String>, &Node)], known: &[&str]) {
+    pub fn check_keys(
+        &mut self,
+        section: &str,
+        entries: &[(Spanned<String>, &Node)],
+        known: &[&str],
+    ) {
         for (k, _) in entries {
             if known.contains(&k.value.as_str()) {
                 continue;
@@ -112,9 +124,12 @@ impl<'a> Reader<'a> {
             Value::Int(_) => {
                 let loc = self.loc(node);
                 self.diags.push(
-                    Problem::new("bitops::config::range", format!("`{key}` must be at least {min}, found a negative number"))
-                        .at(&loc, "negative")
-                        .help(format!("write it as `{key}: {}`", min.max(1))),
+                    Problem::new(
+                        "bitops::config::range",
+                        format!("`{key}` must be at least {min}, found a negative number"),
+                    )
+                    .at(&loc, "negative")
+                    .help(format!("write it as `{key}: {}`", min.max(1))),
                 );
                 return None;
             }
@@ -133,8 +148,11 @@ impl<'a> Reader<'a> {
         if n < min {
             let loc = self.loc(node);
             self.diags.push(
-                Problem::new("bitops::config::range", format!("`{key}` must be at least {min}"))
-                    .at(&loc, "too small"),
+                Problem::new(
+                    "bitops::config::range",
+                    format!("`{key}` must be at least {min}"),
+                )
+                .at(&loc, "too small"),
             );
             return None;
         }
@@ -164,7 +182,12 @@ impl<'a> Reader<'a> {
                 for item in items {
                     match &item.value {
                         Value::Str(s) => out.push(Spanned::new(s.clone(), self.loc(item))),
-                        _ => self.wrong_type(key, item, "a list of names", "[backend-test, terraform]"),
+                        _ => self.wrong_type(
+                            key,
+                            item,
+                            "a list of names",
+                            "[backend-test, terraform]",
+                        ),
                     }
                 }
                 Some(out)
@@ -210,7 +233,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(t).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `90s`, `15m` or `1h`"))
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `90s`, `15m` or `1h`"))
 }
 
 #[cfg(test)]

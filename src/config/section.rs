@@ -103,9 +103,12 @@ pub fn read_file_section(
             .find(|(k, _)| crate::diagnostic::did_you_mean(&k.value, ["bitops"]).is_some())
         {
             r.diags.push(
-                Problem::new("bitops::config::unknown_key", format!("unknown top-level key `{}`", k.value))
-                    .at(&k.loc, "unknown key")
-                    .help("did you mean `bitops`?"),
+                Problem::new(
+                    "bitops::config::unknown_key",
+                    format!("unknown top-level key `{}`", k.value),
+                )
+                .at(&k.loc, "unknown key")
+                .help("did you mean `bitops`?"),
             );
         }
         return BitopsSection::default();
@@ -243,9 +246,18 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             s.plugin_dir = r.string("plugins.plugin_dir", v);
             continue;
         }
-        let mut p = PluginSpec { name: name.clone(), source: None, source_branch: None, source_tag: None };
+        let mut p = PluginSpec {
+            name: name.clone(),
+            source: None,
+            source_branch: None,
+            source_tag: None,
+        };
         if let Some(fields) = r.map(&format!("plugins.{}", name.value), v) {
-            r.check_keys(&format!("bitops.plugins.{}", name.value), &fields, PLUGIN_KEYS);
+            r.check_keys(
+                &format!("bitops.plugins.{}", name.value),
+                &fields,
+                PLUGIN_KEYS,
+            );
             for (k, v) in &fields {
                 match k.value.as_str() {
                     "source" => p.source = r.string("source", v),
@@ -273,7 +285,11 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
             pool: None,
         };
         if let Some(fields) = r.map(&format!("deployments.{}", name.value), v) {
-            r.check_keys(&format!("bitops.deployments.{}", name.value), &fields, DEPLOYMENT_KEYS);
+            r.check_keys(
+                &format!("bitops.deployments.{}", name.value),
+                &fields,
+                DEPLOYMENT_KEYS,
+            );
             for (k, v) in &fields {
                 match k.value.as_str() {
                     "plugin" => d.plugin = r.string("plugin", v),
@@ -285,11 +301,19 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                 }
             }
         }
-        if out.iter().any(|o: &DeploymentSpec| o.name.value == d.name.value) {
+        if out
+            .iter()
+            .any(|o: &DeploymentSpec| o.name.value == d.name.value)
+        {
             r.diags.push(
-                Problem::new("bitops::config::duplicate", format!("deployment `{}` is listed twice", d.name.value))
-                    .at(&d.name.loc, "listed again here")
-                    .help("each deployment folder may be listed once; give the second one another folder"),
+                Problem::new(
+                    "bitops::config::duplicate",
+                    format!("deployment `{}` is listed twice", d.name.value),
+                )
+                .at(&d.name.loc, "listed again here")
+                .help(
+                    "each deployment folder may be listed once; give the second one another folder",
+                ),
             );
             continue;
         }
@@ -304,7 +328,11 @@ mod tests {
     use crate::diagnostic::SourceFile;
 
     fn read(text: &str) -> (BitopsSection, Diagnostics) {
-        let file = SourceFile::new("/r/bitops.config.yaml".into(), "bitops.config.yaml".into(), text.into());
+        let file = SourceFile::new(
+            "/r/bitops.config.yaml".into(),
+            "bitops.config.yaml".into(),
+            text.into(),
+        );
         let root = crate::yaml::parse(&file.text).unwrap();
         let mut d = Diagnostics::default();
         let s = read_file_section(&file, root.as_ref(), &mut d);
@@ -326,12 +354,18 @@ mod tests {
         assert_eq!(s.depends_on.unwrap()[0].value, "shared");
         assert!(s.protected.unwrap().value);
         assert_eq!(s.logging.masks.unwrap()[0].replace, "***\\1");
-        assert_eq!(s.plugins.unwrap()[0].source.as_ref().unwrap().value, "./_plugins/greeter");
+        assert_eq!(
+            s.plugins.unwrap()[0].source.as_ref().unwrap().value,
+            "./_plugins/greeter"
+        );
         let deps = s.deployments.unwrap();
         assert_eq!(deps.len(), 2);
         assert!(deps[0].depends_on.is_none());
         assert_eq!(deps[1].depends_on.as_ref().unwrap()[0].value, "terraform");
-        assert_eq!(deps[1].timeout.as_ref().unwrap().value, Duration::from_secs(90));
+        assert_eq!(
+            deps[1].timeout.as_ref().unwrap().value,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
@@ -339,8 +373,14 @@ mod tests {
         let (_, d) = read("bitops:\n  fail_fsat: true\n  jobs: many\n  deployments:\n    tf:\n      plugn: terraform\n");
         let msgs: Vec<String> = d.problems().iter().map(|p| p.to_string()).collect();
         assert_eq!(d.len(), 3, "{msgs:?}");
-        assert!(msgs[0].contains("fail_fsat") && d.problems()[0].help.as_deref() == Some("did you mean `fail_fast`?"));
-        assert!(msgs[1].contains(":3: `jobs` must be a whole number"), "{msgs:?}");
+        assert!(
+            msgs[0].contains("fail_fsat")
+                && d.problems()[0].help.as_deref() == Some("did you mean `fail_fast`?")
+        );
+        assert!(
+            msgs[1].contains(":3: `jobs` must be a whole number"),
+            "{msgs:?}"
+        );
         assert!(msgs[2].contains("plugn"));
     }
 }

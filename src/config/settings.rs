@@ -54,7 +54,11 @@ pub struct EnvVars(pub BTreeMap<String, String>);
 
 impl EnvVars {
     pub fn from_process() -> Self {
-        EnvVars(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
+        EnvVars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        )
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -85,7 +89,10 @@ pub struct EnvSettings {
 }
 
 fn from_config<T: Clone>(s: &Option<Spanned<T>>) -> Option<Setting<T>> {
-    s.as_ref().map(|v| Setting { value: v.value.clone(), origin: Origin::Config(v.loc.to_string()) })
+    s.as_ref().map(|v| Setting {
+        value: v.value.clone(),
+        origin: Origin::Config(v.loc.to_string()),
+    })
 }
 
 fn env_value<T>(
@@ -97,11 +104,17 @@ fn env_value<T>(
 ) -> Option<Setting<T>> {
     let raw = env.get(name)?;
     match parse(raw) {
-        Some(value) => Some(Setting { value, origin: Origin::EnvVar(name) }),
+        Some(value) => Some(Setting {
+            value,
+            origin: Origin::EnvVar(name),
+        }),
         None => {
             diags.push(
-                Problem::new("bitops::env::value", format!("environment variable {name}={raw:?} is not {want}"))
-                    .help(format!("set {name} to {want}, or unset it")),
+                Problem::new(
+                    "bitops::env::value",
+                    format!("environment variable {name}={raw:?} is not {want}"),
+                )
+                .help(format!("set {name} to {want}, or unset it")),
             );
             None
         }
@@ -109,11 +122,10 @@ fn env_value<T>(
 }
 
 fn first<T>(layers: impl IntoIterator<Item = Option<Setting<T>>>, default: T) -> Setting<T> {
-    layers
-        .into_iter()
-        .flatten()
-        .next()
-        .unwrap_or(Setting { value: default, origin: Origin::Default })
+    layers.into_iter().flatten().next().unwrap_or(Setting {
+        value: default,
+        origin: Origin::Default,
+    })
 }
 
 /// Run-wide settings. An environment's own config takes part only when it is the single
@@ -130,17 +142,41 @@ pub fn run_settings(
     let e = single_env.unwrap_or(&empty);
     let jobs = first(
         [
-            flags.jobs.map(|v| Setting { value: v, origin: Origin::Flag("--jobs") }),
-            env_value(env, "BITOPS_JOBS", |s| s.trim().parse().ok().filter(|n| *n > 0), "a positive number", diags),
-            from_config(&e.jobs).map(|s| Setting { value: s.value as usize, origin: s.origin }),
-            from_config(&repo.jobs).map(|s| Setting { value: s.value as usize, origin: s.origin }),
+            flags.jobs.map(|v| Setting {
+                value: v,
+                origin: Origin::Flag("--jobs"),
+            }),
+            env_value(
+                env,
+                "BITOPS_JOBS",
+                |s| s.trim().parse().ok().filter(|n| *n > 0),
+                "a positive number",
+                diags,
+            ),
+            from_config(&e.jobs).map(|s| Setting {
+                value: s.value as usize,
+                origin: s.origin,
+            }),
+            from_config(&repo.jobs).map(|s| Setting {
+                value: s.value as usize,
+                origin: s.origin,
+            }),
         ],
         DEFAULT_JOBS,
     );
     let fail_fast = first(
         [
-            flags.fail_fast.map(|v| Setting { value: v, origin: Origin::Flag("--keep-going") }),
-            env_value(env, "BITOPS_FAST_FAIL", parse_bool, "a boolean (true/false)", diags),
+            flags.fail_fast.map(|v| Setting {
+                value: v,
+                origin: Origin::Flag("--keep-going"),
+            }),
+            env_value(
+                env,
+                "BITOPS_FAST_FAIL",
+                parse_bool,
+                "a boolean (true/false)",
+                diags,
+            ),
             from_config(&e.fail_fast),
             from_config(&repo.fail_fast),
         ],
@@ -148,7 +184,13 @@ pub fn run_settings(
     );
     let default_folder = first(
         [
-            env_value(env, "BITOPS_DEFAULT_FOLDER", |s| Some(s.to_string()), "a folder name", diags),
+            env_value(
+                env,
+                "BITOPS_DEFAULT_FOLDER",
+                |s| Some(s.to_string()),
+                "a folder name",
+                diags,
+            ),
             from_config(&e.default_folder),
             from_config(&repo.default_folder),
         ],
@@ -171,10 +213,19 @@ pub fn run_settings(
     for section in selected_envs.iter().copied().chain(single_env) {
         for (name, size) in section.pools.iter().flatten() {
             let size = size.value as usize;
-            pools.entry(name.value.clone()).and_modify(|s| *s = (*s).min(size)).or_insert(size);
+            pools
+                .entry(name.value.clone())
+                .and_modify(|s| *s = (*s).min(size))
+                .or_insert(size);
         }
     }
-    RunSettings { jobs, fail_fast, pools, default_folder, run_mode }
+    RunSettings {
+        jobs,
+        fail_fast,
+        pools,
+        default_folder,
+        run_mode,
+    }
 }
 
 /// Per-environment settings for deployments.
@@ -187,26 +238,70 @@ pub fn env_settings(
 ) -> EnvSettings {
     let timeout = first(
         [
-            flags.timeout.map(|v| Setting { value: Some(v), origin: Origin::Flag("--timeout") }),
-            env_value(env, "BITOPS_TIMEOUT", |s| parse_duration(s).ok().map(Some), "a duration such as 15m", diags),
-            from_config(&own.timeout).map(|s| Setting { value: Some(s.value), origin: s.origin }),
-            from_config(&repo.timeout).map(|s| Setting { value: Some(s.value), origin: s.origin }),
+            flags.timeout.map(|v| Setting {
+                value: Some(v),
+                origin: Origin::Flag("--timeout"),
+            }),
+            env_value(
+                env,
+                "BITOPS_TIMEOUT",
+                |s| parse_duration(s).ok().map(Some),
+                "a duration such as 15m",
+                diags,
+            ),
+            from_config(&own.timeout).map(|s| Setting {
+                value: Some(s.value),
+                origin: s.origin,
+            }),
+            from_config(&repo.timeout).map(|s| Setting {
+                value: Some(s.value),
+                origin: s.origin,
+            }),
         ],
         None,
     );
     let retries = first(
         [
-            flags.retries.map(|v| Setting { value: v, origin: Origin::Flag("--retries") }),
-            env_value(env, "BITOPS_RETRIES", |s| s.trim().parse().ok(), "a whole number", diags),
-            from_config(&own.retries).map(|s| Setting { value: s.value as u32, origin: s.origin }),
-            from_config(&repo.retries).map(|s| Setting { value: s.value as u32, origin: s.origin }),
+            flags.retries.map(|v| Setting {
+                value: v,
+                origin: Origin::Flag("--retries"),
+            }),
+            env_value(
+                env,
+                "BITOPS_RETRIES",
+                |s| s.trim().parse().ok(),
+                "a whole number",
+                diags,
+            ),
+            from_config(&own.retries).map(|s| Setting {
+                value: s.value as u32,
+                origin: s.origin,
+            }),
+            from_config(&repo.retries).map(|s| Setting {
+                value: s.value as u32,
+                origin: s.origin,
+            }),
         ],
         0,
     );
     // A list replaces the repo's list, as BitOps did for masks.
-    let masks = own.logging.masks.clone().or_else(|| repo.logging.masks.clone()).unwrap_or_default();
-    let protected = own.protected.as_ref().or(repo.protected.as_ref()).is_some_and(|p| p.value);
-    EnvSettings { timeout, retries, masks, protected }
+    let masks = own
+        .logging
+        .masks
+        .clone()
+        .or_else(|| repo.logging.masks.clone())
+        .unwrap_or_default();
+    let protected = own
+        .protected
+        .as_ref()
+        .or(repo.protected.as_ref())
+        .is_some_and(|p| p.value);
+    EnvSettings {
+        timeout,
+        retries,
+        masks,
+        protected,
+    }
 }
 
 #[cfg(test)]
@@ -222,19 +317,48 @@ mod tests {
 
     #[test]
     fn precedence_is_flag_env_envconfig_repoconfig_default() {
-        let repo = BitopsSection { jobs: spanned(2), ..Default::default() };
-        let own = BitopsSection { jobs: spanned(3), ..Default::default() };
+        let repo = BitopsSection {
+            jobs: spanned(2),
+            ..Default::default()
+        };
+        let own = BitopsSection {
+            jobs: spanned(3),
+            ..Default::default()
+        };
         let mut env = EnvVars::default();
         let mut d = Diagnostics::default();
         let s = |flags: &Flags, env: &EnvVars, own: Option<&BitopsSection>, d: &mut Diagnostics| {
             run_settings(flags, env, &repo, own, &[], d).jobs.value
         };
-        assert_eq!(run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d).jobs.value, DEFAULT_JOBS);
+        assert_eq!(
+            run_settings(
+                &Flags::default(),
+                &env,
+                &BitopsSection::default(),
+                None,
+                &[],
+                &mut d
+            )
+            .jobs
+            .value,
+            DEFAULT_JOBS
+        );
         assert_eq!(s(&Flags::default(), &env, None, &mut d), 2);
         assert_eq!(s(&Flags::default(), &env, Some(&own), &mut d), 3);
         env.0.insert("BITOPS_JOBS".into(), "5".into());
         assert_eq!(s(&Flags::default(), &env, Some(&own), &mut d), 5);
-        assert_eq!(s(&Flags { jobs: Some(7), ..Default::default() }, &env, Some(&own), &mut d), 7);
+        assert_eq!(
+            s(
+                &Flags {
+                    jobs: Some(7),
+                    ..Default::default()
+                },
+                &env,
+                Some(&own),
+                &mut d
+            ),
+            7
+        );
         assert!(d.is_empty());
     }
 
@@ -243,16 +367,37 @@ mod tests {
         let mut env = EnvVars::default();
         env.0.insert("BITOPS_FAST_FAIL".into(), "false".into());
         let mut d = Diagnostics::default();
-        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d);
+        let s = run_settings(
+            &Flags::default(),
+            &env,
+            &BitopsSection::default(),
+            None,
+            &[],
+            &mut d,
+        );
         assert!(!s.fail_fast.value);
         assert_eq!(s.fail_fast.origin, Origin::EnvVar("BITOPS_FAST_FAIL"));
     }
 
     #[test]
     fn a_config_false_beats_a_true_default() {
-        let repo = BitopsSection { fail_fast: spanned(false), ..Default::default() };
+        let repo = BitopsSection {
+            fail_fast: spanned(false),
+            ..Default::default()
+        };
         let mut d = Diagnostics::default();
-        assert!(!run_settings(&Flags::default(), &EnvVars::default(), &repo, None, &[], &mut d).fail_fast.value);
+        assert!(
+            !run_settings(
+                &Flags::default(),
+                &EnvVars::default(),
+                &repo,
+                None,
+                &[],
+                &mut d
+            )
+            .fail_fast
+            .value
+        );
     }
 
     #[test]
@@ -260,7 +405,14 @@ mod tests {
         let mut env = EnvVars::default();
         env.0.insert("BITOPS_JOBS".into(), "lots".into());
         let mut d = Diagnostics::default();
-        let s = run_settings(&Flags::default(), &env, &BitopsSection::default(), None, &[], &mut d);
+        let s = run_settings(
+            &Flags::default(),
+            &env,
+            &BitopsSection::default(),
+            None,
+            &[],
+            &mut d,
+        );
         assert_eq!(s.jobs.value, DEFAULT_JOBS);
         assert_eq!(d.len(), 1);
     }

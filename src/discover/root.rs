@@ -19,8 +19,11 @@ pub fn find_ops_repo(flag: Option<&Path>, env: &EnvVars) -> Result<PathBuf, Prob
         (PathBuf::from(CONTAINER_REPO), "the container default")
     } else {
         let cwd = std::env::current_dir().map_err(|e| {
-            Problem::new("bitops::repo::cwd", format!("cannot read the current folder: {e}"))
-                .help("pass the operations repo with -C DIR")
+            Problem::new(
+                "bitops::repo::cwd",
+                format!("cannot read the current folder: {e}"),
+            )
+            .help("pass the operations repo with -C DIR")
         })?;
         (cwd, "the current folder")
     };
@@ -28,12 +31,18 @@ pub fn find_ops_repo(flag: Option<&Path>, env: &EnvVars) -> Result<PathBuf, Prob
         Ok(m) if m.is_dir() => Ok(std::fs::canonicalize(&path).unwrap_or(path)),
         Ok(_) => Err(Problem::new(
             "bitops::repo::not_a_folder",
-            format!("the operations repo `{}` (from {from}) is not a folder", path.display()),
+            format!(
+                "the operations repo `{}` (from {from}) is not a folder",
+                path.display()
+            ),
         )
         .help("pass the repo's top folder with -C DIR")),
         Err(e) => Err(Problem::new(
             "bitops::repo::missing",
-            format!("the operations repo `{}` (from {from}) cannot be opened: {e}", path.display()),
+            format!(
+                "the operations repo `{}` (from {from}) cannot be opened: {e}",
+                path.display()
+            ),
         )
         .help("pass an existing operations repo with -C DIR or BITOPS_OPS_REPO")),
     }

@@ -25,10 +25,14 @@ pub struct Input<'a> {
 pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     let mut diags = Diagnostics::default();
     let root = &input.root;
-    let (config, config_file) = match load_file(&root.join(CONFIG_FILE), CONFIG_FILE.to_string(), &mut diags) {
-        Some(l) => (read_file_section(&l.file, l.root.as_ref(), &mut diags), Some(l.file)),
-        None => (BitopsSection::default(), None),
-    };
+    let (config, config_file) =
+        match load_file(&root.join(CONFIG_FILE), CONFIG_FILE.to_string(), &mut diags) {
+            Some(l) => (
+                read_file_section(&l.file, l.root.as_ref(), &mut diags),
+                Some(l.file),
+            ),
+            None => (BitopsSection::default(), None),
+        };
     let default_folder = input
         .env
         .get("BITOPS_DEFAULT_FOLDER")
@@ -40,16 +44,22 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         Ok(v) => v,
         Err(e) => {
             diags.push(
-                Problem::new("bitops::repo::unreadable", format!("cannot list the operations repo: {e}"))
-                    .path(root),
+                Problem::new(
+                    "bitops::repo::unreadable",
+                    format!("cannot list the operations repo: {e}"),
+                )
+                .path(root),
             );
             (Vec::new(), Vec::new())
         }
     };
     let plugins = plugin_refs(root, &config, &mut diags);
     let default_dirs: BTreeSet<String> = subdirs(&root.join(&default_folder)).unwrap_or_default();
-    let known_plugins: Vec<&str> =
-        BUILTIN_PLUGINS.iter().copied().chain(plugins.iter().map(|p| p.name.as_str())).collect();
+    let known_plugins: Vec<&str> = BUILTIN_PLUGINS
+        .iter()
+        .copied()
+        .chain(plugins.iter().map(|p| p.name.as_str()))
+        .collect();
 
     let ctx = EnvCtx {
         root,
@@ -60,7 +70,10 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         default_hooks: default_hooks(root, &default_folder, &default_dirs),
         known_plugins: &known_plugins,
     };
-    let results: Vec<(Environment, Diagnostics)> = env_names.par_iter().map(|name| ctx.scan_env(name)).collect();
+    let results: Vec<(Environment, Diagnostics)> = env_names
+        .par_iter()
+        .map(|name| ctx.scan_env(name))
+        .collect();
     let mut environments = Vec::with_capacity(results.len());
     for (e, d) in results {
         environments.push(e);
@@ -80,7 +93,10 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
 }
 
 /// Environments are the top-level folders not starting with `_` or `.`.
-fn top_level_dirs(root: &Path, default_folder: &str) -> std::io::Result<(Vec<String>, Vec<String>)> {
+fn top_level_dirs(
+    root: &Path,
+    default_folder: &str,
+) -> std::io::Result<(Vec<String>, Vec<String>)> {
     let mut envs = Vec::new();
     let mut support = Vec::new();
     for name in subdirs(root)? {
@@ -101,7 +117,8 @@ fn subdirs(dir: &Path) -> std::io::Result<BTreeSet<String>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         // Follow symlinks: BitOps copied them as content.
-        let is_dir = entry.file_type()?.is_dir() || (entry.file_type()?.is_symlink() && entry.path().is_dir());
+        let is_dir = entry.file_type()?.is_dir()
+            || (entry.file_type()?.is_symlink() && entry.path().is_dir());
         if is_dir {
             if let Ok(name) = entry.file_name().into_string() {
                 out.insert(name);
@@ -116,14 +133,19 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
     for p in config.plugins.iter().flatten() {
         let Some(source) = &p.source else {
             diags.push(
-                Problem::new("bitops::plugin::source", format!("plugin `{}` has no `source`", p.name.value))
-                    .at(&p.name.loc, "no source")
-                    .help("add `source: ./path/to/plugin` (a folder in the repo) or a git URL"),
+                Problem::new(
+                    "bitops::plugin::source",
+                    format!("plugin `{}` has no `source`", p.name.value),
+                )
+                .at(&p.name.loc, "no source")
+                .help("add `source: ./path/to/plugin` (a folder in the repo) or a git URL"),
             );
             continue;
         };
         let s = source.value.trim();
-        let is_git = s.contains("://") && !s.starts_with("file://") || s.starts_with("git@") || s.ends_with(".git");
+        let is_git = s.contains("://") && !s.starts_with("file://")
+            || s.starts_with("git@")
+            || s.ends_with(".git");
         let src = if is_git {
             PluginSource::Git {
                 url: s.to_string(),
@@ -133,10 +155,23 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
         } else {
             let path = Path::new(s.strip_prefix("file://").unwrap_or(s));
             // `./_plugins/x` → `<root>/_plugins/x`: keep paths shown in plans and logs clean.
-            let joined = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
-            PluginSource::Local(joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect())
+            let joined = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                root.join(path)
+            };
+            PluginSource::Local(
+                joined
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect(),
+            )
         };
-        out.push(PluginRef { name: p.name.value.clone(), source: src, decl: p.name.loc.clone() });
+        out.push(PluginRef {
+            name: p.name.value.clone(),
+            source: src,
+            decl: p.name.loc.clone(),
+        });
     }
     out
 }
@@ -155,11 +190,17 @@ impl EnvCtx<'_> {
     fn scan_env(&self, name: &str) -> (Environment, Diagnostics) {
         let mut diags = Diagnostics::default();
         let dir = self.root.join(name);
-        let (config, config_file) =
-            match load_file(&dir.join(CONFIG_FILE), format!("{name}/{CONFIG_FILE}"), &mut diags) {
-                Some(l) => (read_file_section(&l.file, l.root.as_ref(), &mut diags), Some(l.file)),
-                None => (BitopsSection::default(), None),
-            };
+        let (config, config_file) = match load_file(
+            &dir.join(CONFIG_FILE),
+            format!("{name}/{CONFIG_FILE}"),
+            &mut diags,
+        ) {
+            Some(l) => (
+                read_file_section(&l.file, l.root.as_ref(), &mut diags),
+                Some(l.file),
+            ),
+            None => (BitopsSection::default(), None),
+        };
         let settings = env_settings(self.flags, self.env, self.repo, &config, &mut diags);
         let own_dirs = subdirs(&dir).unwrap_or_default();
 
@@ -175,11 +216,14 @@ impl EnvCtx<'_> {
                 .iter()
                 .filter_map(|s| self.declared(name, &dir, s, &settings, &own_dirs, &mut diags))
                 .collect(),
-            None => self.from_folders(name, &dir, &own_dirs, &settings),
+            None => self.found_in_folders(name, &dir, &own_dirs, &settings),
         };
         // A pool nobody defined would silently mean "no limit": a typo must not lift one.
-        let pools: Vec<&str> =
-            [self.repo, &config].iter().flat_map(|c| c.pools.iter().flatten()).map(|(n, _)| n.value.as_str()).collect();
+        let pools: Vec<&str> = [self.repo, &config]
+            .iter()
+            .flat_map(|c| c.pools.iter().flatten())
+            .map(|(n, _)| n.value.as_str())
+            .collect();
         for d in &deployments {
             let Some(pool) = &d.pool else { continue };
             if pools.contains(&pool.value.as_str()) {
@@ -187,12 +231,18 @@ impl EnvCtx<'_> {
             }
             let mut p = Problem::new(
                 "bitops::config::unknown_pool",
-                format!("deployment `{name}/{}` uses pool `{}`, which no `bitops.pools` defines", d.name, pool.value),
+                format!(
+                    "deployment `{name}/{}` uses pool `{}`, which no `bitops.pools` defines",
+                    d.name, pool.value
+                ),
             )
             .at(&pool.loc, "unknown pool");
             p = match did_you_mean(&pool.value, pools.iter().copied()) {
                 Some(s) => p.help(format!("did you mean `{s}`?")),
-                None => p.help(format!("define it in the repo's {CONFIG_FILE}: `bitops.pools: {{{}: 1}}`", pool.value)),
+                None => p.help(format!(
+                    "define it in the repo's {CONFIG_FILE}: `bitops.pools: {{{}: 1}}`",
+                    pool.value
+                )),
             };
             diags.push(p);
         }
@@ -219,9 +269,17 @@ impl EnvCtx<'_> {
         diags: &mut Diagnostics,
     ) -> Option<Deployment> {
         let name = &spec.name.value;
-        let plugin = spec.plugin.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| name.clone());
+        let plugin = spec
+            .plugin
+            .as_ref()
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| name.clone());
         if !self.known_plugins.contains(&plugin.as_str()) {
-            let loc = spec.plugin.as_ref().map(|p| &p.loc).unwrap_or(&spec.name.loc);
+            let loc = spec
+                .plugin
+                .as_ref()
+                .map(|p| &p.loc)
+                .unwrap_or(&spec.name.loc);
             let mut p = Problem::new(
                 "bitops::plugin::unknown",
                 format!("deployment `{env}/{name}` uses plugin `{plugin}`, which is neither built in nor configured"),
@@ -251,15 +309,17 @@ impl EnvCtx<'_> {
         }
         let overriding = |o: &Origin| matches!(o, Origin::Flag(_) | Origin::EnvVar(_));
         let timeout = match &spec.timeout {
-            Some(t) if !overriding(&settings.timeout.origin) => {
-                Setting { value: Some(t.value), origin: Origin::Config(t.loc.to_string()) }
-            }
+            Some(t) if !overriding(&settings.timeout.origin) => Setting {
+                value: Some(t.value),
+                origin: Origin::Config(t.loc.to_string()),
+            },
             _ => settings.timeout.clone(),
         };
         let retries = match &spec.retries {
-            Some(r) if !overriding(&settings.retries.origin) => {
-                Setting { value: r.value as u32, origin: Origin::Config(r.loc.to_string()) }
-            }
+            Some(r) if !overriding(&settings.retries.origin) => Setting {
+                value: r.value as u32,
+                origin: Origin::Config(r.loc.to_string()),
+            },
             _ => settings.retries.clone(),
         };
         let dir = env_dir.join(name);
@@ -277,7 +337,7 @@ impl EnvCtx<'_> {
     }
 
     /// Without any `deployments` list: the tool folders present, BitOps' image order first.
-    fn from_folders(
+    fn found_in_folders(
         &self,
         env: &str,
         env_dir: &Path,
@@ -285,7 +345,11 @@ impl EnvCtx<'_> {
         settings: &crate::config::settings::EnvSettings,
     ) -> Vec<Deployment> {
         let ordered = ["cloudformation", "terraform", "helm", "ansible"];
-        let mut names: Vec<&str> = ordered.iter().copied().filter(|n| own_dirs.contains(*n)).collect();
+        let mut names: Vec<&str> = ordered
+            .iter()
+            .copied()
+            .filter(|n| own_dirs.contains(*n))
+            .collect();
         names.extend(
             own_dirs
                 .iter()
@@ -312,9 +376,16 @@ impl EnvCtx<'_> {
     /// Two `stat`s decide whether there is anything to list: the kernel caches misses, which
     /// matters on repos with tens of thousands of deployments and no hooks.
     fn hooks(&self, env: &str, deployment: &str) -> Hooks {
-        let mut hooks = self.default_hooks.get(deployment).cloned().unwrap_or_default();
+        let mut hooks = self
+            .default_hooks
+            .get(deployment)
+            .cloned()
+            .unwrap_or_default();
         let dir = self.root.join(env).join(deployment);
-        for (name, target) in [(BEFORE_HOOKS, &mut hooks.before), (AFTER_HOOKS, &mut hooks.after)] {
+        for (name, target) in [
+            (BEFORE_HOOKS, &mut hooks.before),
+            (AFTER_HOOKS, &mut hooks.after),
+        ] {
             let folder = dir.join(name);
             if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
                 target.extend(list_names(&folder));
@@ -328,12 +399,20 @@ impl EnvCtx<'_> {
 
 fn list_names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Hook files of each tool folder in `_default`, read once per run.
-fn default_hooks(root: &Path, default_folder: &str, default_dirs: &BTreeSet<String>) -> HashMap<String, Hooks> {
+fn default_hooks(
+    root: &Path,
+    default_folder: &str,
+    default_dirs: &BTreeSet<String>,
+) -> HashMap<String, Hooks> {
     default_dirs
         .iter()
         .map(|tool| {

@@ -58,24 +58,41 @@ pub struct Runner {
 pub struct RunnerHandle(pub Arc<Runner>);
 
 impl Executor for RunnerHandle {
-    fn run(&self, node: usize, stop: watch::Receiver<StopRequest>) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+    fn run(
+        &self,
+        node: usize,
+        stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
         let this = Arc::clone(&self.0);
         Box::pin(async move { this.run_job(node, stop).await })
     }
 }
 
 impl Runner {
-    async fn run_job(self: Arc<Self>, node: usize, mut stop: watch::Receiver<StopRequest>) -> NodeResult {
-        let job = self.jobs[node].clone().expect("the scheduler only runs deployment nodes");
+    async fn run_job(
+        self: Arc<Self>,
+        node: usize,
+        mut stop: watch::Receiver<StopRequest>,
+    ) -> NodeResult {
+        let job = self.jobs[node]
+            .clone()
+            .expect("the scheduler only runs deployment nodes");
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
-        let log_path = self.workspace.logs_dir().join(&env.name).join(format!("{}.log", dep.name));
+        let log_path = self
+            .workspace
+            .logs_dir()
+            .join(&env.name)
+            .join(format!("{}.log", dep.name));
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let mut sink = match LogSink::create(&log_path, Arc::clone(&self.masks[job.env]), 40) {
             Ok(s) => s,
             Err(e) => {
-                let mut r = NodeResult::with_reason(Status::Failed, format!("cannot write the log {}: {e}", log_path.display()));
+                let mut r = NodeResult::with_reason(
+                    Status::Failed,
+                    format!("cannot write the log {}: {e}", log_path.display()),
+                );
                 r.started = Some(started_at);
                 r.ended = Some(SystemTime::now());
                 return r;
@@ -85,18 +102,32 @@ impl Runner {
         let mut delay = self.backoff;
         let result = loop {
             attempt += 1;
-            let _ = self.events.send(RunEvent::NodeStarted { id: job.id.clone(), attempt, log: Some(log_path.clone()) });
+            let _ = self.events.send(RunEvent::NodeStarted {
+                id: job.id.clone(),
+                attempt,
+                log: Some(log_path.clone()),
+            });
             if attempt > 1 {
                 sink.note(&format!("--- attempt {attempt} of {} ---", job.retries + 1));
             }
             let outcome = self.attempt(&job, &mut sink, &mut stop).await;
-            let retry = outcome.status == Status::Failed && attempt <= job.retries && *stop.borrow() == StopRequest::None;
+            let retry = outcome.status == Status::Failed
+                && attempt <= job.retries
+                && *stop.borrow() == StopRequest::None;
             if !retry {
                 break (outcome, attempt);
             }
             let reason = outcome.reason.clone().unwrap_or_else(|| "failed".into());
-            sink.note(&format!("bitops: {reason}; retrying in {}", humantime::format_duration(delay)));
-            let _ = self.events.send(RunEvent::NodeRetry { id: job.id.clone(), attempt: attempt + 1, delay, reason });
+            sink.note(&format!(
+                "bitops: {reason}; retrying in {}",
+                humantime::format_duration(delay)
+            ));
+            let _ = self.events.send(RunEvent::NodeRetry {
+                id: job.id.clone(),
+                attempt: attempt + 1,
+                delay,
+                reason,
+            });
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.changed() => {}
@@ -112,9 +143,18 @@ impl Runner {
         let (mut r, attempts) = result;
         r.attempts = attempts;
         if r.status == Status::TimedOut {
-            let limit = job.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_else(|| "its time limit".into());
-            r.reason = Some(format!("timed out after {limit} ({})", r.reason.as_deref().unwrap_or("")));
-            sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
+            let limit = job
+                .timeout
+                .map(|t| humantime::format_duration(t).to_string())
+                .unwrap_or_else(|| "its time limit".into());
+            r.reason = Some(format!(
+                "timed out after {limit} ({})",
+                r.reason.as_deref().unwrap_or("")
+            ));
+            sink.note(&format!(
+                "bitops: {}",
+                r.reason.as_deref().unwrap_or_default()
+            ));
         }
         if r.status == Status::Succeeded && r.exit.is_none() {
             r.exit = Some(ExitInfo::Code(0));
@@ -125,25 +165,45 @@ impl Runner {
         r.log = Some(log_path);
         r.tail = sink.tail();
         if let Some(e) = sink.write_error() {
-            r.reason.get_or_insert_with(|| format!("writing the log failed: {e}"));
+            r.reason
+                .get_or_insert_with(|| format!("writing the log failed: {e}"));
         }
         // A dry run changed nothing: downstream dry runs see the last real outputs instead.
         if r.status == Status::Succeeded && self.action != Action::DryRun {
             if let Err(e) = outputs::record(&self.workspace.state_dir, &job.id, &r.outputs) {
-                sink.note(&format!("bitops: could not keep outputs in the state folder: {e}"));
+                sink.note(&format!(
+                    "bitops: could not keep outputs in the state folder: {e}"
+                ));
             }
-            self.outputs.lock().expect("outputs lock").insert(job.id.clone(), r.outputs.clone());
+            self.outputs
+                .lock()
+                .expect("outputs lock")
+                .insert(job.id.clone(), r.outputs.clone());
         } else if r.status != Status::Succeeded && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
         // Outputs are shown in reports; never show a secret a mask would hide.
-        r.outputs = r.outputs.iter().map(|(k, v)| (k.clone(), super::log_sink::apply_masks(&self.masks[job.env], v))).collect();
+        r.outputs = r
+            .outputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    super::log_sink::apply_masks(&self.masks[job.env], v),
+                )
+            })
+            .collect();
         r
     }
 
     /// The environment a deployment runs with: the user's variables, BitOps' variables
     /// (reference §5.2–5.3) and the outputs of everything upstream.
-    fn environment(&self, job: &Job, env_dir: &Path, plugin_dir: Option<&Path>) -> (BTreeMap<String, String>, PathBuf, PathBuf) {
+    fn environment(
+        &self,
+        job: &Job,
+        env_dir: &Path,
+        plugin_dir: Option<&Path>,
+    ) -> (BTreeMap<String, String>, PathBuf, PathBuf) {
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
         let ws = &self.workspace;
@@ -154,26 +214,64 @@ impl Runner {
         let set = |vars: &mut BTreeMap<String, String>, k: &str, v: String| {
             vars.insert(k.to_string(), v);
         };
-        set(&mut vars, "BITOPS_TEMPDIR", ws.tempdir.display().to_string());
+        set(
+            &mut vars,
+            "BITOPS_TEMPDIR",
+            ws.tempdir.display().to_string(),
+        );
         set(&mut vars, "BITOPS_ENVROOT", env_dir.display().to_string());
         set(&mut vars, "BITOPS_DIR", state.clone());
         set(&mut vars, "BITOPS_SCRIPTS_DIR", format!("{state}/scripts"));
-        set(&mut vars, "BITOPS_PLUGINS_DIR", format!("{}/", plugins_dir.display()));
-        set(&mut vars, "BITOPS_FAIL_FAST", if self.fail_fast { "True" } else { "False" }.into());
-        set(&mut vars, "BITOPS_KUBE_CONFIG_FILE", ws.tempdir.join(".kube/config").display().to_string());
-        set(&mut vars, "BITOPS_DEFAULT_ROOT_DIR", ws.default_folder.clone());
+        set(
+            &mut vars,
+            "BITOPS_PLUGINS_DIR",
+            format!("{}/", plugins_dir.display()),
+        );
+        set(
+            &mut vars,
+            "BITOPS_FAIL_FAST",
+            if self.fail_fast { "True" } else { "False" }.into(),
+        );
+        set(
+            &mut vars,
+            "BITOPS_KUBE_CONFIG_FILE",
+            ws.tempdir.join(".kube/config").display().to_string(),
+        );
+        set(
+            &mut vars,
+            "BITOPS_DEFAULT_ROOT_DIR",
+            ws.default_folder.clone(),
+        );
         set(&mut vars, "BITOPS_ENVIRONMENT", env.name.clone());
         set(&mut vars, "ENVIRONMENT", env.name.clone());
         set(
             &mut vars,
             "BITOPS_INSTALLED_PLUGIN_DIR",
-            plugin_dir.map(Path::to_path_buf).unwrap_or_else(|| plugins_dir.join(&dep.plugin)).display().to_string(),
+            plugin_dir
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| plugins_dir.join(&dep.plugin))
+                .display()
+                .to_string(),
         );
-        let plugin_setting = self.repo.config.plugin_dir.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| format!("{}/", plugins_dir.display()));
+        let plugin_setting = self
+            .repo
+            .config
+            .plugin_dir
+            .as_ref()
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| format!("{}/", plugins_dir.display()));
         set(&mut vars, "BITOPS_PLUGIN_DIR", plugin_setting);
-        set(&mut vars, "BITOPS_OPSREPO_ENVIRONMENT_DIR", tool_dir.display().to_string());
+        set(
+            &mut vars,
+            "BITOPS_OPSREPO_ENVIRONMENT_DIR",
+            tool_dir.display().to_string(),
+        );
         set(&mut vars, "BITOPS_PLUGIN_NAME", dep.plugin.clone());
-        set(&mut vars, "BITOPS_OPSREPO_ENV_FILE", tool_dir.join("ENV_FILE").display().to_string());
+        set(
+            &mut vars,
+            "BITOPS_OPSREPO_ENV_FILE",
+            tool_dir.join("ENV_FILE").display().to_string(),
+        );
         set(&mut vars, "BITOPS_DEPLOYMENT", dep.name.clone());
         set(&mut vars, "BITOPS_RUN_ID", self.run_id.clone());
         set(
@@ -187,10 +285,22 @@ impl Runner {
             .into(),
         );
         // Flat names (`env__deployment`): one folder for the run, not one per environment.
-        let output_file = ws.outputs_dir().join(format!("{}__{}.env", env.name, dep.name));
-        let inputs_file = ws.outputs_dir().join(format!("{}__{}.inputs.json", env.name, dep.name));
-        set(&mut vars, "BITOPS_OUTPUT_FILE", output_file.display().to_string());
-        set(&mut vars, "BITOPS_INPUTS_JSON", inputs_file.display().to_string());
+        let output_file = ws
+            .outputs_dir()
+            .join(format!("{}__{}.env", env.name, dep.name));
+        let inputs_file = ws
+            .outputs_dir()
+            .join(format!("{}__{}.inputs.json", env.name, dep.name));
+        set(
+            &mut vars,
+            "BITOPS_OUTPUT_FILE",
+            output_file.display().to_string(),
+        );
+        set(
+            &mut vars,
+            "BITOPS_INPUTS_JSON",
+            inputs_file.display().to_string(),
+        );
         (vars, output_file, inputs_file)
     }
 
@@ -199,7 +309,10 @@ impl Runner {
         let done = self.outputs.lock().expect("outputs lock");
         let mut all = BTreeMap::new();
         for id in &job.upstream {
-            let o = done.get(id).cloned().or_else(|| outputs::load_saved(&self.workspace.state_dir, id));
+            let o = done
+                .get(id)
+                .cloned()
+                .or_else(|| outputs::load_saved(&self.workspace.state_dir, id));
             if let Some(o) = o {
                 all.insert(id.clone(), o.into_iter().collect());
             }
@@ -207,7 +320,12 @@ impl Runner {
         all
     }
 
-    async fn attempt(&self, job: &Job, sink: &mut LogSink, stop: &mut watch::Receiver<StopRequest>) -> NodeResult {
+    async fn attempt(
+        &self,
+        job: &Job,
+        sink: &mut LogSink,
+        stop: &mut watch::Receiver<StopRequest>,
+    ) -> NodeResult {
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
         let deadline = job.timeout.map(|t| Instant::now() + t);
@@ -220,7 +338,8 @@ impl Runner {
             Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
         };
         let plugin_dir = self.registry.plugin_dir(&dep.plugin);
-        let (mut vars, output_file, inputs_file) = self.environment(job, &env_dir, plugin_dir.as_deref());
+        let (mut vars, output_file, inputs_file) =
+            self.environment(job, &env_dir, plugin_dir.as_deref());
         let upstream = self.upstream_outputs(job);
         for (id, outs) in &upstream {
             let (e, d) = id.split_once('/').unwrap_or((id, ""));
@@ -238,18 +357,31 @@ impl Runner {
         let inputs_file = if upstream.is_empty() {
             self.workspace.no_inputs_file()
         } else {
-            let _ = std::fs::write(&inputs_file, serde_json::to_vec_pretty(&upstream).expect("string maps serialize"));
+            let _ = std::fs::write(
+                &inputs_file,
+                serde_json::to_vec_pretty(&upstream).expect("string maps serialize"),
+            );
             inputs_file
         };
-        vars.insert("BITOPS_INPUTS_JSON".into(), inputs_file.display().to_string());
+        vars.insert(
+            "BITOPS_INPUTS_JSON".into(),
+            inputs_file.display().to_string(),
+        );
 
         let tool_dir = env_dir.join(&dep.name);
         // The working copy's file is already merged with `_default`'s, so its spans are its own.
-        let tool_config = match crate::plugins::read_tool_config(&tool_dir, &format!("{}/{}", env.name, dep.name)) {
+        let tool_config = match crate::plugins::read_tool_config(
+            &tool_dir,
+            &format!("{}/{}", env.name, dep.name),
+        ) {
             Ok(c) => c,
             Err(p) => return self.fail(sink, p.to_string()),
         };
-        let default_dir = self.workspace.repo_root.join(&self.workspace.default_folder).join(&dep.name);
+        let default_dir = self
+            .workspace
+            .repo_root
+            .join(&self.workspace.default_folder)
+            .join(&dep.name);
         let ctx = Context {
             environment: &env.name,
             deployment: &dep.name,
@@ -284,13 +416,37 @@ impl Runner {
             for hook in &dep.hooks.before {
                 let path = tool_dir.join(crate::model::BEFORE_HOOKS).join(hook);
                 let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, (&mut captured, &mut changes), &format!("before hook {hook}")).await {
+                if let Some(r) = self
+                    .run_step(
+                        &job.id,
+                        &step,
+                        &vars,
+                        deadline,
+                        sink,
+                        stop,
+                        (&mut captured, &mut changes),
+                        &format!("before hook {hook}"),
+                    )
+                    .await
+                {
                     return r;
                 }
             }
         }
         for step in &prepared.steps {
-            if let Some(r) = self.run_step(&job.id, step, &vars, deadline, sink, stop, (&mut captured, &mut changes), "").await {
+            if let Some(r) = self
+                .run_step(
+                    &job.id,
+                    step,
+                    &vars,
+                    deadline,
+                    sink,
+                    stop,
+                    (&mut captured, &mut changes),
+                    "",
+                )
+                .await
+            {
                 return r;
             }
         }
@@ -299,7 +455,19 @@ impl Runner {
             for hook in &dep.hooks.after {
                 let path = tool_dir.join(crate::model::AFTER_HOOKS).join(hook);
                 let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self.run_step(&job.id, &step, &vars, deadline, sink, stop, (&mut captured, &mut changes), &format!("after hook {hook}")).await {
+                if let Some(r) = self
+                    .run_step(
+                        &job.id,
+                        &step,
+                        &vars,
+                        deadline,
+                        sink,
+                        stop,
+                        (&mut captured, &mut changes),
+                        &format!("after hook {hook}"),
+                    )
+                    .await
+                {
                     return r;
                 }
             }
@@ -339,8 +507,14 @@ impl Runner {
         what: &str,
     ) -> Option<NodeResult> {
         let (captured, changes) = found;
-        let label = if what.is_empty() { step.display() } else { format!("{what}: {}", step.display()) };
-        let (end, stdout) = self.run_process(id, step, vars, deadline, sink, stop, &label).await;
+        let label = if what.is_empty() {
+            step.display()
+        } else {
+            format!("{what}: {}", step.display())
+        };
+        let (end, stdout) = self
+            .run_process(id, step, vars, deadline, sink, stop, &label)
+            .await;
         let ok = match &end {
             ProcessEnd::Exited(c) => *c == 0 || step.ok_codes.contains(c),
             _ => false,
@@ -351,12 +525,18 @@ impl Runner {
                     Ok(o) => captured.extend(o),
                     Err(e) => return Some(self.fail(sink, e)),
                 },
-                Capture::CloudFormationOutputs => match outputs::from_cloudformation_json(&stdout) {
-                    Ok(o) => captured.extend(o),
-                    Err(e) => return Some(self.fail(sink, e)),
-                },
+                Capture::CloudFormationOutputs => {
+                    match outputs::from_cloudformation_json(&stdout) {
+                        Ok(o) => captured.extend(o),
+                        Err(e) => return Some(self.fail(sink, e)),
+                    }
+                }
                 Capture::DryRunSummary(tool) => {
-                    let code = if let ProcessEnd::Exited(c) = end { c } else { 0 };
+                    let code = if let ProcessEnd::Exited(c) = end {
+                        c
+                    } else {
+                        0
+                    };
                     let found = crate::plan::dry_run::parse(tool, &stdout, code);
                     // Several charts or steps: any change counts, summaries add up.
                     *changes = Some(match changes.take() {
@@ -383,7 +563,10 @@ impl Runner {
                 return Some(r);
             }
             ProcessEnd::Stopped { request, status } => {
-                let mut r = NodeResult::with_reason(Status::Interrupted, format!("interrupted during {label}"));
+                let mut r = NodeResult::with_reason(
+                    Status::Interrupted,
+                    format!("interrupted during {label}"),
+                );
                 r.exit = status.map(ExitInfo::Code);
                 sink.note(&format!("bitops: stopped ({request:?}) during {label}"));
                 return Some(r);
@@ -391,16 +574,41 @@ impl Runner {
             _ => {}
         }
         if let Some(fb) = &step.fallback {
-            return Box::pin(self.run_step(id, fb, vars, deadline, sink, stop, (captured, changes), what)).await;
+            return Box::pin(self.run_step(
+                id,
+                fb,
+                vars,
+                deadline,
+                sink,
+                stop,
+                (captured, changes),
+                what,
+            ))
+            .await;
         }
         if step.may_fail {
-            sink.note(&format!("bitops: {label} {end}; going on (this step may fail)"));
+            sink.note(&format!(
+                "bitops: {label} {end}; going on (this step may fail)"
+            ));
             return None;
         }
         for handler in &step.on_failure {
-            let (h_end, _) = self.run_process(id, handler, vars, deadline, sink, stop, &format!("on failure: {}", handler.display())).await;
+            let (h_end, _) = self
+                .run_process(
+                    id,
+                    handler,
+                    vars,
+                    deadline,
+                    sink,
+                    stop,
+                    &format!("on failure: {}", handler.display()),
+                )
+                .await;
             if !h_end.success() {
-                sink.note(&format!("bitops: failure handler {} {h_end}", handler.display()));
+                sink.note(&format!(
+                    "bitops: failure handler {} {h_end}",
+                    handler.display()
+                ));
             }
         }
         let mut r = NodeResult::with_reason(Status::Failed, format!("{label} {end}"));
@@ -409,7 +617,10 @@ impl Runner {
             ProcessEnd::Signaled(s) => Some(ExitInfo::Signal(s)),
             _ => None,
         };
-        sink.note(&format!("bitops: {}", r.reason.as_deref().unwrap_or_default()));
+        sink.note(&format!(
+            "bitops: {}",
+            r.reason.as_deref().unwrap_or_default()
+        ));
         Some(r)
     }
 
@@ -428,11 +639,19 @@ impl Runner {
         let timeout = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(left) => Some(left),
-                None => return (ProcessEnd::TimedOut { after: Duration::ZERO }, String::new()),
+                None => {
+                    return (
+                        ProcessEnd::TimedOut {
+                            after: Duration::ZERO,
+                        },
+                        String::new(),
+                    )
+                }
             },
             None => None,
         };
-        let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
         env.extend(step.env.iter().map(|(k, v)| (k.into(), v.into())));
         let Some((program, args)) = step.argv.split_first() else {
             return (ProcessEnd::Exited(0), String::new());
@@ -447,16 +666,26 @@ impl Runner {
         let mut stdout = String::new();
         let id = id.to_string();
         let events = self.events.clone();
-        let end = process::run(&spec, &Limits { timeout, grace: self.grace }, stop, |stream, line| {
-            let masked = sink.write_line(line);
-            if capture && stream == process::Stream::Stdout {
-                stdout.push_str(line);
-                stdout.push('\n');
-            }
-            let _ = events.send(RunEvent::NodeOutput { id: id.clone(), line: masked });
-        })
+        let end = process::run(
+            &spec,
+            &Limits {
+                timeout,
+                grace: self.grace,
+            },
+            stop,
+            |stream, line| {
+                let masked = sink.write_line(line);
+                if capture && stream == process::Stream::Stdout {
+                    stdout.push_str(line);
+                    stdout.push('\n');
+                }
+                let _ = events.send(RunEvent::NodeOutput {
+                    id: id.clone(),
+                    line: masked,
+                });
+            },
+        )
         .await;
         (end, stdout)
     }
 }
-

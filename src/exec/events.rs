@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 /// How a node ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Succeeded,
@@ -23,7 +25,10 @@ pub enum Status {
 
 impl Status {
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failed | Status::TimedOut | Status::Interrupted)
+        matches!(
+            self,
+            Status::Failed | Status::TimedOut | Status::Interrupted
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -108,12 +113,38 @@ pub enum CancelReason {
 }
 
 #[derive(Clone, Debug)]
+#[expect(clippy::large_enum_variant, reason = "each event is moved once through a channel; boxing the result buys nothing")]
 pub enum RunEvent {
-    Started { run_id: String, total: usize, jobs: usize, eta: Option<Duration> },
-    NodeStarted { id: String, attempt: u32, log: Option<PathBuf> },
-    NodeOutput { id: String, line: String },
-    NodeRetry { id: String, attempt: u32, delay: Duration, reason: String },
-    NodeFinished { id: String, deployment: bool, result: NodeResult },
-    Cancel { reason: CancelReason },
-    Finished { elapsed: Duration },
+    Started {
+        run_id: String,
+        total: usize,
+        jobs: usize,
+        eta: Option<Duration>,
+    },
+    NodeStarted {
+        id: String,
+        attempt: u32,
+        log: Option<PathBuf>,
+    },
+    NodeOutput {
+        id: String,
+        line: String,
+    },
+    NodeRetry {
+        id: String,
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
+    NodeFinished {
+        id: String,
+        deployment: bool,
+        result: NodeResult,
+    },
+    Cancel {
+        reason: CancelReason,
+    },
+    Finished {
+        elapsed: Duration,
+    },
 }

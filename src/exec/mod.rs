@@ -4,8 +4,8 @@
 
 pub mod deployment;
 pub mod events;
-pub mod outputs;
 pub mod log_sink;
+pub mod outputs;
 pub mod process;
 pub mod run;
 pub mod scheduler;

@@ -14,9 +14,22 @@ pub type Outputs = Vec<(String, String)>;
 /// `BITOPS_OUTPUT_<ENV>_<DEPLOYMENT>_<KEY>`: upper case, every non-alphanumeric as `_`.
 pub fn variable_name(env: &str, deployment: &str, key: &str) -> String {
     let clean = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     };
-    format!("BITOPS_OUTPUT_{}_{}_{}", clean(env), clean(deployment), clean(key))
+    format!(
+        "BITOPS_OUTPUT_{}_{}_{}",
+        clean(env),
+        clean(deployment),
+        clean(key)
+    )
 }
 
 /// Parses an output file: `KEY=value` or `export KEY=value`; blank lines and `#` comments are
@@ -34,7 +47,11 @@ pub fn parse(text: &str) -> Result<Outputs, String> {
             return Err(format!("line {}: `{line}` is not KEY=value", n + 1));
         };
         let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
             return Err(format!("line {}: `{k}` is not a valid output name", n + 1));
         }
         let v = unquote(v);
@@ -55,8 +72,11 @@ fn unquote(v: &str) -> &str {
 
 /// `terraform output -json` → outputs: strings as they are, anything else as JSON text.
 pub fn from_terraform_json(text: &str) -> Result<Outputs, String> {
-    let v: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| format!("terraform output -json: {e}"))?;
-    let obj = v.as_object().ok_or("terraform output -json did not print an object")?;
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| format!("terraform output -json: {e}"))?;
+    let obj = v
+        .as_object()
+        .ok_or("terraform output -json did not print an object")?;
     Ok(obj
         .iter()
         .map(|(k, o)| {
@@ -72,19 +92,29 @@ pub fn from_terraform_json(text: &str) -> Result<Outputs, String> {
 
 /// `aws cloudformation describe-stacks` JSON → the stack's outputs.
 pub fn from_cloudformation_json(text: &str) -> Result<Outputs, String> {
-    let v: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| format!("describe-stacks: {e}"))?;
-    let outputs = v.pointer("/Stacks/0/Outputs").and_then(|o| o.as_array()).cloned().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| format!("describe-stacks: {e}"))?;
+    let outputs = v
+        .pointer("/Stacks/0/Outputs")
+        .and_then(|o| o.as_array())
+        .cloned()
+        .unwrap_or_default();
     Ok(outputs
         .iter()
         .filter_map(|o| {
-            Some((o.get("OutputKey")?.as_str()?.to_string(), o.get("OutputValue")?.as_str()?.to_string()))
+            Some((
+                o.get("OutputKey")?.as_str()?.to_string(),
+                o.get("OutputValue")?.as_str()?.to_string(),
+            ))
         })
         .collect())
 }
 
 /// Where the last successful outputs of a deployment are kept.
 pub fn saved_path(state_dir: &Path, node_id: &str) -> PathBuf {
-    state_dir.join("outputs").join(format!("{}.json", node_id.replace('/', "__")))
+    state_dir
+        .join("outputs")
+        .join(format!("{}.json", node_id.replace('/', "__")))
 }
 
 pub fn save(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Result<()> {
@@ -92,9 +122,15 @@ pub fn save(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Resu
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    let map: BTreeMap<&str, &str> = outputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let map: BTreeMap<&str, &str> = outputs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&map).expect("string map serializes"))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&map).expect("string map serializes"),
+    )?;
     std::fs::rename(tmp, path)
 }
 
@@ -122,13 +158,23 @@ mod tests {
 
     #[test]
     fn names_are_upper_case_with_underscores() {
-        assert_eq!(variable_name("backend-test", "tf.net", "vpc-id"), "BITOPS_OUTPUT_BACKEND_TEST_TF_NET_VPC_ID");
+        assert_eq!(
+            variable_name("backend-test", "tf.net", "vpc-id"),
+            "BITOPS_OUTPUT_BACKEND_TEST_TF_NET_VPC_ID"
+        );
     }
 
     #[test]
     fn parses_key_value_lines() {
         let o = parse("# c\nA=1\nexport B=\"two words\"\n\nC='x=y'\nA=3\n").unwrap();
-        assert_eq!(o, vec![("B".into(), "two words".into()), ("C".into(), "x=y".into()), ("A".into(), "3".into())]);
+        assert_eq!(
+            o,
+            vec![
+                ("B".into(), "two words".into()),
+                ("C".into(), "x=y".into()),
+                ("A".into(), "3".into())
+            ]
+        );
         assert!(parse("oops\n").is_err());
     }
 
@@ -144,7 +190,10 @@ mod tests {
     fn saved_outputs_round_trip_and_empty_ones_clear_old_values() {
         let t = tempfile::tempdir().unwrap();
         record(t.path(), "a/b", &vec![("K".into(), "v".into())]).unwrap();
-        assert_eq!(load_saved(t.path(), "a/b").unwrap(), vec![("K".to_string(), "v".to_string())]);
+        assert_eq!(
+            load_saved(t.path(), "a/b").unwrap(),
+            vec![("K".to_string(), "v".to_string())]
+        );
         record(t.path(), "a/b", &Vec::new()).unwrap();
         assert!(load_saved(t.path(), "a/b").is_none());
         record(t.path(), "a/b", &Vec::new()).unwrap();

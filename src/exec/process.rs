@@ -193,9 +193,18 @@ fn resolve_program(spec: &CommandSpec) -> OsString {
         return spec.program.clone();
     };
     std::env::split_paths(path)
-        .map(|dir| if dir.is_relative() { spec.cwd.join(dir) } else { dir })
+        .map(|dir| {
+            if dir.is_relative() {
+                spec.cwd.join(dir)
+            } else {
+                dir
+            }
+        })
         .map(|dir| dir.join(&spec.program))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
         .map(|p| p.into_os_string())
         .unwrap_or_else(|| spec.program.clone())
 }

@@ -48,11 +48,25 @@ pub struct RunResult {
 }
 
 /// The selected subgraph as a schedule; `reverse` flips every edge (destroy).
-pub fn schedule(graph: &Graph, selection: &Selection, reverse: bool, durations: &HashMap<String, f64>) -> (Schedule, Vec<NodeIndex>) {
-    let order: Vec<NodeIndex> = graph.topo.iter().copied().filter(|i| selection.contains(*i)).collect();
+pub fn schedule(
+    graph: &Graph,
+    selection: &Selection,
+    reverse: bool,
+    durations: &HashMap<String, f64>,
+) -> (Schedule, Vec<NodeIndex>) {
+    let order: Vec<NodeIndex> = graph
+        .topo
+        .iter()
+        .copied()
+        .filter(|i| selection.contains(*i))
+        .collect();
     let pos: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(k, i)| (*i, k)).collect();
     let known: Vec<f64> = durations.values().copied().collect();
-    let typical = if known.is_empty() { 1.0 } else { known.iter().sum::<f64>() / known.len() as f64 };
+    let typical = if known.is_empty() {
+        1.0
+    } else {
+        known.iter().sum::<f64>() / known.len() as f64
+    };
     let mut deps = vec![Vec::new(); order.len()];
     for (k, &i) in order.iter().enumerate() {
         for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
@@ -73,7 +87,11 @@ pub fn schedule(graph: &Graph, selection: &Selection, reverse: bool, durations: 
                 id: n.id.clone(),
                 deployment: n.kind == NodeKind::Deployment,
                 pool: None,
-                weight: if n.kind == NodeKind::Deployment { durations.get(&n.id).copied().unwrap_or(typical) } else { 0.0 },
+                weight: if n.kind == NodeKind::Deployment {
+                    durations.get(&n.id).copied().unwrap_or(typical)
+                } else {
+                    0.0
+                },
             }
         })
         .collect();
@@ -81,7 +99,12 @@ pub fn schedule(graph: &Graph, selection: &Selection, reverse: bool, durations: 
 }
 
 /// Runs the request; `events` receives everything as it happens.
-pub async fn execute(req: RunRequest, graph: &Graph, selection: &Selection, events: mpsc::UnboundedSender<RunEvent>) -> RunResult {
+pub async fn execute(
+    req: RunRequest,
+    graph: &Graph,
+    selection: &Selection,
+    events: mpsc::UnboundedSender<RunEvent>,
+) -> RunResult {
     let reverse = req.action == Action::Destroy;
     let (mut sched, order) = schedule(graph, selection, reverse, &req.durations);
     let repo = &req.repo;
@@ -95,25 +118,55 @@ pub async fn execute(req: RunRequest, graph: &Graph, selection: &Selection, even
         };
         let d = &repo.environments[n.env].deployments[di];
         sched.nodes[k].pool = d.pool.as_ref().map(|p| p.value.clone());
-        let upstream = if reverse { Vec::new() } else { upstream_deployments(graph, i) };
-        jobs.push(Some(Job { id: n.id.clone(), env: n.env, dep: di, timeout: d.timeout.value, retries: d.retries.value, upstream }));
+        let upstream = if reverse {
+            Vec::new()
+        } else {
+            upstream_deployments(graph, i)
+        };
+        jobs.push(Some(Job {
+            id: n.id.clone(),
+            env: n.env,
+            dep: di,
+            timeout: d.timeout.value,
+            retries: d.retries.value,
+            upstream,
+        }));
     }
     let masks: Vec<Arc<[Mask]>> = repo
         .environments
         .iter()
         .map(|e| {
-            let v: Vec<Mask> = e.settings.masks.iter().filter_map(|m| Mask::new(&m.search.value, &m.replace).ok()).collect();
+            let v: Vec<Mask> = e
+                .settings
+                .masks
+                .iter()
+                .filter_map(|m| Mask::new(&m.search.value, &m.replace).ok())
+                .collect();
             Arc::from(v)
         })
         .collect();
     let run_dir = req.state_dir.join("runs").join(&req.run_id);
-    let workspace = Arc::new(Workspace::new(&repo.root, &req.state_dir, &run_dir, &repo.default_folder, req.in_place));
+    let workspace = Arc::new(Workspace::new(
+        &repo.root,
+        &req.state_dir,
+        &run_dir,
+        &repo.default_folder,
+        req.in_place,
+    ));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();
     // An ETA only when every deployment has a recorded duration: the critical path's length.
-    let eta = sched.nodes.iter().filter(|n| n.deployment).all(|n| req.durations.contains_key(&n.id)).then(|| {
-        Duration::from_secs_f64(sched.remaining_path().into_iter().fold(0.0, f64::max))
+    let eta = sched
+        .nodes
+        .iter()
+        .filter(|n| n.deployment)
+        .all(|n| req.durations.contains_key(&n.id))
+        .then(|| Duration::from_secs_f64(sched.remaining_path().into_iter().fold(0.0, f64::max)));
+    let _ = events.send(RunEvent::Started {
+        run_id: req.run_id.clone(),
+        total,
+        jobs: req.options.jobs,
+        eta,
     });
-    let _ = events.send(RunEvent::Started { run_id: req.run_id.clone(), total, jobs: req.options.jobs, eta });
 
     let runner = Arc::new(Runner {
         repo: Arc::clone(repo),
@@ -135,15 +188,29 @@ pub async fn execute(req: RunRequest, graph: &Graph, selection: &Selection, even
     let forward = tokio::spawn(forward_signals(sig_tx));
     let started = SystemTime::now();
     let clock = Instant::now();
-    let outcome = scheduler::run(&sched, &req.options, Arc::new(RunnerHandle(runner)), &events, sig_rx).await;
+    let outcome = scheduler::run(
+        &sched,
+        &req.options,
+        Arc::new(RunnerHandle(runner)),
+        &events,
+        sig_rx,
+    )
+    .await;
     forward.abort();
 
-    let all_ok = outcome.results.iter().all(|r| r.status == super::events::Status::Succeeded) && outcome.cancel.is_none();
+    let all_ok = outcome
+        .results
+        .iter()
+        .all(|r| r.status == super::events::Status::Succeeded)
+        && outcome.cancel.is_none();
     let work_kept = if all_ok || req.in_place {
         let _ = workspace.remove_work();
         None
     } else {
-        workspace.tempdir.exists().then(|| workspace.tempdir.clone())
+        workspace
+            .tempdir
+            .exists()
+            .then(|| workspace.tempdir.clone())
     };
     let nodes = sched
         .nodes
@@ -151,7 +218,16 @@ pub async fn execute(req: RunRequest, graph: &Graph, selection: &Selection, even
         .zip(outcome.results)
         .map(|(n, r)| (n.id.clone(), n.deployment, r))
         .collect();
-    RunResult { run_id: req.run_id, run_dir, nodes, cancel: outcome.cancel, signal: outcome.signal, started, elapsed: clock.elapsed(), work_kept }
+    RunResult {
+        run_id: req.run_id,
+        run_dir,
+        nodes,
+        cancel: outcome.cancel,
+        signal: outcome.signal,
+        started,
+        elapsed: clock.elapsed(),
+        work_kept,
+    }
 }
 
 /// Deployments upstream of a node (transitively), by id.
@@ -175,7 +251,10 @@ fn upstream_deployments(graph: &Graph, i: NodeIndex) -> Vec<String> {
 /// SIGINT and SIGTERM become scheduler signals (the scheduler decides what they mean).
 async fn forward_signals(tx: mpsc::UnboundedSender<Sig>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     loop {

@@ -104,7 +104,11 @@ pub struct Options {
 
 /// Runs one node; implemented by the deployment runner and by test fakes.
 pub trait Executor: Send + Sync + 'static {
-    fn run(&self, node: usize, stop: watch::Receiver<StopRequest>) -> Pin<Box<dyn Future<Output = NodeResult> + Send>>;
+    fn run(
+        &self,
+        node: usize,
+        stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>>;
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -118,7 +122,9 @@ impl Eq for Ready {}
 
 impl Ord for Ready {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.priority.total_cmp(&other.priority).then_with(|| other.seq.cmp(&self.seq))
+        self.priority
+            .total_cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -158,7 +164,11 @@ pub async fn run<E: Executor>(
             Order::CriticalPath => remaining[node],
             Order::Fifo => 0.0,
         };
-        ready.push(Ready { priority, seq: *seq, node });
+        ready.push(Ready {
+            priority,
+            seq: *seq,
+            node,
+        });
     };
     for i in (0..n).filter(|&i| indeg[i] == 0) {
         push(&mut ready, &mut seq, i);
@@ -170,7 +180,9 @@ pub async fn run<E: Executor>(
     let mut running_count = 0usize;
     let mut cancel: Option<CancelReason> = None;
     let started = Instant::now();
-    let deadline = opts.deadline.map(|d| tokio::time::Instant::from_std(started + d));
+    let deadline = opts
+        .deadline
+        .map(|d| tokio::time::Instant::from_std(started + d));
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut first_signal: Option<Sig> = None;
     let jobs = opts.jobs.max(1);
@@ -183,7 +195,13 @@ pub async fn run<E: Executor>(
                 let Some(r) = ready.pop() else { break };
                 let node = &schedule.nodes[r.node];
                 if !node.deployment {
-                    finish(r.node, NodeResult::new(Status::Succeeded), schedule, &mut results, events);
+                    finish(
+                        r.node,
+                        NodeResult::new(Status::Succeeded),
+                        schedule,
+                        &mut results,
+                        events,
+                    );
                     for &d in &dependents[r.node] {
                         indeg[d] -= 1;
                         if indeg[d] == 0 {
@@ -276,17 +294,30 @@ pub async fn run<E: Executor>(
     let why = match cancel {
         Some(CancelReason::Failure) => "the run stopped after a failure (fail-fast)",
         Some(CancelReason::Deadline) => "the run's deadline passed",
-        Some(CancelReason::Interrupt | CancelReason::Terminate | CancelReason::Kill) => "the run was interrupted",
+        Some(CancelReason::Interrupt | CancelReason::Terminate | CancelReason::Kill) => {
+            "the run was interrupted"
+        }
         None => "it was never ready",
     };
     for i in 0..n {
         if results[i].is_none() {
-            finish(i, NodeResult::with_reason(Status::NotRun, why), schedule, &mut results, events);
+            finish(
+                i,
+                NodeResult::with_reason(Status::NotRun, why),
+                schedule,
+                &mut results,
+                events,
+            );
         }
     }
-    let _ = events.send(RunEvent::Finished { elapsed: started.elapsed() });
+    let _ = events.send(RunEvent::Finished {
+        elapsed: started.elapsed(),
+    });
     Outcome {
-        results: results.into_iter().map(|r| r.expect("every node was finished")).collect(),
+        results: results
+            .into_iter()
+            .map(|r| r.expect("every node was finished"))
+            .collect(),
         cancel,
         signal: first_signal,
     }
@@ -307,7 +338,11 @@ fn finish(
     events: &mpsc::UnboundedSender<RunEvent>,
 ) {
     let node = &schedule.nodes[i];
-    let _ = events.send(RunEvent::NodeFinished { id: node.id.clone(), deployment: node.deployment, result: result.clone() });
+    let _ = events.send(RunEvent::NodeFinished {
+        id: node.id.clone(),
+        deployment: node.deployment,
+        result: result.clone(),
+    });
     results[i] = Some(result);
 }
 
@@ -325,7 +360,13 @@ fn skip_dependents(
         if results[i].is_some() {
             continue;
         }
-        finish(i, NodeResult::with_reason(Status::Skipped, reason.clone()), schedule, results, events);
+        finish(
+            i,
+            NodeResult::with_reason(Status::Skipped, reason.clone()),
+            schedule,
+            results,
+            events,
+        );
         stack.extend(dependents[i].iter().copied());
     }
 }

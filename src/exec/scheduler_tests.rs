@@ -26,7 +26,11 @@ struct Fake {
 }
 
 impl Executor for Fake {
-    fn run(&self, node: usize, mut stop: watch::Receiver<StopRequest>) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+    fn run(
+        &self,
+        node: usize,
+        mut stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
         let log = Arc::clone(&self.log);
         let fail = self.fail.contains(&node);
         let hang = self.hang.contains(&node);
@@ -109,7 +113,10 @@ struct Ran {
 }
 
 fn run_fake(s: &Schedule, o: &Options, fail: &[usize], hang: &[usize], signals: &[Sig]) -> Ran {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let log = Arc::new(Mutex::new(Log::default()));
     let fake = Arc::new(Fake {
         log: Arc::clone(&log),
@@ -143,7 +150,13 @@ fn dependents_start_after_dependencies_end() {
     let s = schedule(4, &[(0, 1), (0, 2), (1, 3), (2, 3)], &[]);
     let r = run_fake(&s, &opts(8, true), &[], &[], &[]);
     assert!(statuses(&r).iter().all(|s| *s == Status::Succeeded));
-    let pos = |node, start| r.log.events.iter().position(|e| *e == (node, start)).unwrap();
+    let pos = |node, start| {
+        r.log
+            .events
+            .iter()
+            .position(|e| *e == (node, start))
+            .unwrap()
+    };
     assert!(pos(0, false) < pos(1, true));
     assert!(pos(1, false) < pos(3, true) && pos(2, false) < pos(3, true));
     // 1 and 2 are independent: both start before either ends.
@@ -176,8 +189,19 @@ fn keep_going_skips_only_dependents_of_a_failure() {
     // 0 fails; 1 depends on 0; 2 depends on 1; 3 is independent.
     let s = schedule(4, &[(0, 1), (1, 2)], &[]);
     let r = run_fake(&s, &opts(1, false), &[0], &[], &[]);
-    assert_eq!(statuses(&r), vec![Status::Failed, Status::Skipped, Status::Skipped, Status::Succeeded]);
-    assert_eq!(r.outcome.results[2].reason.as_deref(), Some("`n0` did not succeed"));
+    assert_eq!(
+        statuses(&r),
+        vec![
+            Status::Failed,
+            Status::Skipped,
+            Status::Skipped,
+            Status::Succeeded
+        ]
+    );
+    assert_eq!(
+        r.outcome.results[2].reason.as_deref(),
+        Some("`n0` did not succeed")
+    );
 }
 
 #[test]
@@ -185,7 +209,15 @@ fn fail_fast_starts_nothing_new() {
     // With one job and 0 first in line (longest path), 3 never starts.
     let s = schedule(4, &[(0, 1), (1, 2)], &[]);
     let r = run_fake(&s, &opts(1, true), &[0], &[], &[]);
-    assert_eq!(statuses(&r), vec![Status::Failed, Status::Skipped, Status::Skipped, Status::NotRun]);
+    assert_eq!(
+        statuses(&r),
+        vec![
+            Status::Failed,
+            Status::Skipped,
+            Status::Skipped,
+            Status::NotRun
+        ]
+    );
     assert_eq!(r.outcome.cancel, Some(CancelReason::Failure));
 }
 
@@ -198,7 +230,11 @@ fn longest_remaining_path_starts_first() {
     let mut o = opts(1, true);
     o.order = Order::Fifo;
     let r = run_fake(&s, &o, &[], &[], &[]);
-    assert_eq!(r.log.events[0], (0, true), "FIFO keeps readiness order (0 was first)");
+    assert_eq!(
+        r.log.events[0],
+        (0, true),
+        "FIFO keeps readiness order (0 was first)"
+    );
 }
 
 #[test]
@@ -206,7 +242,10 @@ fn a_signal_stops_scheduling_and_reaches_running_nodes() {
     // Node 0 hangs until stopped; 1 depends on it; 2 is queued behind the single job.
     let s = schedule(3, &[(0, 1)], &[]);
     let r = run_fake(&s, &opts(1, true), &[], &[0], &[Sig::Int]);
-    assert_eq!(statuses(&r), vec![Status::Interrupted, Status::Skipped, Status::NotRun]);
+    assert_eq!(
+        statuses(&r),
+        vec![Status::Interrupted, Status::Skipped, Status::NotRun]
+    );
     assert_eq!(r.outcome.cancel, Some(CancelReason::Interrupt));
 }
 
@@ -216,7 +255,10 @@ fn environment_nodes_complete_without_work() {
     s.nodes[1].deployment = false;
     let r = run_fake(&s, &opts(2, true), &[], &[], &[]);
     assert!(statuses(&r).iter().all(|s| *s == Status::Succeeded));
-    assert!(!r.log.events.iter().any(|(n, _)| *n == 1), "no task for an environment node");
+    assert!(
+        !r.log.events.iter().any(|(n, _)| *n == 1),
+        "no task for an environment node"
+    );
 }
 
 fn dag_strategy() -> impl Strategy<Value = (usize, Vec<(usize, usize)>, Vec<usize>, usize)> {

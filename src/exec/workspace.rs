@@ -24,16 +24,29 @@ pub struct Workspace {
     pub in_place: bool,
     base: OnceLock<Result<(), String>>,
     no_inputs: OnceLock<()>,
-    envs: Mutex<HashMap<String, Arc<OnceLock<Result<PathBuf, String>>>>>,
+    envs: Mutex<HashMap<String, Arc<EnvCopy>>>,
 }
 
+/// One environment's working copy, made once by whichever deployment needs it first.
+type EnvCopy = OnceLock<Result<PathBuf, String>>;
+
 impl Workspace {
-    pub fn new(repo_root: &Path, state_dir: &Path, run_dir: &Path, default_folder: &str, in_place: bool) -> Self {
+    pub fn new(
+        repo_root: &Path,
+        state_dir: &Path,
+        run_dir: &Path,
+        default_folder: &str,
+        in_place: bool,
+    ) -> Self {
         Workspace {
             repo_root: repo_root.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
-            tempdir: if in_place { repo_root.to_path_buf() } else { run_dir.join("work") },
+            tempdir: if in_place {
+                repo_root.to_path_buf()
+            } else {
+                run_dir.join("work")
+            },
             default_folder: default_folder.to_string(),
             in_place,
             base: OnceLock::new(),
@@ -68,7 +81,10 @@ impl Workspace {
         }
         self.base.get_or_init(|| self.copy_base()).clone()?;
         let cell = {
-            let mut envs = self.envs.lock().expect("workspace lock is never poisoned by a panic-free copy");
+            let mut envs = self
+                .envs
+                .lock()
+                .expect("workspace lock is never poisoned by a panic-free copy");
             Arc::clone(envs.entry(env.to_string()).or_default())
         };
         cell.get_or_init(|| self.copy_env(env)).clone()
@@ -76,8 +92,10 @@ impl Workspace {
 
     /// Root files and `_`/`.` folders (not `.git`, not the state folder).
     fn copy_base(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.tempdir).map_err(|e| format!("cannot create {}: {e}", self.tempdir.display()))?;
-        let entries = std::fs::read_dir(&self.repo_root).map_err(|e| format!("cannot list the ops repo: {e}"))?;
+        std::fs::create_dir_all(&self.tempdir)
+            .map_err(|e| format!("cannot create {}: {e}", self.tempdir.display()))?;
+        let entries = std::fs::read_dir(&self.repo_root)
+            .map_err(|e| format!("cannot list the ops repo: {e}"))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name_s = name.to_string_lossy();
@@ -86,7 +104,11 @@ impl Workspace {
                 continue;
             }
             let is_dir = path.is_dir();
-            if is_dir && !(name_s.starts_with('_') || name_s.starts_with('.') || name_s == self.default_folder) {
+            if is_dir
+                && !(name_s.starts_with('_')
+                    || name_s.starts_with('.')
+                    || name_s == self.default_folder)
+            {
                 continue; // an environment: copied when it runs
             }
             copy_tree(&path, &self.tempdir.join(&name), &self.skip_list())
@@ -102,10 +124,12 @@ impl Workspace {
     fn copy_env(&self, env: &str) -> Result<PathBuf, String> {
         let src = self.repo_root.join(env);
         let dst = self.tempdir.join(env);
-        copy_tree(&src, &dst, &self.skip_list()).map_err(|e| format!("cannot copy environment `{env}`: {e}"))?;
+        copy_tree(&src, &dst, &self.skip_list())
+            .map_err(|e| format!("cannot copy environment `{env}`: {e}"))?;
         let defaults = self.repo_root.join(&self.default_folder);
         if defaults.is_dir() {
-            merge_defaults(&defaults, &dst).map_err(|e| format!("cannot merge `{}` into `{env}`: {e}", self.default_folder))?;
+            merge_defaults(&defaults, &dst)
+                .map_err(|e| format!("cannot merge `{}` into `{env}`: {e}", self.default_folder))?;
         }
         Ok(dst)
     }
@@ -190,19 +214,47 @@ mod tests {
         std::fs::write(repo.join("_default/terraform/versions.tf"), "# default").unwrap();
         std::fs::write(repo.join("_default/terraform/main.tf"), "# default main").unwrap();
         std::fs::write(repo.join("env1/terraform/main.tf"), "# env main").unwrap();
-        std::fs::write(repo.join("_default/terraform/bitops.config.yaml"), "terraform:\n  cli: {stack-action: plan}\n  options: {workspace: dflt}\n").unwrap();
-        std::fs::write(repo.join("env1/terraform/bitops.config.yaml"), "terraform:\n  cli: {stack-action: apply}\n").unwrap();
+        std::fs::write(
+            repo.join("_default/terraform/bitops.config.yaml"),
+            "terraform:\n  cli: {stack-action: plan}\n  options: {workspace: dflt}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            repo.join("env1/terraform/bitops.config.yaml"),
+            "terraform:\n  cli: {stack-action: apply}\n",
+        )
+        .unwrap();
         let before = snapshot(&repo);
 
         let state = repo.join(".bitops");
         let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false);
         let env = ws.env_dir("env1").unwrap();
-        assert_eq!(std::fs::read_to_string(env.join("terraform/versions.tf")).unwrap(), "# default");
-        assert_eq!(std::fs::read_to_string(env.join("terraform/main.tf")).unwrap(), "# env main");
-        let cfg = yaml::parse(&std::fs::read_to_string(env.join("terraform/bitops.config.yaml")).unwrap()).unwrap().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(env.join("terraform/versions.tf")).unwrap(),
+            "# default"
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.join("terraform/main.tf")).unwrap(),
+            "# env main"
+        );
+        let cfg = yaml::parse(
+            &std::fs::read_to_string(env.join("terraform/bitops.config.yaml")).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
         let tf = cfg.get("terraform").unwrap();
-        assert_eq!(tf.get("cli").unwrap().get("stack-action").unwrap().as_str(), Some("apply"));
-        assert_eq!(tf.get("options").unwrap().get("workspace").unwrap().as_str(), Some("dflt"));
+        assert_eq!(
+            tf.get("cli").unwrap().get("stack-action").unwrap().as_str(),
+            Some("apply")
+        );
+        assert_eq!(
+            tf.get("options")
+                .unwrap()
+                .get("workspace")
+                .unwrap()
+                .as_str(),
+            Some("dflt")
+        );
         assert!(ws.tempdir.join("_scripts/x.sh").exists());
         // The repo itself is untouched (the state folder aside).
         assert_eq!(snapshot(&repo), before);

@@ -70,7 +70,11 @@ impl Graph {
     /// that is not selected (only some of its deployments are) is looked through: waiting for
     /// it means waiting for whichever of its deployments are selected. Unselected deployments
     /// are assumed deployed already.
-    pub fn selected_dependencies(&self, i: NodeIndex, selected: impl Fn(NodeIndex) -> bool) -> Vec<NodeIndex> {
+    pub fn selected_dependencies(
+        &self,
+        i: NodeIndex,
+        selected: impl Fn(NodeIndex) -> bool,
+    ) -> Vec<NodeIndex> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut stack: Vec<NodeIndex> = self.dependencies(i).collect();
@@ -97,11 +101,20 @@ impl Graph {
 /// Builds and validates the graph. Problems (unknown names, cycles) are collected; the graph is
 /// only returned when there are none.
 pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
-    let mut b = Builder { dag: DiGraph::new(), index: HashMap::new(), seen: HashSet::new() };
+    let mut b = Builder {
+        dag: DiGraph::new(),
+        index: HashMap::new(),
+        seen: HashSet::new(),
+    };
     let mut env_nodes = Vec::with_capacity(repo.environments.len());
     let mut dep_nodes: Vec<Vec<NodeIndex>> = Vec::with_capacity(repo.environments.len());
     for (ei, env) in repo.environments.iter().enumerate() {
-        let en = b.add(Node { id: env.name.clone(), kind: NodeKind::Environment, env: ei, dep: None });
+        let en = b.add(Node {
+            id: env.name.clone(),
+            kind: NodeKind::Environment,
+            env: ei,
+            dep: None,
+        });
         env_nodes.push(en);
         let mut deps = Vec::with_capacity(env.deployments.len());
         for (di, d) in env.deployments.iter().enumerate() {
@@ -149,7 +162,11 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
         return None;
     }
     match petgraph::algo::toposort(&b.dag, None) {
-        Ok(topo) => Some(Graph { dag: b.dag, index: b.index, topo }),
+        Ok(topo) => Some(Graph {
+            dag: b.dag,
+            index: b.index,
+            topo,
+        }),
         Err(_) => {
             report_cycles(&b.dag, diags);
             None
@@ -201,13 +218,21 @@ fn resolve(
         Some((e, d)) => match repo.environment(e) {
             Some(target) => (
                 format!("`{name}`: environment `{e}` has no deployment `{d}`"),
-                target.deployments.iter().map(|x| format!("{e}/{}", x.name)).collect(),
+                target
+                    .deployments
+                    .iter()
+                    .map(|x| format!("{e}/{}", x.name))
+                    .collect(),
             ),
             None => (
                 format!("`{name}`: there is no environment `{e}`"),
                 repo.environments
                     .iter()
-                    .flat_map(|x| x.deployments.iter().map(move |d| format!("{}/{}", x.name, d.name)))
+                    .flat_map(|x| {
+                        x.deployments
+                            .iter()
+                            .map(move |d| format!("{}/{}", x.name, d.name))
+                    })
                     .collect(),
             ),
         },
@@ -226,7 +251,8 @@ fn resolve(
             (message, c)
         }
     };
-    let mut p = Problem::new("bitops::graph::unknown_dependency", message).at(&entry.loc, "unknown name");
+    let mut p =
+        Problem::new("bitops::graph::unknown_dependency", message).at(&entry.loc, "unknown name");
     p = match did_you_mean(name, candidates.iter().map(String::as_str)) {
         Some(s) => p.help(format!("did you mean `{s}`?")),
         None => p.help("name an environment (`backend-test`), a deployment of this environment (`terraform`), or another environment's deployment (`backend-test/terraform`)"),
@@ -243,14 +269,19 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
             continue;
         }
         let members: HashSet<NodeIndex> = scc.iter().copied().collect();
-        let start = *scc.iter().min_by_key(|i| &dag[**i].id).expect("non-empty component");
+        let start = *scc
+            .iter()
+            .min_by_key(|i| &dag[**i].id)
+            .expect("non-empty component");
         let path = cycle_path(dag, start, &members);
         // Walk in "depends on" order: each step goes to a dependency.
         let text: Vec<&str> = path.iter().map(|i| dag[*i].id.as_str()).collect();
-        let declared = path.windows(2).find_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
-            Edge::Declared(loc) => Some(loc.clone()),
-            _ => None,
-        });
+        let declared = path
+            .windows(2)
+            .find_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
+                Edge::Declared(loc) => Some(loc.clone()),
+                _ => None,
+            });
         let p = Problem::new(
             "bitops::graph::cycle",
             format!("dependency cycle: {}", text.join(" → ")),
@@ -262,7 +293,11 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
 }
 
 /// A cycle through `start`, following dependencies (incoming edges) inside the component.
-fn cycle_path(dag: &DiGraph<Node, Edge>, start: NodeIndex, members: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
+fn cycle_path(
+    dag: &DiGraph<Node, Edge>,
+    start: NodeIndex,
+    members: &HashSet<NodeIndex>,
+) -> Vec<NodeIndex> {
     let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {

@@ -15,16 +15,34 @@ use crate::model::{PluginSource, Repo};
 
 /// Runs git in the repo and maps the changed paths to environment names.
 pub fn changed_environments(repo: &Repo, git_ref: &str) -> Result<BTreeSet<String>, Problem> {
-    let mut paths = git_lines(&repo.root, &["diff", "--name-only", "--relative", git_ref, "--"], git_ref)?;
-    paths.extend(git_lines(&repo.root, &["ls-files", "--others", "--exclude-standard"], git_ref)?);
-    Ok(environments_for_paths(repo, paths.iter().map(String::as_str)))
+    let mut paths = git_lines(
+        &repo.root,
+        &["diff", "--name-only", "--relative", git_ref, "--"],
+        git_ref,
+    )?;
+    paths.extend(git_lines(
+        &repo.root,
+        &["ls-files", "--others", "--exclude-standard"],
+        git_ref,
+    )?);
+    Ok(environments_for_paths(
+        repo,
+        paths.iter().map(String::as_str),
+    ))
 }
 
 fn git_lines(dir: &Path, args: &[&str], git_ref: &str) -> Result<Vec<String>, Problem> {
-    let out = Command::new("git").args(args).current_dir(dir).output().map_err(|e| {
-        Problem::new("bitops::changed::git", format!("--changed-since needs git, which could not run: {e}"))
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| {
+            Problem::new(
+                "bitops::changed::git",
+                format!("--changed-since needs git, which could not run: {e}"),
+            )
             .help("install git, or drop --changed-since")
-    })?;
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(Problem::new(
@@ -33,11 +51,18 @@ fn git_lines(dir: &Path, args: &[&str], git_ref: &str) -> Result<Vec<String>, Pr
         )
         .help("the ops repo must be inside a git checkout and REF a commit, branch or tag it knows (fetch it first in a shallow CI clone)"));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The pure part: paths relative to the repo root → environments.
-pub fn environments_for_paths<'a>(repo: &Repo, paths: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+pub fn environments_for_paths<'a>(
+    repo: &Repo,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> BTreeSet<String> {
     let all = || repo.environments.iter().map(|e| e.name.clone());
     let mut out = BTreeSet::new();
     for path in paths {
@@ -59,7 +84,10 @@ pub fn environments_for_paths<'a>(repo: &Repo, paths: impl IntoIterator<Item = &
             .collect();
         if !plugins.is_empty() {
             for e in &repo.environments {
-                if e.deployments.iter().any(|d| plugins.contains(&d.plugin.as_str())) {
+                if e.deployments
+                    .iter()
+                    .any(|d| plugins.contains(&d.plugin.as_str()))
+                {
                     out.insert(e.name.clone());
                 }
             }

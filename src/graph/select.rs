@@ -40,7 +40,10 @@ impl Selection {
     }
 
     pub fn deployments<'g>(&'g self, g: &'g Graph) -> impl Iterator<Item = NodeIndex> + 'g {
-        g.topo.iter().copied().filter(move |i| self.contains(*i) && g.node(*i).kind == NodeKind::Deployment)
+        g.topo
+            .iter()
+            .copied()
+            .filter(move |i| self.contains(*i) && g.node(*i).kind == NodeKind::Deployment)
     }
 }
 
@@ -54,7 +57,13 @@ fn split_patterns(values: &[String]) -> Vec<String> {
 }
 
 /// Applies the selection options. Patterns that match nothing are problems.
-pub fn select(repo: &Repo, g: &Graph, opts: &SelectOptions, env: &EnvVars, diags: &mut Diagnostics) -> Selection {
+pub fn select(
+    repo: &Repo,
+    g: &Graph,
+    opts: &SelectOptions,
+    env: &EnvVars,
+    diags: &mut Diagnostics,
+) -> Selection {
     let mut set = FixedBitSet::with_capacity(g.dag.node_count());
     let mut description = Vec::new();
 
@@ -63,7 +72,10 @@ pub fn select(repo: &Repo, g: &Graph, opts: &SelectOptions, env: &EnvVars, diags
             match g.find(&id) {
                 Some(i) => add_node(g, repo, i, &mut set),
                 None => {
-                    let mut p = Problem::new("bitops::select::unknown_node", format!("--only `{id}` names no environment or deployment"));
+                    let mut p = Problem::new(
+                        "bitops::select::unknown_node",
+                        format!("--only `{id}` names no environment or deployment"),
+                    );
                     p = match did_you_mean(&id, g.ids()) {
                         Some(s) => p.help(format!("did you mean `{s}`?")),
                         None => p.help("name a node as `environment` or `environment/deployment`; `bitops plan` lists them"),
@@ -76,7 +88,10 @@ pub fn select(repo: &Repo, g: &Graph, opts: &SelectOptions, env: &EnvVars, diags
     } else {
         let (patterns, from) = if !opts.envs.is_empty() {
             (split_patterns(&opts.envs), "-e")
-        } else if let Some(v) = env.get("BITOPS_ENVIRONMENT").filter(|v| !v.trim().is_empty()) {
+        } else if let Some(v) = env
+            .get("BITOPS_ENVIRONMENT")
+            .filter(|v| !v.trim().is_empty())
+        {
             (split_patterns(&[v.to_string()]), "BITOPS_ENVIRONMENT")
         } else if let Some(v) = env.get("ENVIRONMENT").filter(|v| !v.trim().is_empty()) {
             (split_patterns(&[v.to_string()]), "ENVIRONMENT")
@@ -92,7 +107,12 @@ pub fn select(repo: &Repo, g: &Graph, opts: &SelectOptions, env: &EnvVars, diags
         for (ei, e) in repo.environments.iter().enumerate() {
             let changed_ok = opts.changed.as_ref().is_none_or(|c| c.contains(&e.name));
             if envs.contains(&ei) && changed_ok {
-                add_node(g, repo, g.find(&e.name).expect("every environment has a node"), &mut set);
+                add_node(
+                    g,
+                    repo,
+                    g.find(&e.name).expect("every environment has a node"),
+                    &mut set,
+                );
             }
         }
     }
@@ -108,10 +128,18 @@ pub fn select(repo: &Repo, g: &Graph, opts: &SelectOptions, env: &EnvVars, diags
         description.push("with dependents".into());
     }
     complete_env_nodes(g, repo, &mut set);
-    Selection { nodes: set, description: description.join(", ") }
+    Selection {
+        nodes: set,
+        description: description.join(", "),
+    }
 }
 
-fn match_envs(repo: &Repo, patterns: &[String], from: &str, diags: &mut Diagnostics) -> BTreeSet<usize> {
+fn match_envs(
+    repo: &Repo,
+    patterns: &[String],
+    from: &str,
+    diags: &mut Diagnostics,
+) -> BTreeSet<usize> {
     if patterns.is_empty() {
         return (0..repo.environments.len()).collect();
     }
@@ -120,11 +148,17 @@ fn match_envs(repo: &Repo, patterns: &[String], from: &str, diags: &mut Diagnost
         let glob = match Glob::new(pat) {
             Ok(g) => g,
             Err(e) => {
-                diags.push(Problem::new("bitops::select::pattern", format!("{from} `{pat}` is not a valid pattern: {e}")));
+                diags.push(Problem::new(
+                    "bitops::select::pattern",
+                    format!("{from} `{pat}` is not a valid pattern: {e}"),
+                ));
                 continue;
             }
         };
-        let set = GlobSetBuilder::new().add(glob).build().expect("a single valid glob builds");
+        let set = GlobSetBuilder::new()
+            .add(glob)
+            .build()
+            .expect("a single valid glob builds");
         let before = out.len();
         let mut any = false;
         for (i, e) in repo.environments.iter().enumerate() {
@@ -134,14 +168,20 @@ fn match_envs(repo: &Repo, patterns: &[String], from: &str, diags: &mut Diagnost
             }
         }
         if !any && out.len() == before {
-            let mut p = Problem::new("bitops::select::no_match", format!("{from} `{pat}` matches no environment"));
-            p = match did_you_mean(pat, repo.environments.iter().map(|e| e.name.as_str())) {
-                Some(s) => p.help(format!("did you mean `{s}`?")),
-                None => p.help(format!(
+            let mut p = Problem::new(
+                "bitops::select::no_match",
+                format!("{from} `{pat}` matches no environment"),
+            );
+            p =
+                match did_you_mean(pat, repo.environments.iter().map(|e| e.name.as_str())) {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None => {
+                        p.help(format!(
                     "environments are the top-level folders not starting with `_` or `.`: {}",
                     repo.environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
-                )),
-            };
+                ))
+                    }
+                };
             diags.push(p);
         }
     }
@@ -183,10 +223,14 @@ fn complete_env_nodes(g: &Graph, repo: &Repo, set: &mut FixedBitSet) {
     for e in &repo.environments {
         let en = g.find(&e.name).expect("every environment has a node");
         let all = e.deployments.iter().all(|d| {
-            g.find(&format!("{}/{}", e.name, d.name)).is_some_and(|i| set.contains(i.index()))
+            g.find(&format!("{}/{}", e.name, d.name))
+                .is_some_and(|i| set.contains(i.index()))
         });
         let any = set.contains(en.index())
-            || e.deployments.iter().any(|d| g.find(&format!("{}/{}", e.name, d.name)).is_some_and(|i| set.contains(i.index())));
+            || e.deployments.iter().any(|d| {
+                g.find(&format!("{}/{}", e.name, d.name))
+                    .is_some_and(|i| set.contains(i.index()))
+            });
         if all && any {
             set.insert(en.index());
         } else {
@@ -208,8 +252,13 @@ pub fn check_guards(
     if let Some(max) = max_nodes {
         if count > max {
             diags.push(
-                Problem::new("bitops::select::too_many", format!("this run selects {count} deployments, more than --max-nodes {max}"))
-                    .help("narrow the selection with -e/--only, or raise --max-nodes if this is intended"),
+                Problem::new(
+                    "bitops::select::too_many",
+                    format!("this run selects {count} deployments, more than --max-nodes {max}"),
+                )
+                .help(
+                    "narrow the selection with -e/--only, or raise --max-nodes if this is intended",
+                ),
             );
         }
     }
@@ -218,13 +267,24 @@ pub fn check_guards(
             .environments
             .iter()
             .filter(|e| e.settings.protected)
-            .filter(|e| e.deployments.iter().any(|d| g.find(&format!("{}/{}", e.name, d.name)).is_some_and(|i| sel.contains(i))))
+            .filter(|e| {
+                e.deployments.iter().any(|d| {
+                    g.find(&format!("{}/{}", e.name, d.name))
+                        .is_some_and(|i| sel.contains(i))
+                })
+            })
             .map(|e| e.name.as_str())
             .collect();
         if !protected.is_empty() {
             diags.push(
-                Problem::new("bitops::select::protected", format!("the run includes protected environments: {}", protected.join(", ")))
-                    .help("pass --allow-protected to run them, or leave them out of the selection"),
+                Problem::new(
+                    "bitops::select::protected",
+                    format!(
+                        "the run includes protected environments: {}",
+                        protected.join(", ")
+                    ),
+                )
+                .help("pass --allow-protected to run them, or leave them out of the selection"),
             );
         }
     }

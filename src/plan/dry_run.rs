@@ -29,13 +29,35 @@ pub fn parse(tool: DryRunTool, stdout: &str, exit: i32) -> Changes {
         DryRunTool::CloudFormation => cloudformation(stdout),
         DryRunTool::Kubectl => {
             let changed = exit == 1;
-            Changes { changed: Some(changed), summary: if changed { "differs from the cluster" } else { "no differences" }.into(), ..Default::default() }
+            Changes {
+                changed: Some(changed),
+                summary: if changed {
+                    "differs from the cluster"
+                } else {
+                    "no differences"
+                }
+                .into(),
+                ..Default::default()
+            }
         }
         DryRunTool::Helm => {
-            let docs = stdout.lines().filter(|l| l.trim_start().starts_with("kind:")).count();
-            Changes { changed: None, summary: format!("renders {docs} resources (helm template cannot compare with the cluster)"), ..Default::default() }
+            let docs = stdout
+                .lines()
+                .filter(|l| l.trim_start().starts_with("kind:"))
+                .count();
+            Changes {
+                changed: None,
+                summary: format!(
+                    "renders {docs} resources (helm template cannot compare with the cluster)"
+                ),
+                ..Default::default()
+            }
         }
-        DryRunTool::Plugin => Changes { changed: None, summary: "ran its `plan` action".into(), ..Default::default() },
+        DryRunTool::Plugin => Changes {
+            changed: None,
+            summary: "ran its `plan` action".into(),
+            ..Default::default()
+        },
     }
 }
 
@@ -46,13 +68,24 @@ fn number_before(text: &str, marker: &str) -> Option<u64> {
 
 /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes; the counts from `Plan: …`.
 fn terraform(stdout: &str, exit: i32) -> Changes {
-    let plan_line = stdout.lines().map(strip_ansi).find(|l| l.trim_start().starts_with("Plan:"));
-    let mut c = Changes { changed: Some(exit == 2), ..Default::default() };
+    let plan_line = stdout
+        .lines()
+        .map(strip_ansi)
+        .find(|l| l.trim_start().starts_with("Plan:"));
+    let mut c = Changes {
+        changed: Some(exit == 2),
+        ..Default::default()
+    };
     if let Some(line) = plan_line {
         c.add = number_before(&line, " to add");
         c.change = number_before(&line, " to change");
         c.destroy = number_before(&line, " to destroy");
-        c.summary = line.trim().trim_start_matches("Plan:").trim().trim_end_matches('.').to_string();
+        c.summary = line
+            .trim()
+            .trim_start_matches("Plan:")
+            .trim()
+            .trim_end_matches('.')
+            .to_string();
     } else if exit == 2 {
         c.summary = "changes (outputs only)".into();
     } else {
@@ -75,19 +108,34 @@ fn ansible(stdout: &str) -> Changes {
             continue;
         }
         if in_recap {
-            if let Some(n) = line.split_whitespace().find_map(|w| w.strip_prefix("changed=")).and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("changed="))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 changed += n;
                 seen = true;
             }
         }
     }
     if !seen {
-        return Changes { changed: None, summary: "no PLAY RECAP found".into(), ..Default::default() };
+        return Changes {
+            changed: None,
+            summary: "no PLAY RECAP found".into(),
+            ..Default::default()
+        };
     }
     Changes {
         changed: Some(changed > 0),
         change: Some(changed),
-        summary: if changed == 0 { "no changes".into() } else { format!("{changed} task{} would change", if changed == 1 { "" } else { "s" }) },
+        summary: if changed == 0 {
+            "no changes".into()
+        } else {
+            format!(
+                "{changed} task{} would change",
+                if changed == 1 { "" } else { "s" }
+            )
+        },
         ..Default::default()
     }
 }
@@ -95,14 +143,31 @@ fn ansible(stdout: &str) -> Changes {
 /// `aws cloudformation describe-change-set` JSON: resource changes by action.
 fn cloudformation(stdout: &str) -> Changes {
     let Some(start) = stdout.find('{') else {
-        return Changes { changed: None, summary: "no change set description".into(), ..Default::default() };
+        return Changes {
+            changed: None,
+            summary: "no change set description".into(),
+            ..Default::default()
+        };
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&stdout[start..]) else {
-        return Changes { changed: None, summary: "unreadable change set description".into(), ..Default::default() };
+        return Changes {
+            changed: None,
+            summary: "unreadable change set description".into(),
+            ..Default::default()
+        };
     };
-    let changes = v.get("Changes").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+    let changes = v
+        .get("Changes")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
     let count = |action: &str| {
-        changes.iter().filter(|c| c.pointer("/ResourceChange/Action").and_then(|a| a.as_str()) == Some(action)).count() as u64
+        changes
+            .iter()
+            .filter(|c| {
+                c.pointer("/ResourceChange/Action").and_then(|a| a.as_str()) == Some(action)
+            })
+            .count() as u64
     };
     let (add, change, destroy) = (count("Add"), count("Modify"), count("Remove"));
     Changes {
@@ -135,7 +200,12 @@ fn strip_ansi(line: &str) -> String {
 /// (0 no changes, 2 changes, 1 an error).
 pub fn table(results: &[(String, NodeResult)]) -> (String, u8) {
     let mut out = String::from("\nDry run\n");
-    let width = results.iter().map(|(id, _)| id.len()).max().unwrap_or(10).max(10);
+    let width = results
+        .iter()
+        .map(|(id, _)| id.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
     let (mut any_change, mut any_error) = (false, false);
     for (id, r) in results {
         let (state, detail) = match (&r.status, &r.changes) {
@@ -151,7 +221,10 @@ pub fn table(results: &[(String, NodeResult)]) -> (String, u8) {
             (Status::Succeeded, None) => ("no dry run", r.reason.clone().unwrap_or_default()),
             (s, _) if s.is_failure() => {
                 any_error = true;
-                ("error", format!("{}: {}", s.label(), r.reason.clone().unwrap_or_default()))
+                (
+                    "error",
+                    format!("{}: {}", s.label(), r.reason.clone().unwrap_or_default()),
+                )
             }
             (s, _) => (s.label(), r.reason.clone().unwrap_or_default()),
         };
@@ -182,9 +255,20 @@ mod tests {
 
     #[test]
     fn terraform_counts() {
-        let c = parse(DryRunTool::Terraform, "x\n\u{1b}[1mPlan:\u{1b}[0m 2 to add, 1 to change, 0 to destroy.\n", 2);
-        assert_eq!((c.changed, c.add, c.change, c.destroy), (Some(true), Some(2), Some(1), Some(0)));
-        let c = parse(DryRunTool::Terraform, "No changes. Your infrastructure matches the configuration.\n", 0);
+        let c = parse(
+            DryRunTool::Terraform,
+            "x\n\u{1b}[1mPlan:\u{1b}[0m 2 to add, 1 to change, 0 to destroy.\n",
+            2,
+        );
+        assert_eq!(
+            (c.changed, c.add, c.change, c.destroy),
+            (Some(true), Some(2), Some(1), Some(0))
+        );
+        let c = parse(
+            DryRunTool::Terraform,
+            "No changes. Your infrastructure matches the configuration.\n",
+            0,
+        );
         assert_eq!(c.changed, Some(false));
     }
 
@@ -193,7 +277,11 @@ mod tests {
         let out = "PLAY RECAP *****\nlocalhost : ok=3 changed=2 unreachable=0 failed=0\nweb : ok=1 changed=1\n";
         let c = parse(DryRunTool::Ansible, out, 0);
         assert_eq!((c.changed, c.change), (Some(true), Some(3)));
-        let c = parse(DryRunTool::Ansible, "PLAY RECAP\nlocalhost : ok=3 changed=0\n", 0);
+        let c = parse(
+            DryRunTool::Ansible,
+            "PLAY RECAP\nlocalhost : ok=3 changed=0\n",
+            0,
+        );
         assert_eq!(c.changed, Some(false));
     }
 
@@ -208,11 +296,24 @@ mod tests {
     fn exit_codes() {
         let ok = |changed| {
             let mut r = NodeResult::new(Status::Succeeded);
-            r.changes = Some(Changes { changed, ..Default::default() });
+            r.changes = Some(Changes {
+                changed,
+                ..Default::default()
+            });
             r
         };
         assert_eq!(table(&[("a".into(), ok(Some(false)))]).1, 0);
-        assert_eq!(table(&[("a".into(), ok(Some(false))), ("b".into(), ok(Some(true)))]).1, 2);
-        assert_eq!(table(&[("a".into(), ok(Some(true))), ("b".into(), NodeResult::new(Status::Failed))]).1, 1);
+        assert_eq!(
+            table(&[("a".into(), ok(Some(false))), ("b".into(), ok(Some(true)))]).1,
+            2
+        );
+        assert_eq!(
+            table(&[
+                ("a".into(), ok(Some(true))),
+                ("b".into(), NodeResult::new(Status::Failed))
+            ])
+            .1,
+            1
+        );
     }
 }

@@ -7,7 +7,9 @@ use crate::graph::NodeKind;
 
 pub fn render_dot(plan: &Plan<'_>) -> String {
     let critical: std::collections::HashSet<_> = plan.critical_path.iter().copied().collect();
-    let mut out = String::from("digraph bitops {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n");
+    let mut out = String::from(
+        "digraph bitops {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n",
+    );
     for &i in &plan.order {
         let n = plan.graph.node(i);
         let style = match n.kind {
@@ -19,11 +21,21 @@ pub fn render_dot(plan: &Plan<'_>) -> String {
             Some(d) => format!("{}\\n({})", n.id, d.plugin),
             None => n.id.clone(),
         };
-        let _ = writeln!(out, "  \"{}\" [label=\"{}\"{style}];", escape(&n.id), escape_label(&label));
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\"{style}];",
+            escape(&n.id),
+            escape_label(&label)
+        );
     }
     for &i in &plan.order {
         for dep in plan.depends_on(i) {
-            let _ = writeln!(out, "  \"{}\" -> \"{}\";", escape(dep), escape(&plan.graph.node(i).id));
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\";",
+                escape(dep),
+                escape(&plan.graph.node(i).id)
+            );
         }
     }
     out.push_str("}\n");
@@ -42,13 +54,20 @@ pub fn render_mermaid(plan: &Plan<'_>) -> String {
         };
     }
     for &i in &plan.order {
-        for p in plan.graph.selected_dependencies(i, |x| plan.selection.contains(x)) {
+        for p in plan
+            .graph
+            .selected_dependencies(i, |x| plan.selection.contains(x))
+        {
             let _ = writeln!(out, "  {} --> {}", key(p), key(i));
         }
     }
     if !plan.critical_path.is_empty() {
         let list: Vec<String> = plan.critical_path.iter().map(|i| key(*i)).collect();
-        let _ = writeln!(out, "  classDef critical stroke:#d00,stroke-width:3px\n  class {} critical", list.join(","));
+        let _ = writeln!(
+            out,
+            "  classDef critical stroke:#d00,stroke-width:3px\n  class {} critical",
+            list.join(",")
+        );
     }
     out
 }

@@ -52,7 +52,9 @@ struct Hooks<'a> {
 }
 
 pub fn render(plan: &Plan<'_>) -> String {
-    let ids = |v: &[petgraph::graph::NodeIndex]| -> Vec<&str> { v.iter().map(|i| plan.graph.node(*i).id.as_str()).collect() };
+    let ids = |v: &[petgraph::graph::NodeIndex]| -> Vec<&str> {
+        v.iter().map(|i| plan.graph.node(*i).id.as_str()).collect()
+    };
     let nodes = plan
         .order
         .iter()
@@ -75,7 +77,10 @@ pub fn render(plan: &Plan<'_>) -> String {
                 timeout_secs: dep.and_then(|d| d.timeout.value).map(|t| t.as_secs_f64()),
                 retries: dep.map(|d| d.retries.value),
                 pool: dep.and_then(|d| d.pool.as_ref()).map(|p| p.value.as_str()),
-                hooks: dep.map(|d| Hooks { before: &d.hooks.before, after: &d.hooks.after }),
+                hooks: dep.map(|d| Hooks {
+                    before: &d.hooks.before,
+                    after: &d.hooks.after,
+                }),
                 protected: (n.kind == NodeKind::Environment).then_some(env.settings.protected),
                 invocation: inv.and_then(|r| r.as_ref().ok()),
                 error: inv.and_then(|r| r.as_ref().err()).map(String::as_str),

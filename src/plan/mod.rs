@@ -44,8 +44,18 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// `durations`: seconds per deployment id from earlier runs.
-    pub fn new(repo: &'a Repo, graph: &'a Graph, selection: &'a Selection, durations: &HashMap<String, f64>) -> Self {
-        let order: Vec<NodeIndex> = graph.topo.iter().copied().filter(|i| selection.contains(*i)).collect();
+    pub fn new(
+        repo: &'a Repo,
+        graph: &'a Graph,
+        selection: &'a Selection,
+        durations: &HashMap<String, f64>,
+    ) -> Self {
+        let order: Vec<NodeIndex> = graph
+            .topo
+            .iter()
+            .copied()
+            .filter(|i| selection.contains(*i))
+            .collect();
         let n = graph.dag.node_count();
         let mut level = vec![0usize; n];
         let mut dist = vec![0f64; n];
@@ -64,7 +74,11 @@ impl<'a> Plan<'a> {
                 }
             }
             level[i.index()] = lvl;
-            let weight = if is_dep { durations.get(&graph.node(i).id).copied().unwrap_or(1.0) } else { 0.0 };
+            let weight = if is_dep {
+                durations.get(&graph.node(i).id).copied().unwrap_or(1.0)
+            } else {
+                0.0
+            };
             dist[i.index()] = d + weight;
             if is_dep {
                 if waves.len() <= lvl {
@@ -80,7 +94,11 @@ impl<'a> Plan<'a> {
             .iter()
             .copied()
             .filter(|i| graph.node(*i).kind == NodeKind::Deployment)
-            .max_by(|a, b| dist[a.index()].total_cmp(&dist[b.index()]).then_with(|| graph.node(*b).id.cmp(&graph.node(*a).id)));
+            .max_by(|a, b| {
+                dist[a.index()]
+                    .total_cmp(&dist[b.index()])
+                    .then_with(|| graph.node(*b).id.cmp(&graph.node(*a).id))
+            });
         let mut critical_path = Vec::new();
         let mut cur = end;
         while let Some(c) = cur {
@@ -91,7 +109,16 @@ impl<'a> Plan<'a> {
         }
         critical_path.reverse();
         let critical_secs = end.map(|e| dist[e.index()]).unwrap_or(0.0);
-        Plan { repo, graph, selection, order, waves, critical_path, critical_secs, invocations: HashMap::new() }
+        Plan {
+            repo,
+            graph,
+            selection,
+            order,
+            waves,
+            critical_path,
+            critical_secs,
+            invocations: HashMap::new(),
+        }
     }
 
     pub fn environment(&self, i: NodeIndex) -> &'a Environment {

@@ -9,8 +9,8 @@ use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 
 use super::Invocation;
-use crate::exec::log_sink::{apply_masks, Mask};
 use crate::diagnostic::{Diagnostics, Problem};
+use crate::exec::log_sink::{apply_masks, Mask};
 use crate::graph::{Graph, Selection};
 use crate::model::Repo;
 use crate::plugins::step::{Action, Context, Prepared};
@@ -28,7 +28,8 @@ pub fn prepare_all(
 ) -> HashMap<NodeIndex, Result<Prepared, Vec<Problem>>> {
     let nodes: Vec<NodeIndex> = selection.deployments(graph).collect();
     // `_default`'s tool folders, read once rather than once per deployment.
-    type DefaultConfig = Result<Option<(Node, std::sync::Arc<crate::diagnostic::SourceFile>)>, Problem>;
+    type DefaultConfig =
+        Result<Option<(Node, std::sync::Arc<crate::diagnostic::SourceFile>)>, Problem>;
     let mut defaults: HashMap<String, (DefaultConfig, bool)> = HashMap::new();
     if let Ok(rd) = std::fs::read_dir(repo.root.join(&repo.default_folder)) {
         for e in rd.flatten().filter(|e| e.path().is_dir()) {
@@ -44,7 +45,8 @@ pub fn prepare_all(
             let env = &repo.environments[n.env];
             let d = &env.deployments[n.dep.expect("deployments only")];
             let result = (|| {
-                let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name)).map_err(|p| vec![p])?;
+                let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name))
+                    .map_err(|p| vec![p])?;
                 let (default_config, has_default) = match defaults.get(&d.name) {
                     Some((Ok(c), _)) => (c.as_ref(), true),
                     Some((Err(p), _)) => return Err(vec![p.clone()]),
@@ -56,14 +58,22 @@ pub fn prepare_all(
                     (None, Some((_, f))) => Some(f.clone()),
                     _ => None,
                 };
-                let config = merge_tool_configs(default_config.map(|(n, _)| n), own.map(|(n, _)| n));
+                let config =
+                    merge_tool_configs(default_config.map(|(n, _)| n), own.map(|(n, _)| n));
                 let mut vars = base_env.clone();
                 vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
                 vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
-                vars.insert("BITOPS_OPSREPO_ENVIRONMENT_DIR".into(), d.dir.display().to_string());
+                vars.insert(
+                    "BITOPS_OPSREPO_ENVIRONMENT_DIR".into(),
+                    d.dir.display().to_string(),
+                );
                 // The run folder does not exist yet; show where things will go.
-                vars.insert("BITOPS_OUTPUT_FILE".into(), format!("<run>/outputs/{}__{}.env", env.name, d.name));
-                let default_dir = has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
+                vars.insert(
+                    "BITOPS_OUTPUT_FILE".into(),
+                    format!("<run>/outputs/{}__{}.env", env.name, d.name),
+                );
+                let default_dir =
+                    has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
                 let ctx = Context {
                     environment: &env.name,
                     deployment: &d.name,
@@ -92,21 +102,36 @@ pub fn invocation(p: &Prepared, masks: &[Mask]) -> Invocation {
         commands = vec![format!("(skipped: {})", mask(why))];
     }
     Invocation {
-        argv: p.steps.first().map(|s| s.argv.iter().map(|a| mask(a)).collect()).unwrap_or_default(),
-        env: p.exports.iter().map(|(k, v)| (k.clone(), mask(v))).collect(),
+        argv: p
+            .steps
+            .first()
+            .map(|s| s.argv.iter().map(|a| mask(a)).collect())
+            .unwrap_or_default(),
+        env: p
+            .exports
+            .iter()
+            .map(|(k, v)| (k.clone(), mask(v)))
+            .collect(),
         commands,
         settings: p.settings.iter().map(|s| mask(s)).collect(),
     }
 }
 
 /// Problems of prepared deployments and tools missing from PATH, naming who needs them.
-pub fn check(graph: &Graph, prepared: &HashMap<NodeIndex, Result<Prepared, Vec<Problem>>>, path_var: Option<&str>, diags: &mut Diagnostics) {
+pub fn check(
+    graph: &Graph,
+    prepared: &HashMap<NodeIndex, Result<Prepared, Vec<Problem>>>,
+    path_var: Option<&str>,
+    diags: &mut Diagnostics,
+) {
     let mut need: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, r) in prepared {
         match r {
             Ok(p) if p.skip.is_none() => {
                 for t in &p.tools {
-                    need.entry(t.clone()).or_default().push(graph.node(*i).id.clone());
+                    need.entry(t.clone())
+                        .or_default()
+                        .push(graph.node(*i).id.clone());
                 }
             }
             Ok(_) => {}
@@ -121,7 +146,11 @@ pub fn check(graph: &Graph, prepared: &HashMap<NodeIndex, Result<Prepared, Vec<P
         if find_on_path(&tool, path_var).is_none() {
             users.sort();
             let n = users.len();
-            let shown = if n > 6 { format!("{} and {} more", users[..6].join(", "), n - 6) } else { users.join(", ") };
+            let shown = if n > 6 {
+                format!("{} and {} more", users[..6].join(", "), n - 6)
+            } else {
+                users.join(", ")
+            };
             diags.push(
                 Problem::new("bitops::tool::missing", format!("`{tool}` is not on PATH; {n} deployment{} need{} it: {shown}", if n == 1 { "" } else { "s" }, if n == 1 { "s" } else { "" }))
                     .help(format!("install `{tool}` (or add its folder to PATH), or leave these deployments out with -e/--only")),
@@ -133,10 +162,17 @@ pub fn check(graph: &Graph, prepared: &HashMap<NodeIndex, Result<Prepared, Vec<P
 /// The first executable called `name` on `PATH` (or `name` itself when it has a slash).
 pub fn find_on_path(name: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if name.contains('/') {
         let p = Path::new(name);
         return is_exec(p).then(|| p.to_path_buf());
     }
-    path_var?.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(name)).find(|p| is_exec(p))
+    path_var?
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_exec(p))
 }

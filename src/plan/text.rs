@@ -37,7 +37,12 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
         } else {
             format!(
                 ", pools {}",
-                settings.pools.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                settings
+                    .pools
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         }
     );
@@ -51,13 +56,26 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
         for &i in wave {
             let d = plan.deployment(i).expect("waves hold deployments");
             let after = plan.depends_on(i);
-            let after = if after.is_empty() { String::new() } else { format!("  after {}", after.join(", ")) };
+            let after = if after.is_empty() {
+                String::new()
+            } else {
+                format!("  after {}", after.join(", "))
+            };
             let line = format!("  {:<40} {:<14}{after}", plan.graph.node(i).id, d.plugin);
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
-    let path: Vec<&str> = plan.critical_path.iter().map(|i| plan.graph.node(*i).id.as_str()).collect();
-    let _ = writeln!(out, "\nCritical path ({}): {}", count(path.len(), "deployment"), path.join(" → "));
+    let path: Vec<&str> = plan
+        .critical_path
+        .iter()
+        .map(|i| plan.graph.node(*i).id.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nCritical path ({}): {}",
+        count(path.len(), "deployment"),
+        path.join(" → ")
+    );
 
     out.push_str("\nDeployments\n");
     for &i in plan.order.iter().filter(|i| plan.deployment(**i).is_some()) {
@@ -74,7 +92,15 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
         };
         field(&mut out, "plugin", &format!("{} ({from})", d.plugin));
         let deps = plan.depends_on(i);
-        field(&mut out, "depends on", &if deps.is_empty() { "nothing".into() } else { deps.join(", ") });
+        field(
+            &mut out,
+            "depends on",
+            &if deps.is_empty() {
+                "nothing".into()
+            } else {
+                deps.join(", ")
+            },
+        );
         let timeout = match d.timeout.value {
             Some(t) => humantime::format_duration(t).to_string(),
             None => "none".into(),
@@ -87,14 +113,21 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
                 d.timeout.origin,
                 d.retries.value,
                 d.retries.origin,
-                d.pool.as_ref().map(|p| format!(", pool {}", p.value)).unwrap_or_default()
+                d.pool
+                    .as_ref()
+                    .map(|p| format!(", pool {}", p.value))
+                    .unwrap_or_default()
             ),
         );
         if !d.hooks.before.is_empty() || !d.hooks.after.is_empty() {
             field(
                 &mut out,
                 "hooks",
-                &format!("before: [{}]  after: [{}]", d.hooks.before.join(", "), d.hooks.after.join(", ")),
+                &format!(
+                    "before: [{}]  after: [{}]",
+                    d.hooks.before.join(", "),
+                    d.hooks.after.join(", ")
+                ),
             );
         }
         match plan.invocations.get(&i) {
@@ -106,7 +139,11 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
                     field(&mut out, if n == 0 { "commands" } else { "" }, c);
                 }
                 for (n, (k, v)) in inv.env.iter().enumerate() {
-                    field(&mut out, if n == 0 { "variables" } else { "" }, &format!("{k}={v}"));
+                    field(
+                        &mut out,
+                        if n == 0 { "variables" } else { "" },
+                        &format!("{k}={v}"),
+                    );
                 }
             }
             Some(Err(e)) => field(&mut out, "error", e),

@@ -17,7 +17,11 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
     let mut has_action = false;
     if let Some(schema) = &p.schema {
         // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
-        let tc = ToolConfig { root: ctx.tool_config, file: ctx.tool_config_file, display: &ctx.tool_config_name };
+        let tc = ToolConfig {
+            root: ctx.tool_config,
+            file: ctx.tool_config_file,
+            display: &ctx.tool_config_name,
+        };
         let env = EnvVars(ctx.env.clone());
         let r = resolve(schema, &tc, &env, ctx.plugin);
         if !r.problems.is_empty() {
@@ -37,7 +41,10 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
                 format!("{k} = {} ({origin})", v.as_deref().unwrap_or("-"))
             })
             .collect();
-        has_action = schema.properties.iter().any(|x| x.is_cli() && x.name == "stack-action");
+        has_action = schema
+            .properties
+            .iter()
+            .any(|x| x.is_cli() && x.name == "stack-action");
         stack_action = r.stack_action;
     }
     match ctx.action {
@@ -47,7 +54,10 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
         Action::Destroy => stack_action = "destroy".into(),
         Action::DryRun if has_action => stack_action = "plan".into(),
         Action::DryRun => {
-            prepared.skip = Some(format!("plugin `{}` has no `stack-action`, so no dry run", p.name));
+            prepared.skip = Some(format!(
+                "plugin `{}` has no `stack-action`, so no dry run",
+                p.name
+            ));
             return Ok(prepared);
         }
     }

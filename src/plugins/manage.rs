@@ -19,15 +19,31 @@ use super::registry::installed_dir;
 pub fn list(repo: &Repo, state_dir: &Path) -> String {
     let mut out = String::new();
     let users = |name: &str| -> usize {
-        repo.environments.iter().flat_map(|e| e.deployments.iter()).filter(|d| d.plugin == name).count()
+        repo.environments
+            .iter()
+            .flat_map(|e| e.deployments.iter())
+            .filter(|d| d.plugin == name)
+            .count()
     };
-    let _ = writeln!(out, "{:<16} {:<10} {:<8} {:<9} source", "plugin", "kind", "status", "used by");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<10} {:<8} {:<9} source",
+        "plugin", "kind", "status", "used by"
+    );
     for p in &repo.plugins {
         let (kind, source, dir) = match &p.source {
             PluginSource::Local(d) => ("local", d.display().to_string(), d.clone()),
             PluginSource::Git { url, branch, tag } => {
-                let at = tag.as_ref().or(branch.as_ref()).map(|r| format!("@{r}")).unwrap_or_default();
-                ("git", format!("{url}{at}"), installed_dir(state_dir, &p.name))
+                let at = tag
+                    .as_ref()
+                    .or(branch.as_ref())
+                    .map(|r| format!("@{r}"))
+                    .unwrap_or_default();
+                (
+                    "git",
+                    format!("{url}{at}"),
+                    installed_dir(state_dir, &p.name),
+                )
             }
         };
         let mut d = Diagnostics::default();
@@ -36,14 +52,25 @@ pub fn list(repo: &Repo, state_dir: &Path) -> String {
             _ if !dir.exists() => "missing".to_string(),
             _ => "broken".to_string(),
         };
-        let _ = writeln!(out, "{:<16} {kind:<10} {status:<8} {:<9} {source}", p.name, users(&p.name));
+        let _ = writeln!(
+            out,
+            "{:<16} {kind:<10} {status:<8} {:<9} {source}",
+            p.name,
+            users(&p.name)
+        );
         for problem in d.problems() {
             let _ = writeln!(out, "    {problem}");
         }
     }
     for b in BUILTIN_PLUGINS {
         if repo.plugin(b).is_none() {
-            let _ = writeln!(out, "{b:<16} {:<10} {:<8} {:<9} native", "built-in", "ok", users(b));
+            let _ = writeln!(
+                out,
+                "{b:<16} {:<10} {:<8} {:<9} native",
+                "built-in",
+                "ok",
+                users(b)
+            );
         }
     }
     out
@@ -74,7 +101,10 @@ pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics
             Ok(out) if out.status.success() => {
                 let _ = std::fs::remove_dir_all(&dest);
                 if let Err(e) = std::fs::rename(&staging, &dest) {
-                    diags.push(Problem::new("bitops::plugin::install", format!("plugin `{}`: cannot move it into place: {e}", p.name)));
+                    diags.push(Problem::new(
+                        "bitops::plugin::install",
+                        format!("plugin `{}`: cannot move it into place: {e}", p.name),
+                    ));
                     continue;
                 }
                 let mut d = Diagnostics::default();
@@ -82,7 +112,11 @@ pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics
                     diags.extend(d);
                     continue;
                 }
-                done.push(format!("{}: installed from {url} into {}", p.name, dest.display()));
+                done.push(format!(
+                    "{}: installed from {url} into {}",
+                    p.name,
+                    dest.display()
+                ));
             }
             Ok(out) => {
                 let _ = std::fs::remove_dir_all(&staging);
@@ -95,7 +129,10 @@ pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics
                     .help("check the URL and `source_branch`/`source_tag`, and that git can reach the repository"),
                 );
             }
-            Err(e) => diags.push(Problem::new("bitops::plugin::install", format!("cannot run git: {e}")).help("install git")),
+            Err(e) => diags.push(
+                Problem::new("bitops::plugin::install", format!("cannot run git: {e}"))
+                    .help("install git"),
+            ),
         }
     }
     if diags.is_empty() {
@@ -113,7 +150,14 @@ mod tests {
 
     fn git(dir: &Path, args: &[&str]) {
         let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(dir)
             .output()
@@ -130,7 +174,11 @@ mod tests {
         let src = t.path().join("plugin-src");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("deploy.sh"), "echo v1\n").unwrap();
-        std::fs::write(src.join("plugin.config.yaml"), "plugin:\n  deployment:\n    core_schema_parsing: false\n").unwrap();
+        std::fs::write(
+            src.join("plugin.config.yaml"),
+            "plugin:\n  deployment:\n    core_schema_parsing: false\n",
+        )
+        .unwrap();
         git(&src, &["init", "-q"]);
         git(&src, &["add", "."]);
         git(&src, &["commit", "-qm", "v1"]);
@@ -146,14 +194,29 @@ mod tests {
         )
         .unwrap();
         // A path ending in .git counts as a git source.
-        let (repo, d) = scan(&Input { root: repo_dir.clone(), flags: &Flags::default(), env: &EnvVars::default() });
+        let (repo, d) = scan(&Input {
+            root: repo_dir.clone(),
+            flags: &Flags::default(),
+            env: &EnvVars::default(),
+        });
         assert!(d.is_empty(), "{:?}", d.problems());
         let state = repo_dir.join(".bitops");
         assert!(list(&repo, &state).contains("missing"));
-        let done = install(&repo, &state).map_err(|d| format!("{:?}", d.problems())).unwrap();
+        let done = install(&repo, &state)
+            .map_err(|d| format!("{:?}", d.problems()))
+            .unwrap();
         assert!(done[0].contains("installed"));
-        assert_eq!(std::fs::read_to_string(state.join("plugins/thing/deploy.sh")).unwrap(), "echo v1\n", "the tag, not main");
+        assert_eq!(
+            std::fs::read_to_string(state.join("plugins/thing/deploy.sh")).unwrap(),
+            "echo v1\n",
+            "the tag, not main"
+        );
         let listed = list(&repo, &state);
-        assert!(listed.lines().any(|l| l.starts_with("thing") && l.contains(" ok ")), "{listed}");
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with("thing") && l.contains(" ok ")),
+            "{listed}"
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! and `exec` runs.
 
 pub mod bitops_format;
-pub mod builtin;
 pub mod bitops_run;
+pub mod builtin;
 pub mod manage;
 pub mod registry;
 pub mod step;

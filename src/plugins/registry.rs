@@ -20,24 +20,33 @@ pub struct Registry {
 
 impl Registry {
     /// Loads every plugin the selected deployments use; problems name those deployments.
-    pub fn load<'a>(repo: &Repo, state_dir: &Path, used: impl IntoIterator<Item = (&'a str, &'a str)>, diags: &mut Diagnostics) -> Registry {
+    pub fn load<'a>(
+        repo: &Repo,
+        state_dir: &Path,
+        used: impl IntoIterator<Item = (&'a str, &'a str)>,
+        diags: &mut Diagnostics,
+    ) -> Registry {
         let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
         for (plugin, node) in used {
             users.entry(plugin).or_default().push(node);
         }
         let mut reg = Registry::default();
         for p in &repo.plugins {
-            let Some(who) = users.get(p.name.as_str()) else { continue };
+            let Some(who) = users.get(p.name.as_str()) else {
+                continue;
+            };
             let dir = match &p.source {
                 PluginSource::Local(dir) => dir.clone(),
                 PluginSource::Git { .. } => installed_dir(state_dir, &p.name),
             };
             let mut local = Diagnostics::default();
-            let loaded = bitops_format::load_plugin(&dir, &p.name, &mut local).filter(|plugin| match bitops_format::check_deploy_script(plugin) {
-                Ok(_) => true,
-                Err(problem) => {
-                    local.push(problem);
-                    false
+            let loaded = bitops_format::load_plugin(&dir, &p.name, &mut local).filter(|plugin| {
+                match bitops_format::check_deploy_script(plugin) {
+                    Ok(_) => true,
+                    Err(problem) => {
+                        local.push(problem);
+                        false
+                    }
                 }
             });
             match loaded {
@@ -47,10 +56,16 @@ impl Registry {
                 None => {
                     let mut list = who.clone();
                     list.sort_unstable();
-                    let shown = if list.len() > 5 { format!("{} and {} more", list[..5].join(", "), list.len() - 5) } else { list.join(", ") };
+                    let shown = if list.len() > 5 {
+                        format!("{} and {} more", list[..5].join(", "), list.len() - 5)
+                    } else {
+                        list.join(", ")
+                    };
                     for mut problem in local.problems().iter().cloned() {
                         problem.message = format!("{} (used by {shown})", problem.message);
-                        if matches!(p.source, PluginSource::Git { .. }) && problem.code == "bitops::plugin::not_found" {
+                        if matches!(p.source, PluginSource::Git { .. })
+                            && problem.code == "bitops::plugin::not_found"
+                        {
                             problem.help = Some("run `bitops plugins install` to fetch git plugins into the state folder".into());
                         }
                         diags.push(problem);
@@ -80,7 +95,10 @@ impl Registry {
         }
         Err(vec![Problem::new(
             "bitops::plugin::unknown",
-            format!("plugin `{}` of `{}/{}` is not available", ctx.plugin, ctx.environment, ctx.deployment),
+            format!(
+                "plugin `{}` of `{}/{}` is not available",
+                ctx.plugin, ctx.environment, ctx.deployment
+            ),
         )])
     }
 }
@@ -93,9 +111,16 @@ pub fn installed_dir(state_dir: &Path, name: &str) -> PathBuf {
 /// A tool folder's `bitops.config.yaml` (already merged with `_default` in a working copy):
 /// its root node and the file, or `Ok(None)` when there is none. A file that cannot be read or
 /// parsed is a located problem.
-pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
+pub fn read_tool_config(
+    tool_dir: &Path,
+    display: &str,
+) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
     let mut diags = Diagnostics::default();
-    let loaded = crate::config::load_file(&tool_dir.join(crate::config::CONFIG_FILE), format!("{display}/bitops.config.yaml"), &mut diags);
+    let loaded = crate::config::load_file(
+        &tool_dir.join(crate::config::CONFIG_FILE),
+        format!("{display}/bitops.config.yaml"),
+        &mut diags,
+    );
     if let Some(p) = diags.problems().first() {
         return Err(p.clone());
     }
@@ -105,7 +130,9 @@ pub fn read_tool_config(tool_dir: &Path, display: &str) -> Result<Option<(Node, 
 /// The environment's tool config deep-merged over `_default`'s, as a working copy has it.
 pub fn merge_tool_configs(default: Option<&Node>, own: Option<Node>) -> Option<Node> {
     match (default, own) {
-        (Some(d), Some(o)) if d.as_map().is_some() && o.as_map().is_some() => Some(crate::yaml::merge(d, &o)),
+        (Some(d), Some(o)) if d.as_map().is_some() && o.as_map().is_some() => {
+            Some(crate::yaml::merge(d, &o))
+        }
         (_, Some(o)) => Some(o),
         (Some(d), None) => Some(d.clone()),
         (None, None) => None,

@@ -111,7 +111,12 @@ impl Step {
 
     /// The command as shell text, for plans and logs.
     pub fn display(&self) -> String {
-        let mut s = self.argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+        let mut s = self
+            .argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Some(f) = &self.fallback {
             s.push_str(" || ");
             s.push_str(&f.display());
@@ -139,7 +144,10 @@ pub struct Prepared {
 
 /// Quotes a word for display the way a shell would need it.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -153,7 +161,13 @@ mod tests {
     #[test]
     fn display_quotes_and_shows_fallbacks() {
         let mut s = Step::new(["terraform", "workspace", "new", "my ws"], "/tmp");
-        s.fallback = Some(Box::new(Step::new(["terraform", "workspace", "select", "my ws"], "/tmp")));
-        assert_eq!(s.display(), "terraform workspace new 'my ws' || terraform workspace select 'my ws'");
+        s.fallback = Some(Box::new(Step::new(
+            ["terraform", "workspace", "select", "my ws"],
+            "/tmp",
+        )));
+        assert_eq!(
+            s.display(),
+            "terraform workspace new 'my ws' || terraform workspace select 'my ws'"
+        );
     }
 }

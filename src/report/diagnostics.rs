@@ -8,8 +8,14 @@ use crate::diagnostic::ConfigErrors;
 
 /// Renders every problem, then a one-line count.
 pub fn render(errors: &ConfigErrors, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(2).with_width(100);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_context_lines(2)
+        .with_width(100);
     let mut out = String::new();
     for report in errors.reports() {
         if handler.render_report(&mut out, report.as_ref()).is_err() {

@@ -59,7 +59,16 @@ pub struct Live {
 
 impl Live {
     pub fn new(mode: Mode, color: bool, github: bool) -> Self {
-        Live { mode, color, github, multi: None, overall: None, running: HashMap::new(), done: 0, started: Instant::now() }
+        Live {
+            mode,
+            color,
+            github,
+            multi: None,
+            overall: None,
+            running: HashMap::new(),
+            done: 0,
+            started: Instant::now(),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -84,12 +93,20 @@ impl Live {
 
     pub fn event(&mut self, ev: &RunEvent) {
         match ev {
-            RunEvent::Started { run_id, total, jobs, eta } => {
+            RunEvent::Started {
+                run_id,
+                total,
+                jobs,
+                eta,
+            } => {
                 self.started = Instant::now();
                 if self.mode == Mode::Bar {
-                    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+                    let multi =
+                        MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
                     let bar = multi.add(ProgressBar::new(*total as u64));
-                    let eta_text = eta.map(|e| format!(" (usual {})", fmt_duration(e))).unwrap_or_default();
+                    let eta_text = eta
+                        .map(|e| format!(" (usual {})", fmt_duration(e)))
+                        .unwrap_or_default();
                     bar.set_style(
                         ProgressStyle::with_template(&format!("{{bar:30.cyan/blue}} {{pos}}/{{len}} deployments  {{elapsed}}  eta {{eta}}{eta_text}  {{msg}}"))
                             .expect("static template")
@@ -100,7 +117,9 @@ impl Live {
                     self.multi = Some(multi);
                 }
                 if self.mode != Mode::Quiet {
-                    self.println(&format!("bitops run {run_id}: {total} deployments, up to {jobs} at a time"));
+                    self.println(&format!(
+                        "bitops run {run_id}: {total} deployments, up to {jobs} at a time"
+                    ));
                 }
             }
             RunEvent::NodeStarted { id, attempt, .. } => match self.mode {
@@ -108,7 +127,12 @@ impl Live {
                     if let Some(m) = &self.multi {
                         let pb = self.running.remove(id).unwrap_or_else(|| {
                             let pb = m.add(ProgressBar::new_spinner());
-                            pb.set_style(ProgressStyle::with_template("  {spinner} {prefix:.bold} {elapsed:>4} {wide_msg}").expect("static template"));
+                            pb.set_style(
+                                ProgressStyle::with_template(
+                                    "  {spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
+                                )
+                                .expect("static template"),
+                            );
                             pb.enable_steady_tick(Duration::from_millis(120));
                             pb
                         });
@@ -120,7 +144,11 @@ impl Live {
                     }
                 }
                 Mode::Lines | Mode::Grouped => {
-                    let extra = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                    let extra = if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
                     self.println(&format!("{} {id}{extra}", self.paint("36", "▶ start")));
                 }
                 Mode::Quiet => {}
@@ -134,7 +162,12 @@ impl Live {
                 Mode::Lines => self.println(&format!("[{id}] {line}")),
                 _ => {}
             },
-            RunEvent::NodeRetry { id, attempt, delay, reason } => {
+            RunEvent::NodeRetry {
+                id,
+                attempt,
+                delay,
+                reason,
+            } => {
                 if self.mode != Mode::Quiet {
                     self.println(&format!(
                         "{} {id}: {reason}; attempt {attempt} in {}",
@@ -143,7 +176,11 @@ impl Live {
                     ));
                 }
             }
-            RunEvent::NodeFinished { id, deployment, result } => {
+            RunEvent::NodeFinished {
+                id,
+                deployment,
+                result,
+            } => {
                 if !deployment {
                     return;
                 }
@@ -153,7 +190,10 @@ impl Live {
                         m.remove(&pb);
                     }
                 }
-                if matches!(result.status, Status::Succeeded | Status::Failed | Status::TimedOut | Status::Interrupted) {
+                if matches!(
+                    result.status,
+                    Status::Succeeded | Status::Failed | Status::TimedOut | Status::Interrupted
+                ) {
                     self.done += 1;
                 }
                 if let Some(o) = &self.overall {
@@ -163,7 +203,11 @@ impl Live {
                     return;
                 }
                 if self.mode == Mode::Grouped && result.log.is_some() {
-                    let log = result.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+                    let log = result
+                        .log
+                        .as_ref()
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .unwrap_or_default();
                     if self.github {
                         self.println(&format!("::group::{id} ({})", result.status.label()));
                     } else {
@@ -180,9 +224,17 @@ impl Live {
                 let detail = match result.status {
                     Status::Succeeded => format!("in {}", fmt_duration(result.duration)),
                     Status::Skipped | Status::NotRun => result.reason.clone().unwrap_or_default(),
-                    _ => format!("after {}: {}", fmt_duration(result.duration), result.reason.clone().unwrap_or_default()),
+                    _ => format!(
+                        "after {}: {}",
+                        fmt_duration(result.duration),
+                        result.reason.clone().unwrap_or_default()
+                    ),
                 };
-                self.println(&format!("{} {id} {} {detail}", self.paint(code, mark), result.status.label()));
+                self.println(&format!(
+                    "{} {id} {} {detail}",
+                    self.paint(code, mark),
+                    result.status.label()
+                ));
             }
             RunEvent::Cancel { reason } => {
                 let text = match reason {
@@ -253,7 +305,11 @@ mod tests {
             (P::None, Grouped, true, false, Mode::Quiet),
         ];
         for (p, o, tty, ci, want) in cases {
-            assert_eq!(resolve_mode(p, o, tty, ci), want, "{p:?} {o:?} tty={tty} ci={ci}");
+            assert_eq!(
+                resolve_mode(p, o, tty, ci),
+                want,
+                "{p:?} {o:?} tty={tty} ci={ci}"
+            );
         }
     }
 }

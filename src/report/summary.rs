@@ -19,22 +19,59 @@ pub struct SummaryInput<'a> {
 }
 
 pub fn render(s: &SummaryInput<'_>) -> String {
-    let paint = |code: &str, t: &str| if s.color { format!("\x1b[{code}m{t}\x1b[0m") } else { t.to_string() };
+    let paint = |code: &str, t: &str| {
+        if s.color {
+            format!("\x1b[{code}m{t}\x1b[0m")
+        } else {
+            t.to_string()
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(out, "\nSummary");
-    let width = s.results.iter().map(|(id, _)| id.len()).max().unwrap_or(10).max(10);
+    let width = s
+        .results
+        .iter()
+        .map(|(id, _)| id.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
     for (id, r) in s.results {
         let (mark, code) = status_mark(r.status);
-        let dur = if r.attempts > 0 { fmt_duration(r.duration) } else { "-".into() };
-        let attempts = if r.attempts > 1 { format!("  {} attempts", r.attempts) } else { String::new() };
-        let why = match r.status {
-            Status::Succeeded => r.reason.clone().map(|x| format!("  ({x})")).unwrap_or_default(),
-            _ => r.reason.clone().map(|x| format!("  {x}")).unwrap_or_default(),
+        let dur = if r.attempts > 0 {
+            fmt_duration(r.duration)
+        } else {
+            "-".into()
         };
-        let _ = writeln!(out, "  {} {id:<width$} {:<11} {dur:>7}{attempts}{why}", paint(code, mark), r.status.label());
+        let attempts = if r.attempts > 1 {
+            format!("  {} attempts", r.attempts)
+        } else {
+            String::new()
+        };
+        let why = match r.status {
+            Status::Succeeded => r
+                .reason
+                .clone()
+                .map(|x| format!("  ({x})"))
+                .unwrap_or_default(),
+            _ => r
+                .reason
+                .clone()
+                .map(|x| format!("  {x}"))
+                .unwrap_or_default(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {id:<width$} {:<11} {dur:>7}{attempts}{why}",
+            paint(code, mark),
+            r.status.label()
+        );
     }
     for (id, r) in s.results.iter().filter(|(_, r)| r.status.is_failure()) {
-        let _ = writeln!(out, "\n{} {id}", paint("31", &format!("── {} ──", r.status.label())));
+        let _ = writeln!(
+            out,
+            "\n{} {id}",
+            paint("31", &format!("── {} ──", r.status.label()))
+        );
         for line in &r.tail {
             let _ = writeln!(out, "  │ {line}");
         }
@@ -45,7 +82,12 @@ pub fn render(s: &SummaryInput<'_>) -> String {
             let _ = writeln!(out, "  working folder kept: {}", dir.display());
         }
     }
-    let interrupted: Vec<&str> = s.results.iter().filter(|(_, r)| r.status == Status::Interrupted).map(|(id, _)| id.as_str()).collect();
+    let interrupted: Vec<&str> = s
+        .results
+        .iter()
+        .filter(|(_, r)| r.status == Status::Interrupted)
+        .map(|(id, _)| id.as_str())
+        .collect();
     if !interrupted.is_empty() {
         let _ = writeln!(
             out,
@@ -56,18 +98,31 @@ pub fn render(s: &SummaryInput<'_>) -> String {
     }
     let count = |st: Status| s.results.iter().filter(|(_, r)| r.status == st).count();
     let mut parts = vec![format!("{} succeeded", count(Status::Succeeded))];
-    for st in [Status::Failed, Status::TimedOut, Status::Interrupted, Status::Skipped, Status::NotRun] {
+    for st in [
+        Status::Failed,
+        Status::TimedOut,
+        Status::Interrupted,
+        Status::Skipped,
+        Status::NotRun,
+    ] {
         let n = count(st);
         if n > 0 {
             parts.push(format!("{n} {}", st.label()));
         }
     }
-    let verdict = if s.results.iter().any(|(_, r)| r.status != Status::Succeeded) || s.cancel.is_some() {
-        paint("31", "FAILED")
-    } else {
-        paint("32", "OK")
-    };
-    let _ = writeln!(out, "\n{verdict}: {} in {}  (logs: {})", parts.join(", "), fmt_duration(s.elapsed), s.run_dir.join("logs").display());
+    let verdict =
+        if s.results.iter().any(|(_, r)| r.status != Status::Succeeded) || s.cancel.is_some() {
+            paint("31", "FAILED")
+        } else {
+            paint("32", "OK")
+        };
+    let _ = writeln!(
+        out,
+        "\n{verdict}: {} in {}  (logs: {})",
+        parts.join(", "),
+        fmt_duration(s.elapsed),
+        s.run_dir.join("logs").display()
+    );
     if let Some(w) = s.work_kept {
         let _ = writeln!(out, "working copy kept for inspection: {}", w.display());
     }

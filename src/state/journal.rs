@@ -15,9 +15,23 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    Run { run_id: String, command: String, config_hash: String, deployments: Vec<String>, started: String },
-    Started { node: String, attempt: u32, at: String },
-    Finished { node: String, status: Status, at: String },
+    Run {
+        run_id: String,
+        command: String,
+        config_hash: String,
+        deployments: Vec<String>,
+        started: String,
+    },
+    Started {
+        node: String,
+        attempt: u32,
+        at: String,
+    },
+    Finished {
+        node: String,
+        status: Status,
+        at: String,
+    },
 }
 
 pub struct Journal {
@@ -31,8 +45,14 @@ impl Journal {
     pub fn create(run_dir: &Path, header: &Entry) -> std::io::Result<Journal> {
         std::fs::create_dir_all(run_dir)?;
         let path = run_dir.join(JOURNAL_FILE);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        let mut j = Journal { file: Some(file), path };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let mut j = Journal {
+            file: Some(file),
+            path,
+        };
         j.append(header);
         Ok(j)
     }
@@ -54,10 +74,20 @@ impl Journal {
     pub fn record(&mut self, ev: &RunEvent) {
         let at = crate::state::rfc3339(std::time::SystemTime::now());
         match ev {
-            RunEvent::NodeStarted { id, attempt, .. } => self.append(&Entry::Started { node: id.clone(), attempt: *attempt, at }),
-            RunEvent::NodeFinished { id, deployment: true, result } => {
-                self.append(&Entry::Finished { node: id.clone(), status: result.status, at })
-            }
+            RunEvent::NodeStarted { id, attempt, .. } => self.append(&Entry::Started {
+                node: id.clone(),
+                attempt: *attempt,
+                at,
+            }),
+            RunEvent::NodeFinished {
+                id,
+                deployment: true,
+                result,
+            } => self.append(&Entry::Finished {
+                node: id.clone(),
+                status: result.status,
+                at,
+            }),
             _ => {}
         }
     }
@@ -77,7 +107,11 @@ pub struct Replay {
 impl Replay {
     /// What `--resume` reruns: everything selected that did not succeed.
     pub fn remaining(&self) -> Vec<String> {
-        self.deployments.iter().filter(|d| !self.succeeded.contains(d)).cloned().collect()
+        self.deployments
+            .iter()
+            .filter(|d| !self.succeeded.contains(d))
+            .cloned()
+            .collect()
     }
 }
 
@@ -87,9 +121,17 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
     let mut last: std::collections::HashMap<String, Status> = Default::default();
     for line in text.lines() {
         // A run killed mid-write leaves a torn last line; everything before it is intact.
-        let Ok(e) = serde_json::from_str::<Entry>(line) else { continue };
+        let Ok(e) = serde_json::from_str::<Entry>(line) else {
+            continue;
+        };
         match e {
-            Entry::Run { run_id, command, config_hash, deployments, .. } => {
+            Entry::Run {
+                run_id,
+                command,
+                config_hash,
+                deployments,
+                ..
+            } => {
                 r.run_id = run_id;
                 r.command = command;
                 r.config_hash = config_hash;
@@ -103,7 +145,12 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
             }
         }
     }
-    r.succeeded = r.deployments.iter().filter(|d| last.get(*d) == Some(&Status::Succeeded)).cloned().collect();
+    r.succeeded = r
+        .deployments
+        .iter()
+        .filter(|d| last.get(*d) == Some(&Status::Succeeded))
+        .cloned()
+        .collect();
     Ok(r)
 }
 
@@ -124,13 +171,25 @@ pub fn find_run(state_dir: &Path, wanted: Option<&str>) -> Result<PathBuf, Strin
             match hits.as_slice() {
                 [one] => Some((*one).clone()),
                 [] => None,
-                many => return Err(format!("`{w}` matches {} runs; give more of the id", many.len())),
+                many => {
+                    return Err(format!(
+                        "`{w}` matches {} runs; give more of the id",
+                        many.len()
+                    ))
+                }
             }
         }
     };
     pick.map(|id| runs.join(id)).ok_or_else(|| {
         let recent: Vec<&str> = ids.iter().rev().take(5).map(String::as_str).collect();
-        format!("no such run; recent runs: {}", if recent.is_empty() { "none".to_string() } else { recent.join(", ") })
+        format!(
+            "no such run; recent runs: {}",
+            if recent.is_empty() {
+                "none".to_string()
+            } else {
+                recent.join(", ")
+            }
+        )
     })
 }
 
@@ -162,13 +221,33 @@ mod tests {
             started: "now".into(),
         };
         let mut j = Journal::create(t.path(), &header).unwrap();
-        j.record(&RunEvent::NodeStarted { id: "a/x".into(), attempt: 1, log: None });
-        j.record(&RunEvent::NodeFinished { id: "a/x".into(), deployment: true, result: NodeResult::new(Status::Succeeded) });
-        j.record(&RunEvent::NodeStarted { id: "a/y".into(), attempt: 1, log: None });
-        j.record(&RunEvent::NodeFinished { id: "a/y".into(), deployment: true, result: NodeResult::new(Status::Failed) });
+        j.record(&RunEvent::NodeStarted {
+            id: "a/x".into(),
+            attempt: 1,
+            log: None,
+        });
+        j.record(&RunEvent::NodeFinished {
+            id: "a/x".into(),
+            deployment: true,
+            result: NodeResult::new(Status::Succeeded),
+        });
+        j.record(&RunEvent::NodeStarted {
+            id: "a/y".into(),
+            attempt: 1,
+            log: None,
+        });
+        j.record(&RunEvent::NodeFinished {
+            id: "a/y".into(),
+            deployment: true,
+            result: NodeResult::new(Status::Failed),
+        });
         drop(j);
-        let mut f = std::fs::OpenOptions::new().append(true).open(t.path().join(JOURNAL_FILE)).unwrap();
-        f.write_all(b"{\"kind\":\"finished\",\"node\":\"b/z\",\"sta").unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(t.path().join(JOURNAL_FILE))
+            .unwrap();
+        f.write_all(b"{\"kind\":\"finished\",\"node\":\"b/z\",\"sta")
+            .unwrap();
         let r = read(t.path()).unwrap();
         assert_eq!(r.succeeded, vec!["a/x".to_string()]);
         assert_eq!(r.remaining(), vec!["a/y".to_string(), "b/z".to_string()]);
@@ -180,8 +259,12 @@ mod tests {
         for id in ["20260101T000000Z-1", "20260102T000000Z-2"] {
             std::fs::create_dir_all(t.path().join("runs").join(id)).unwrap();
         }
-        assert!(find_run(t.path(), None).unwrap().ends_with("20260102T000000Z-2"));
-        assert!(find_run(t.path(), Some("20260101")).unwrap().ends_with("20260101T000000Z-1"));
+        assert!(find_run(t.path(), None)
+            .unwrap()
+            .ends_with("20260102T000000Z-2"));
+        assert!(find_run(t.path(), Some("20260101"))
+            .unwrap()
+            .ends_with("20260101T000000Z-1"));
         assert!(find_run(t.path(), Some("2026")).is_err());
         assert!(find_run(t.path(), Some("1999")).is_err());
     }

@@ -22,7 +22,10 @@ pub struct Holder {
 
 impl Holder {
     pub fn describe(&self) -> String {
-        format!("pid {} on {} since {} (run {}: {})", self.pid, self.host, self.started, self.run_id, self.command)
+        format!(
+            "pid {} on {} since {} (run {}: {})",
+            self.pid, self.host, self.started, self.run_id, self.command
+        )
     }
 
     /// Whether the holder is a process that no longer exists on this host.
@@ -37,7 +40,11 @@ pub enum LockError {
     Held { env: String, holder: Holder },
     /// Its holder is gone; `--break-stale-locks` removes it.
     Stale { env: String, holder: Holder },
-    Io { env: String, path: PathBuf, error: std::io::Error },
+    Io {
+        env: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for LockError {
@@ -74,7 +81,13 @@ pub fn lock_path(state_dir: &Path, env: &str) -> PathBuf {
 
 /// Takes the lock of every environment, all or none. With `wait`, a held lock is retried until
 /// the time is up.
-pub fn acquire(state_dir: &Path, envs: &[String], me: &Holder, wait: Option<Duration>, break_stale: bool) -> Result<Locks, LockError> {
+pub fn acquire(
+    state_dir: &Path,
+    envs: &[String],
+    me: &Holder,
+    wait: Option<Duration>,
+    break_stale: bool,
+) -> Result<Locks, LockError> {
     let mut locks = Locks::default();
     let until = wait.map(|w| Instant::now() + w);
     for env in envs {
@@ -98,14 +111,30 @@ pub fn acquire(state_dir: &Path, envs: &[String], me: &Holder, wait: Option<Dura
                             let _ = std::fs::remove_file(&path);
                             continue;
                         }
-                        return Err(LockError::Stale { env: env.clone(), holder });
+                        return Err(LockError::Stale {
+                            env: env.clone(),
+                            holder,
+                        });
                     }
                     match until {
-                        Some(t) if Instant::now() < t => std::thread::sleep(Duration::from_millis(200)),
-                        _ => return Err(LockError::Held { env: env.clone(), holder }),
+                        Some(t) if Instant::now() < t => {
+                            std::thread::sleep(Duration::from_millis(200))
+                        }
+                        _ => {
+                            return Err(LockError::Held {
+                                env: env.clone(),
+                                holder,
+                            })
+                        }
                     }
                 }
-                Err(error) => return Err(LockError::Io { env: env.clone(), path, error }),
+                Err(error) => {
+                    return Err(LockError::Io {
+                        env: env.clone(),
+                        path,
+                        error,
+                    })
+                }
             }
         }
     }
@@ -116,7 +145,10 @@ fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))?;
     f.sync_all()
 }
@@ -126,7 +158,10 @@ pub fn read_holder(path: &Path) -> Option<Holder> {
 }
 
 pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -135,7 +170,9 @@ fn pid_alive(pid: u32) -> bool {
     }
     // A zombie still answers kill(0) but has exited.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok(),
     }
 }
@@ -145,7 +182,13 @@ mod tests {
     use super::*;
 
     fn holder(pid: u32) -> Holder {
-        Holder { pid, host: hostname(), started: "now".into(), command: "bitops deploy".into(), run_id: "r".into() }
+        Holder {
+            pid,
+            host: hostname(),
+            started: "now".into(),
+            command: "bitops deploy".into(),
+            run_id: "r".into(),
+        }
     }
 
     #[test]
@@ -171,7 +214,10 @@ mod tests {
         let dead = holder(4_194_305);
         try_create(&lock_path(t.path(), "a"), &dead).unwrap();
         let me = holder(std::process::id());
-        assert!(matches!(acquire(t.path(), &["a".to_string()], &me, None, false), Err(LockError::Stale { .. })));
+        assert!(matches!(
+            acquire(t.path(), &["a".to_string()], &me, None, false),
+            Err(LockError::Stale { .. })
+        ));
         let held = acquire(t.path(), &["a".to_string()], &me, None, true).unwrap();
         assert_eq!(read_holder(&lock_path(t.path(), "a")).unwrap(), me);
         drop(held);

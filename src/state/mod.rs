@@ -10,9 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A sortable, unique run id: `20261121T061502Z-4242`.
 pub fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
     let (y, mo, d, h, mi, s) = civil(now);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z-{}", std::process::id())
+    format!(
+        "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z-{}",
+        std::process::id()
+    )
 }
 
 /// UTC calendar fields of a Unix time (Howard Hinnant's days-from-civil, inverted).
@@ -28,14 +34,24 @@ pub fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (secs / 3600) as u32, ((secs % 3600) / 60) as u32, (secs % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        ((secs % 3600) / 60) as u32,
+        (secs % 60) as u32,
+    )
 }
 
 /// RFC 3339 text of a time, for reports.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (y, mo, day, h, mi, s) = civil(d.as_secs() as i64);
-    format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", d.subsec_millis())
+    format!(
+        "{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        d.subsec_millis()
+    )
 }
 
 pub fn history_path(state_dir: &Path) -> PathBuf {
@@ -59,15 +75,23 @@ struct History {
 
 /// Folds a run's successful durations into the history (weight 0.5 for the newest run).
 pub fn record_durations(state_dir: &Path, finished: &[(String, f64)]) -> std::io::Result<()> {
-    let mut h = History { durations: load_durations(state_dir) };
+    let mut h = History {
+        durations: load_durations(state_dir),
+    };
     for (id, secs) in finished {
-        let v = h.durations.get(id).map_or(*secs, |old| 0.5 * old + 0.5 * secs);
+        let v = h
+            .durations
+            .get(id)
+            .map_or(*secs, |old| 0.5 * old + 0.5 * secs);
         h.durations.insert(id.clone(), v);
     }
     std::fs::create_dir_all(state_dir)?;
     let path = history_path(state_dir);
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&h).expect("plain map serializes"))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&h).expect("plain map serializes"),
+    )?;
     std::fs::rename(tmp, path)
 }
 

@@ -202,7 +202,10 @@ fn plan_file(ctx: &Context<'_>) -> String {
         return format!("{}/bitops.tfplan", data.trim_end_matches('/'));
     }
     match ctx.env.get("BITOPS_OUTPUT_FILE").filter(|f| !f.is_empty()) {
-        Some(out) => std::path::Path::new(out).with_extension("tfplan").display().to_string(),
+        Some(out) => std::path::Path::new(out)
+            .with_extension("tfplan")
+            .display()
+            .to_string(),
         None => ".terraform/bitops.tfplan".to_string(),
     }
 }
