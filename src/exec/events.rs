@@ -113,7 +113,10 @@ pub enum CancelReason {
 }
 
 #[derive(Clone, Debug)]
-#[expect(clippy::large_enum_variant, reason = "each event is moved once through a channel; boxing the result buys nothing")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "each event is moved once through a channel; boxing the result buys nothing"
+)]
 pub enum RunEvent {
     Started {
         run_id: String,
