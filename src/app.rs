@@ -422,25 +422,8 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
             return exit_code::INTERNAL;
         }
     };
-    let options = crate::exec::scheduler::Options {
-        jobs: loaded.settings.jobs.value,
-        pools: loaded.settings.pools.clone(),
-        fail_fast: loaded.settings.fail_fast.value,
-        deadline: args.exec.deadline,
-        grace: args.exec.grace,
-        order: crate::exec::run::order_from_env(&loaded.env),
-    };
-    let is_ci = loaded
-        .env
-        .get("CI")
-        .is_some_and(|v| !v.is_empty() && v != "false");
-    let mode = report::live::resolve_mode(
-        args.exec.progress,
-        args.exec.output,
-        std::io::stderr().is_terminal(),
-        is_ci,
-    );
-    let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
+    let options = scheduler_options(&loaded, &args.exec, loaded.settings.fail_fast.value);
+    let live = live_display(&args.exec, &loaded.env, color);
     let Loaded {
         repo,
         graph,
@@ -460,13 +443,7 @@ fn run_command(args: &RunArgs, action: Action) -> u8 {
         in_place: args.exec.in_place,
         durations,
     };
-    let Some(result) = execute_reported(
-        req,
-        &graph,
-        &selection,
-        report::live::Live::new(mode, color, github),
-        Some(journal),
-    ) else {
+    let Some(result) = execute_reported(req, &graph, &selection, live, Some(journal)) else {
         return exit_code::INTERNAL;
     };
 
@@ -675,25 +652,9 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         );
         return exit_code::CONFIG;
     }
-    let is_ci = loaded
-        .env
-        .get("CI")
-        .is_some_and(|v| !v.is_empty() && v != "false");
-    let mode = report::live::resolve_mode(
-        args.exec.progress,
-        args.exec.output,
-        std::io::stderr().is_terminal(),
-        is_ci,
-    );
-    let github = loaded.env.get("GITHUB_ACTIONS") == Some("true");
-    let options = crate::exec::scheduler::Options {
-        jobs: loaded.settings.jobs.value,
-        pools: loaded.settings.pools.clone(),
-        fail_fast: false,
-        deadline: args.exec.deadline,
-        grace: args.exec.grace,
-        order: crate::exec::run::order_from_env(&loaded.env),
-    };
+    let live = live_display(&args.exec, &loaded.env, color);
+    // Dry runs report everything they can: no fail-fast.
+    let options = scheduler_options(&loaded, &args.exec, false);
     let durations = crate::state::load_durations(&loaded.state_dir);
     let Loaded {
         repo,
@@ -713,13 +674,7 @@ fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> 
         in_place: args.exec.in_place,
         durations,
     };
-    let Some(result) = execute_reported(
-        req,
-        &graph,
-        &selection,
-        report::live::Live::new(mode, color, github),
-        None,
-    ) else {
+    let Some(result) = execute_reported(req, &graph, &selection, live, None) else {
         return exit_code::INTERNAL;
     };
     let deployments: Vec<(String, crate::exec::events::NodeResult)> = result
@@ -788,4 +743,32 @@ fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
             }
         },
     }
+}
+
+/// The scheduler's options from settings and flags.
+fn scheduler_options(
+    loaded: &Loaded,
+    exec: &ExecArgs,
+    fail_fast: bool,
+) -> crate::exec::scheduler::Options {
+    crate::exec::scheduler::Options {
+        jobs: loaded.settings.jobs.value,
+        pools: loaded.settings.pools.clone(),
+        fail_fast,
+        deadline: exec.deadline,
+        grace: exec.grace,
+        order: crate::exec::run::order_from_env(&loaded.env),
+    }
+}
+
+/// How the run is shown, decided once: flags, terminal, CI, GitHub Actions folds.
+fn live_display(exec: &ExecArgs, env: &EnvVars, color: bool) -> report::live::Live {
+    let is_ci = env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(
+        exec.progress,
+        exec.output,
+        std::io::stderr().is_terminal(),
+        is_ci,
+    );
+    report::live::Live::new(mode, color, env.get("GITHUB_ACTIONS") == Some("true"))
 }

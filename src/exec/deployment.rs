@@ -411,65 +411,41 @@ impl Runner {
 
         let mut captured: Outputs = Vec::new();
         let mut changes: Option<crate::plan::dry_run::Changes> = None;
-        // Before hooks, the plugin's steps, after hooks: the first failure ends the deployment.
+        // Before hooks, the plugin's steps, after hooks, in one sequence: the first failure
+        // ends the deployment. After-deploy hooks check or announce a deployment; a dry run
+        // deployed nothing, so they do not run then.
+        let hook = |folder: &str, name: &str, what: &str| {
+            let path = tool_dir.join(folder).join(name);
+            (
+                Step::new(["bash".to_string(), path.display().to_string()], &tool_dir),
+                format!("{what} {name}"),
+            )
+        };
+        let mut sequence: Vec<(Step, String)> = Vec::new();
         if prepared.before_hooks {
-            for hook in &dep.hooks.before {
-                let path = tool_dir.join(crate::model::BEFORE_HOOKS).join(hook);
-                let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self
-                    .run_step(
-                        &job.id,
-                        &step,
-                        &vars,
-                        deadline,
-                        sink,
-                        stop,
-                        (&mut captured, &mut changes),
-                        &format!("before hook {hook}"),
-                    )
-                    .await
-                {
-                    return r;
-                }
-            }
+            sequence.extend(
+                dep.hooks
+                    .before
+                    .iter()
+                    .map(|h| hook(crate::model::BEFORE_HOOKS, h, "before hook")),
+            );
         }
-        for step in &prepared.steps {
+        sequence.extend(prepared.steps.iter().map(|s| (s.clone(), String::new())));
+        if prepared.after_hooks && self.action != Action::DryRun {
+            sequence.extend(
+                dep.hooks
+                    .after
+                    .iter()
+                    .map(|h| hook(crate::model::AFTER_HOOKS, h, "after hook")),
+            );
+        }
+        for (step, what) in &sequence {
+            let found = (&mut captured, &mut changes);
             if let Some(r) = self
-                .run_step(
-                    &job.id,
-                    step,
-                    &vars,
-                    deadline,
-                    sink,
-                    stop,
-                    (&mut captured, &mut changes),
-                    "",
-                )
+                .run_step(&job.id, step, &vars, deadline, sink, stop, found, what)
                 .await
             {
                 return r;
-            }
-        }
-        // After-deploy hooks check or announce a deployment; a dry run deployed nothing.
-        if prepared.after_hooks && self.action != Action::DryRun {
-            for hook in &dep.hooks.after {
-                let path = tool_dir.join(crate::model::AFTER_HOOKS).join(hook);
-                let step = Step::new(["bash".to_string(), path.display().to_string()], &tool_dir);
-                if let Some(r) = self
-                    .run_step(
-                        &job.id,
-                        &step,
-                        &vars,
-                        deadline,
-                        sink,
-                        stop,
-                        (&mut captured, &mut changes),
-                        &format!("after hook {hook}"),
-                    )
-                    .await
-                {
-                    return r;
-                }
             }
         }
         let mut result = NodeResult::new(Status::Succeeded);

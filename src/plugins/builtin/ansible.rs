@@ -25,22 +25,8 @@ fn ansible_schema() -> &'static Schema {
 
 pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
     let schema = ansible_schema();
-    let s = Settings::resolve(
-        schema,
-        ctx.tool_config,
-        ctx.tool_config_file,
-        &ctx.tool_config_name,
-        ctx.env,
-        ctx.plugin,
-    )?;
-    let mut p = Prepared {
-        exports: s.exports(),
-        before_hooks: true,
-        after_hooks: true,
-        settings: s.lines(""),
-        tools: vec!["ansible-playbook".into()],
-        ..Prepared::default()
-    };
+    let s = Settings::for_context(schema, ctx)?;
+    let mut p = s.prepared("ansible-playbook");
     // The export of `skip-deploy` is BITOPS_ANSIBLE_SKIP_DEPLOY, which deploy.sh tested; it is
     // also the override name, so the resolver has already applied it.
     if s.bool("options.skip-deploy") {

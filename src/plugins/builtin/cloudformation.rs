@@ -38,22 +38,8 @@ pub const DRY_RUN_CHANGE_SET: &str = "bitops-dry-run";
 const TEMPLATE_BODY_LIMIT: u64 = 51_200;
 
 pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
-    let s = Settings::resolve(
-        cfn_schema(),
-        ctx.tool_config,
-        ctx.tool_config_file,
-        &ctx.tool_config_name,
-        ctx.env,
-        ctx.plugin,
-    )?;
-    let mut p = Prepared {
-        exports: s.exports(),
-        before_hooks: true,
-        after_hooks: true,
-        settings: s.lines(""),
-        tools: vec!["aws".into()],
-        ..Prepared::default()
-    };
+    let s = Settings::for_context(cfn_schema(), ctx)?;
+    let mut p = s.prepared("aws");
     if s.bool_opt("options.skip-deploy")
         .unwrap_or_else(|| env_true(ctx.env, "CFN_SKIP_DEPLOY"))
     {

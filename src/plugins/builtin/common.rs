@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::{Loc, Problem, SourceFile};
 use crate::plugins::bitops_format::{is_false_word, resolve, Resolved, Schema, Source, ToolConfig};
+use crate::plugins::step::{Context, Prepared};
 use crate::yaml::{Node, Span, Value};
 
 /// A schema compiled into the binary, parsed on first use. A broken built-in schema is a bug
@@ -51,6 +52,33 @@ impl<'a> Settings<'a> {
             schema,
             root,
         })
+    }
+
+    /// Resolves the deployment's tool config (from `ctx`) against `schema`.
+    pub(super) fn for_context(
+        schema: &'static Schema,
+        ctx: &'a Context<'_>,
+    ) -> Result<Settings<'a>, Vec<Problem>> {
+        Settings::resolve(
+            schema,
+            ctx.tool_config,
+            ctx.tool_config_file,
+            &ctx.tool_config_name,
+            ctx.env,
+            ctx.plugin,
+        )
+    }
+
+    /// A plan with the contract's exports and settings, hooks on, needing `tool` on PATH.
+    pub(super) fn prepared(&self, tool: &str) -> Prepared {
+        Prepared {
+            exports: self.exports(),
+            before_hooks: true,
+            after_hooks: true,
+            settings: self.lines(""),
+            tools: vec![tool.into()],
+            ..Prepared::default()
+        }
     }
 
     fn full_key(&self, key: &str) -> String {

@@ -158,22 +158,8 @@ pub(super) fn kube_setup(src: &KubeSource, ctx: &Context<'_>, cwd: &Path) -> Kub
 }
 
 pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
-    let s = Settings::resolve(
-        kubectl_schema(),
-        ctx.tool_config,
-        ctx.tool_config_file,
-        &ctx.tool_config_name,
-        ctx.env,
-        ctx.plugin,
-    )?;
-    let mut p = Prepared {
-        exports: s.exports(),
-        before_hooks: true,
-        after_hooks: true,
-        settings: s.lines(""),
-        tools: vec!["kubectl".into()],
-        ..Prepared::default()
-    };
+    let s = Settings::for_context(kubectl_schema(), ctx)?;
+    let mut p = s.prepared("kubectl");
     if s.bool_opt("options.skip-deploy")
         .unwrap_or_else(|| env_true(ctx.env, "KUBECTL_SKIP_DEPLOY"))
     {

@@ -34,22 +34,8 @@ enum Mode {
 }
 
 pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
-    let s = Settings::resolve(
-        terraform_schema(),
-        ctx.tool_config,
-        ctx.tool_config_file,
-        &ctx.tool_config_name,
-        ctx.env,
-        ctx.plugin,
-    )?;
-    let mut p = Prepared {
-        exports: s.exports(),
-        before_hooks: true,
-        after_hooks: true,
-        settings: s.lines(""),
-        tools: vec!["terraform".into()],
-        ..Prepared::default()
-    };
+    let s = Settings::for_context(terraform_schema(), ctx)?;
+    let mut p = s.prepared("terraform");
     // `TERRAFORM_SKIP_DEPLOY` is what deploy.sh tested; a user could also set it directly.
     let skip = s
         .bool_opt("options.skip-deploy")
