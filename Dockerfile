@@ -24,6 +24,9 @@ ARG ANSIBLE_CORE_VERSION=2.19.14
 ARG AWSCLI_VERSION=1.45.11
 ARG TARGETARCH=amd64
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Debian packages come from the pinned base image's release; exact apt versions would break the
+# build at every Debian point release, while the tools that matter are pinned above.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         bash ca-certificates curl git jq openssh-client python3 python3-venv rsync tini unzip \

@@ -25,13 +25,6 @@ fn example(name: &str) -> TestRepo {
     repo
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .any(|d| std::path::Path::new(d).join(tool).is_file())
-}
-
 #[test]
 fn examples_plan() {
     for name in ["ops-repo", "ops-repo-ansible"] {
@@ -46,8 +39,7 @@ fn examples_plan() {
 
 #[test]
 fn example_ops_repo_deploys() {
-    if !on_path("terraform") {
-        eprintln!("skipped: terraform is not installed");
+    if !crate::harness::require_tools(&["terraform"]) {
         return;
     }
     let repo = example("ops-repo");
@@ -66,8 +58,7 @@ fn example_ops_repo_deploys() {
 
 #[test]
 fn example_ops_repo_ansible_deploys() {
-    if !on_path("terraform") || !on_path("ansible-playbook") {
-        eprintln!("skipped: terraform or ansible-playbook is not installed");
+    if !crate::harness::require_tools(&["terraform", "ansible-playbook"]) {
         return;
     }
     let repo = example("ops-repo-ansible");

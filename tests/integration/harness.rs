@@ -681,3 +681,21 @@ pub(crate) fn kill_recorded(repo: &TestRepo) {
         );
     }
 }
+
+/// Whether every tool is on PATH. Locally a missing tool skips the test with a printed reason;
+/// under CI (`CI` set) it fails it, so nothing real is silently left untested there.
+pub(crate) fn require_tools(tools: &[&str]) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !path.split(':').any(|d| Path::new(d).join(t).is_file()))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(!ci, "CI is set and {} not installed", missing.join(", "));
+    eprintln!("skipped: {} not installed", missing.join(", "));
+    false
+}

@@ -13,5 +13,7 @@ mod masks;
 mod outputs;
 mod plan;
 mod props;
+mod reports;
 mod signals;
+mod tooling;
 mod workspace;
