@@ -234,13 +234,15 @@ fn plan_command(args: &PlanArgs) -> u8 {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
-    let text = match args.format {
-        PlanFormat::Text => plan::text::render(&plan, &loaded.settings),
-        PlanFormat::Json => plan::json::render(&plan),
-        PlanFormat::Dot => plan::graphviz::render_dot(&plan),
-        PlanFormat::Mermaid => plan::graphviz::render_mermaid(&plan),
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match args.format {
+        PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),
+        PlanFormat::Json => plan::json::write(&plan, &mut out),
+        PlanFormat::Dot => out.write_all(plan::graphviz::render_dot(&plan).as_bytes()),
+        PlanFormat::Mermaid => out.write_all(plan::graphviz::render_mermaid(&plan).as_bytes()),
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    // A closed pipe (`bitops plan | head`) is not an error worth a message.
+    let _ = written.and_then(|()| out.flush());
     exit_code::SUCCESS
 }
 

@@ -52,6 +52,13 @@ struct Hooks<'a> {
 }
 
 pub fn render(plan: &Plan<'_>) -> String {
+    let mut out = Vec::new();
+    write(plan, &mut out).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Streams the document to `w` (a plan of 50,000 nodes is ~100 MB of JSON: no copy in memory).
+pub fn write(plan: &Plan<'_>, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let ids = |v: &[petgraph::graph::NodeIndex]| -> Vec<&str> {
         v.iter().map(|i| plan.graph.node(*i).id.as_str()).collect()
     };
@@ -95,7 +102,6 @@ pub fn render(plan: &Plan<'_>) -> String {
         waves: plan.waves.iter().map(|w| ids(w)).collect(),
         critical_path: ids(&plan.critical_path),
     };
-    let mut out = serde_json::to_string_pretty(&doc).expect("plan JSON has only plain data");
-    out.push('\n');
-    out
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    w.write_all(b"\n")
 }

@@ -3,7 +3,6 @@
 
 use super::bitops_format::{deploy_argv, resolve, Plugin, Source, ToolConfig};
 use super::step::{Action, Capture, Context, DryRunTool, Prepared, Step};
-use crate::config::settings::EnvVars;
 use crate::diagnostic::Problem;
 
 pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
@@ -22,8 +21,7 @@ pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> 
             file: ctx.tool_config_file,
             display: &ctx.tool_config_name,
         };
-        let env = EnvVars(ctx.env.clone());
-        let r = resolve(schema, &tc, &env, ctx.plugin);
+        let r = resolve(schema, &tc, ctx.env, ctx.plugin);
         if !r.problems.is_empty() {
             return Err(r.problems);
         }

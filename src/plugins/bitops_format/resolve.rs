@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::config::load::Loaded;
-use crate::config::settings::EnvVars;
+use std::collections::BTreeMap;
+
+/// The environment a deployment starts with: override variables are looked up here.
+pub type Env = BTreeMap<String, String>;
 use crate::diagnostic::{did_you_mean, Loc, Problem, SourceFile};
 use crate::yaml::{Node, Span, Value};
 
@@ -138,7 +141,7 @@ impl Resolved {
 pub fn resolve(
     schema: &Schema,
     config: &ToolConfig<'_>,
-    env: &EnvVars,
+    env: &Env,
     plugin_name: &str,
 ) -> Resolved {
     let mut r = Resolver {
@@ -288,7 +291,7 @@ impl<'a> Resolver<'a> {
         found
     }
 
-    fn value_of(&mut self, prop: &Property, env: &EnvVars) -> (Val, Source) {
+    fn value_of(&mut self, prop: &Property, env: &Env) -> (Val, Source) {
         let found = self.lookup(&prop.path);
         let written = (found.len() == prop.path.len()).then(|| found[found.len() - 1].1);
         let converted = match written {
@@ -358,7 +361,7 @@ impl<'a> Resolver<'a> {
         self.problems.push(p);
     }
 
-    fn required_missing(&mut self, prop: &Property, env: &EnvVars) {
+    fn required_missing(&mut self, prop: &Property, env: &Env) {
         let over = prop.override_name();
         let plugin = &self.schema.root_key;
         let key = &prop.config_key;

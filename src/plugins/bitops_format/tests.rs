@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::settings::EnvVars;
 use crate::diagnostic::{Diagnostics, Problem, SourceFile};
 
 use super::value::{convert, python_int, ConvertError, Val};
@@ -65,12 +64,8 @@ fn official(name: &str) -> Schema {
     official_schema(name).expect("fixture parses")
 }
 
-fn env(vars: &[(&str, &str)]) -> EnvVars {
-    EnvVars(
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-    )
+fn env(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+    vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Resolves `config` (YAML text) against `schema` with `vars` as the environment.

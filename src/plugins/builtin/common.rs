@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use crate::config::settings::EnvVars;
 use crate::diagnostic::{Loc, Problem, SourceFile};
 use crate::plugins::bitops_format::{is_false_word, resolve, Resolved, Schema, Source, ToolConfig};
 use crate::plugins::step::{Context, Prepared};
@@ -43,7 +42,7 @@ impl<'a> Settings<'a> {
             file,
             display,
         };
-        let resolved = resolve(schema, &tc, &EnvVars(env.clone()), plugin);
+        let resolved = resolve(schema, &tc, env, plugin);
         if !resolved.problems.is_empty() {
             return Err(resolved.problems);
         }
