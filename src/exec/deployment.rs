@@ -544,7 +544,15 @@ impl Runner {
                     format!("interrupted during {label}"),
                 );
                 r.exit = status.map(ExitInfo::Code);
-                sink.note(&format!("bitops: stopped ({request:?}) during {label}"));
+                let how = match request {
+                    StopRequest::Forward(process::Sig::Int) => {
+                        "stopped by Ctrl-C (SIGINT passed on)"
+                    }
+                    StopRequest::Forward(process::Sig::Term) => "stopped by SIGTERM (passed on)",
+                    StopRequest::Kill => "killed (SIGKILL)",
+                    StopRequest::None => "stopped",
+                };
+                sink.note(&format!("bitops: {how} during {label}"));
                 return Some(r);
             }
             _ => {}

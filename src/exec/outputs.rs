@@ -187,6 +187,29 @@ mod tests {
     }
 
     #[test]
+    fn cloudformation_outputs_from_describe_stacks() {
+        // The shape `aws cloudformation describe-stacks` prints (checked against moto's
+        // create-stack; moto leaves Outputs empty for change-set deploys, real AWS does not).
+        let text = r#"{"Stacks": [{"StackName": "s", "StackStatus": "CREATE_COMPLETE",
+            "Outputs": [{"OutputKey": "BucketName", "OutputValue": "bitops-test-bucket"},
+                        {"OutputKey": "Arn", "OutputValue": "arn:aws:s3:::b", "ExportName": "x"}]}]}"#;
+        let o = from_cloudformation_json(text).unwrap();
+        assert_eq!(
+            o,
+            vec![
+                ("BucketName".into(), "bitops-test-bucket".into()),
+                ("Arn".into(), "arn:aws:s3:::b".into())
+            ]
+        );
+        assert!(
+            from_cloudformation_json(r#"{"Stacks": [{"StackName": "s"}]}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(from_cloudformation_json("not json").is_err());
+    }
+
+    #[test]
     fn saved_outputs_round_trip_and_empty_ones_clear_old_values() {
         let t = tempfile::tempdir().unwrap();
         record(t.path(), "a/b", &vec![("K".into(), "v".into())]).unwrap();

@@ -246,6 +246,15 @@ pub async fn run<E: Executor>(
                         *c = c.saturating_sub(1);
                     }
                 }
+                // Stopped because the run's deadline passed: that is a timeout, not a Ctrl-C.
+                let mut result = result;
+                if cancel == Some(CancelReason::Deadline) && result.status == Status::Interrupted {
+                    result.status = Status::TimedOut;
+                    result.reason = Some(format!(
+                        "the run's deadline passed ({})",
+                        result.reason.as_deref().unwrap_or("stopped")
+                    ));
+                }
                 let status = result.status;
                 finish(idx, result, schedule, &mut results, events);
                 if status == Status::Succeeded {

@@ -138,12 +138,7 @@ impl Resolved {
 ///    rendered with Python `str()`, or `""`.
 /// 5. Keys of the tool config that the schema does not know (including top-level keys other
 ///    than the root key) are problems with a did-you-mean.
-pub fn resolve(
-    schema: &Schema,
-    config: &ToolConfig<'_>,
-    env: &Env,
-    plugin_name: &str,
-) -> Resolved {
+pub fn resolve(schema: &Schema, config: &ToolConfig<'_>, env: &Env, plugin_name: &str) -> Resolved {
     let mut r = Resolver {
         schema,
         config,

@@ -65,7 +65,9 @@ fn official(name: &str) -> Schema {
 }
 
 fn env(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
-    vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Resolves `config` (YAML text) against `schema` with `vars` as the environment.
