@@ -3,8 +3,9 @@
 //! Committed changes since REF, staged and unstaged edits, and untracked files all count. A
 //! change inside an environment selects it; a change under `_default/<tool>` selects the
 //! environments with that deployment; a change in a plugin's folder selects the environments
-//! using that plugin; anything else outside the environments (the repo config, `_scripts`,
-//! other root files copied into every working copy) selects every environment.
+//! using that plugin; a deleted environment selects nothing; anything else outside the
+//! environments (the repo config, `_scripts`, other root files copied into every working copy)
+//! selects every environment.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -91,6 +92,13 @@ pub fn environments_for_paths<'a>(
                     out.insert(e.name.clone());
                 }
             }
+            continue;
+        }
+        // A folder that is no environment now, yet named like one, is an environment that the
+        // change deleted: nothing is left to deploy for it.
+        let env_like =
+            !first.starts_with('_') && !first.starts_with('.') && first != repo.default_folder;
+        if env_like && !rest.is_empty() {
             continue;
         }
         if first == repo.default_folder && rest.contains('/') {

@@ -389,6 +389,17 @@ fn changed_since_maps_default_and_underscore_folders_to_their_users() {
 }
 
 #[test]
+fn changed_since_a_deleted_environment_selects_nothing() {
+    let repo = git_repo();
+    repo.git(&["rm", "-r", "-q", "d"]);
+    assert!(
+        changed(&repo).is_empty(),
+        "deleting an environment leaves nothing to deploy: {:?}",
+        changed(&repo)
+    );
+}
+
+#[test]
 fn changed_since_a_bad_ref_is_a_usage_error() {
     let repo = git_repo();
     let out = repo.run(&["plan", "--changed-since", "no-such-ref"]);
