@@ -1,0 +1,343 @@
+//! `bitops deploy` and `bitops destroy`: locks, journal, resume, the run, its reports.
+
+use std::io::{IsTerminal, Write};
+
+use super::load::{load, load_registry, Guards, Loaded};
+use super::stderr_color;
+use crate::cli::{Common, ExecArgs, RunArgs};
+use crate::config::settings::EnvVars;
+use crate::diagnostic::ConfigErrors;
+use crate::discover::find_ops_repo;
+use crate::exec::events::{RunEvent, Status};
+use crate::exit_code;
+use crate::graph::{Graph, Selection};
+use crate::plan::{self, Plan};
+use crate::plugins::step::Action;
+use crate::report;
+
+/// `deploy` and `destroy`.
+pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
+    let env = EnvVars::from_process();
+    let color = stderr_color(args.common.color, &env);
+    let command = if action == Action::Destroy {
+        "destroy"
+    } else {
+        "deploy"
+    };
+    // `--resume`: the selection is what the earlier run did not finish.
+    let mut common = args.common.clone();
+    let mut resumed: Option<crate::state::journal::Replay> = None;
+    if let Some(which) = &args.resume {
+        match resume_selection(&common, &env, which) {
+            Ok(replay) => {
+                let remaining = replay.remaining();
+                if remaining.is_empty() {
+                    eprintln!(
+                        "bitops: run {} has nothing left to resume: every deployment succeeded",
+                        replay.run_id
+                    );
+                    return exit_code::SUCCESS;
+                }
+                eprintln!(
+                    "bitops: resuming run {}: {} of {} deployments left",
+                    replay.run_id,
+                    remaining.len(),
+                    replay.deployments.len()
+                );
+                common.envs.clear();
+                common.only = remaining;
+                resumed = Some(replay);
+            }
+            Err(p) => {
+                report::diagnostics::print(&ConfigErrors::single(p), color);
+                return exit_code::CONFIG;
+            }
+        }
+    }
+    let loaded = match load(&common, &args.exec, Guards::Check, env) {
+        Ok(l) => l,
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
+    };
+    let (registry, mut diags) = load_registry(&loaded);
+    let base_env = loaded.env.0.clone();
+    let prepared = plan::preview::prepare_all(
+        &loaded.repo,
+        &loaded.graph,
+        &loaded.selection,
+        &registry,
+        action,
+        &base_env,
+    );
+    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
+    if let Err(e) = diags.into_result() {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    // BitOps' validation modes: everything is checked above; show the plan, run nothing.
+    if matches!(
+        loaded.settings.run_mode.value.as_str(),
+        "validate_config" | "settings_test"
+    ) {
+        let durations = crate::state::load_durations(&loaded.state_dir);
+        let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
+        let _ = std::io::stdout().write_all(plan::text::render(&plan, &loaded.settings).as_bytes());
+        eprintln!(
+            "bitops: run_mode {} ({}): configuration is valid; nothing was run",
+            loaded.settings.run_mode.value, loaded.settings.run_mode.origin
+        );
+        return exit_code::SUCCESS;
+    }
+    if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
+        eprintln!(
+            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
+            loaded.state_dir.display()
+        );
+        return exit_code::CONFIG;
+    }
+    let config_hash = crate::state::journal::config_hash(
+        loaded
+            .repo
+            .config_file
+            .iter()
+            .chain(
+                loaded
+                    .repo
+                    .environments
+                    .iter()
+                    .filter_map(|e| e.config_file.as_ref()),
+            )
+            .map(|f| f.text.as_str()),
+    );
+    if let Some(r) = &resumed {
+        if r.config_hash != config_hash {
+            eprintln!("bitops: warning: the repo's configuration changed since run {}; resuming with the current configuration", r.run_id);
+        }
+    }
+    let run_id = crate::state::new_run_id();
+    let selected: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| loaded.graph.node(i).id.clone())
+        .collect();
+    let mut lock_envs: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            loaded.repo.environments[loaded.graph.node(i).env]
+                .name
+                .clone()
+        })
+        .collect();
+    lock_envs.sort_unstable();
+    lock_envs.dedup();
+    let holder = crate::state::lock::Holder {
+        pid: std::process::id(),
+        host: crate::state::lock::hostname(),
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        run_id: run_id.clone(),
+    };
+    let _locks = match crate::state::lock::acquire(
+        &loaded.state_dir,
+        &lock_envs,
+        &holder,
+        args.lock_timeout,
+        args.break_stale_locks,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, crate::state::lock::LockError::Held { .. }) {
+                eprintln!(
+                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
+                );
+            }
+            return exit_code::LOCKED;
+        }
+    };
+    let durations = crate::state::load_durations(&loaded.state_dir);
+    let header = crate::state::journal::Entry::Run {
+        run_id: run_id.clone(),
+        command: command.to_string(),
+        config_hash,
+        deployments: selected,
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+    };
+    let run_dir = loaded.state_dir.join("runs").join(&run_id);
+    let journal = match crate::state::journal::Journal::create(&run_dir, &header) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the run journal in {}: {e}",
+                run_dir.display()
+            );
+            return exit_code::INTERNAL;
+        }
+    };
+    let options = scheduler_options(&loaded, &args.exec, loaded.settings.fail_fast.value);
+    let live = live_display(&args.exec, &loaded.env, color);
+    let Loaded {
+        repo,
+        graph,
+        selection,
+        state_dir,
+        ..
+    } = loaded;
+    let repo = std::sync::Arc::new(repo);
+    let req = crate::exec::run::RunRequest {
+        repo: std::sync::Arc::clone(&repo),
+        registry: std::sync::Arc::new(registry),
+        state_dir: state_dir.clone(),
+        run_id,
+        action,
+        base_env,
+        options,
+        in_place: args.exec.in_place,
+        durations,
+    };
+    let Some(result) = execute_reported(req, &graph, &selection, live, Some(journal)) else {
+        return exit_code::INTERNAL;
+    };
+
+    let deployments: Vec<(String, crate::exec::events::NodeResult)> = result
+        .nodes
+        .iter()
+        .filter(|(_, dep, _)| *dep)
+        .map(|(id, _, r)| (id.clone(), r.clone()))
+        .collect();
+    let finished: Vec<(String, f64)> = deployments
+        .iter()
+        .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
+        .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
+        .collect();
+    let _ = crate::state::record_durations(&state_dir, &finished);
+    let summary = report::summary::render(&report::summary::SummaryInput {
+        results: &deployments,
+        elapsed: result.elapsed,
+        cancel: result.cancel,
+        run_dir: &result.run_dir,
+        work_kept: result.work_kept.as_deref(),
+        color,
+    });
+    let _ = std::io::stderr().write_all(summary.as_bytes());
+    let code = exit_status(&result);
+    let info = report::run_report::RunInfo::from_graph(action, &repo.root, &graph, &selection);
+    report::run_report::finish_run(
+        &info,
+        &result,
+        code,
+        args.report.as_deref(),
+        args.junit.as_deref(),
+    );
+    code
+}
+
+pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
+    use crate::exec::process::Sig;
+    match result.signal {
+        Some(Sig::Int) => return exit_code::INTERRUPTED,
+        Some(Sig::Term) => return exit_code::TERMINATED,
+        None => {}
+    }
+    if result
+        .nodes
+        .iter()
+        .any(|(_, _, r)| r.status != Status::Succeeded)
+    {
+        exit_code::FAILED
+    } else {
+        exit_code::SUCCESS
+    }
+}
+
+/// The earlier run `--resume` continues, from its journal.
+pub(super) fn resume_selection(
+    common: &Common,
+    env: &EnvVars,
+    which: &str,
+) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
+    use crate::diagnostic::Problem;
+    let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
+    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+        Problem::new("bitops::resume::run", format!("--resume: {e}"))
+            .help("`bitops report` lists earlier runs")
+    })?;
+    crate::state::journal::read(&run_dir).map_err(|e| {
+        Problem::new(
+            "bitops::resume::journal",
+            format!(
+                "--resume: cannot read the journal of {}: {e}",
+                run_dir.display()
+            ),
+        )
+    })
+}
+
+/// Runs a request with the live display (and journal) consuming its events on their own
+/// thread. `None` when the async runtime cannot start.
+pub(super) fn execute_reported(
+    req: crate::exec::run::RunRequest,
+    graph: &Graph,
+    selection: &Selection,
+    mut live: report::live::Live,
+    mut journal: Option<crate::state::journal::Journal>,
+) -> Option<crate::exec::run::RunResult> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+    let reporter = std::thread::spawn(move || {
+        while let Some(ev) = rx.blocking_recv() {
+            if let Some(j) = &mut journal {
+                j.record(&ev);
+            }
+            live.event(&ev);
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return None;
+        }
+    };
+    let result = runtime.block_on(crate::exec::run::execute(req, graph, selection, tx));
+    let _ = reporter.join();
+    Some(result)
+}
+
+/// The scheduler's options from settings and flags.
+pub(super) fn scheduler_options(
+    loaded: &Loaded,
+    exec: &ExecArgs,
+    fail_fast: bool,
+) -> crate::exec::scheduler::Options {
+    crate::exec::scheduler::Options {
+        jobs: loaded.settings.jobs.value,
+        pools: loaded.settings.pools.clone(),
+        fail_fast,
+        deadline: exec.deadline,
+        grace: exec.grace,
+        order: crate::exec::run::order_from_env(&loaded.env),
+    }
+}
+
+/// How the run is shown, decided once: flags, terminal, CI, GitHub Actions folds.
+pub(super) fn live_display(exec: &ExecArgs, env: &EnvVars, color: bool) -> report::live::Live {
+    let is_ci = env.get("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let mode = report::live::resolve_mode(
+        exec.progress,
+        exec.output,
+        std::io::stderr().is_terminal(),
+        is_ci,
+    );
+    report::live::Live::new(mode, color, env.get("GITHUB_ACTIONS") == Some("true"))
+}
