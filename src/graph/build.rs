@@ -158,15 +158,15 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
             }
         }
     }
-    if diags.len() > before {
-        return None;
-    }
+    // Cycles among the edges that did resolve are real whatever else is wrong: report them in
+    // the same run as unknown names.
     match petgraph::algo::toposort(&b.dag, None) {
-        Ok(topo) => Some(Graph {
+        Ok(topo) if diags.len() == before => Some(Graph {
             dag: b.dag,
             index: b.index,
             topo,
         }),
+        Ok(_) => None,
         Err(_) => {
             report_cycles(&b.dag, diags);
             None

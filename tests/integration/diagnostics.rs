@@ -194,6 +194,29 @@ fn missing_ops_repo() {
 }
 
 #[test]
+fn a_cycle_is_reported_alongside_unknown_names() {
+    let repo = repo();
+    repo.env(
+        "a",
+        "depends_on: [b, nope]\ndeployments:\n  tf: {plugin: sh}\n",
+    );
+    repo.env("b", "depends_on: [a]\ndeployments:\n  tf: {plugin: sh}\n");
+    repo.dep("a", "tf", "true");
+    repo.dep("b", "tf", "true");
+    let err = refuse(&repo, &[]);
+    has(
+        &err,
+        &[
+            "`nope`",
+            "dependency cycle:",
+            "a/tf",
+            "b/tf",
+            "2 configuration errors",
+        ],
+    );
+}
+
+#[test]
 fn all_mistakes_of_a_repo_in_one_run() {
     let repo = repo();
     repo.env(
