@@ -9,7 +9,9 @@ use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
 use crate::graph::{self, Graph, SelectOptions, Selection};
 use crate::model::Repo;
+use crate::plugins::step::Action;
 use crate::plugins::Registry;
+use crate::{exit_code, plan, report};
 
 /// A repo read, validated and selected from: what every command works on.
 pub struct Loaded {
@@ -143,4 +145,40 @@ pub(super) fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Di
         .collect();
     let reg = Registry::load(&loaded.repo, &loaded.state_dir, used, &mut diags);
     (reg, diags)
+}
+
+/// Before anything runs: every selected deployment is prepared as it will run (plugin configs
+/// resolved, tools looked up on PATH); every problem is printed and the command exits 2.
+pub(super) fn preflight(
+    loaded: &Loaded,
+    registry: &Registry,
+    problems: crate::diagnostic::Diagnostics,
+    action: Action,
+    color: bool,
+) -> Result<(), u8> {
+    let mut diags = problems;
+    let prepared = plan::preview::prepare_all(
+        &loaded.repo,
+        &loaded.graph,
+        &loaded.selection,
+        registry,
+        action,
+        &loaded.env.0,
+    );
+    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
+    diags.into_result().map_err(|e| {
+        report::diagnostics::print(&e, color);
+        exit_code::CONFIG
+    })
+}
+
+/// The state folder, created if needed; a read-only repo needs `--state-dir`.
+pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
+    std::fs::create_dir_all(&loaded.state_dir).map_err(|e| {
+        eprintln!(
+            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
+            loaded.state_dir.display()
+        );
+        exit_code::CONFIG
+    })
 }

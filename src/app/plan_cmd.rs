@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::load::{load, load_registry, Guards, Loaded};
+use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
 use super::run_cmd::{execute_reported, live_display, scheduler_options};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
@@ -92,26 +92,17 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
 /// parallel, then one table. Dry runs do not stop at the first error.
 pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> u8 {
     let base_env = loaded.env.0.clone();
-    let prepared = plan::preview::prepare_all(
-        &loaded.repo,
-        &loaded.graph,
-        &loaded.selection,
+    if let Err(code) = preflight(
+        &loaded,
         &registry,
+        Default::default(),
         Action::DryRun,
-        &base_env,
-    );
-    let mut diags = crate::diagnostic::Diagnostics::default();
-    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
-    if let Err(e) = diags.into_result() {
-        report::diagnostics::print(&e, color);
-        return exit_code::CONFIG;
+        color,
+    ) {
+        return code;
     }
-    if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}\n  help: pass --state-dir DIR",
-            loaded.state_dir.display()
-        );
-        return exit_code::CONFIG;
+    if let Err(code) = ensure_state_dir(&loaded) {
+        return code;
     }
     let live = live_display(&args.exec, &loaded.env, color);
     // Dry runs report everything they can: no fail-fast.

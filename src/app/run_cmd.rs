@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::load::{load, load_registry, Guards, Loaded};
+use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
 use super::stderr_color;
 use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
@@ -61,21 +61,11 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             return exit_code::CONFIG;
         }
     };
-    let (registry, mut diags) = load_registry(&loaded);
-    let base_env = loaded.env.0.clone();
-    let prepared = plan::preview::prepare_all(
-        &loaded.repo,
-        &loaded.graph,
-        &loaded.selection,
-        &registry,
-        action,
-        &base_env,
-    );
-    plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
-    if let Err(e) = diags.into_result() {
-        report::diagnostics::print(&e, color);
-        return exit_code::CONFIG;
+    let (registry, diags) = load_registry(&loaded);
+    if let Err(code) = preflight(&loaded, &registry, diags, action, color) {
+        return code;
     }
+    let base_env = loaded.env.0.clone();
     // BitOps' validation modes: everything is checked above; show the plan, run nothing.
     if matches!(
         loaded.settings.run_mode.value.as_str(),
@@ -90,12 +80,8 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         );
         return exit_code::SUCCESS;
     }
-    if let Err(e) = std::fs::create_dir_all(&loaded.state_dir) {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
-            loaded.state_dir.display()
-        );
-        return exit_code::CONFIG;
+    if let Err(code) = ensure_state_dir(&loaded) {
+        return code;
     }
     let config_hash = crate::state::journal::config_hash(
         loaded

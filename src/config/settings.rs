@@ -95,6 +95,15 @@ fn from_config<T: Clone>(s: &Option<Spanned<T>>) -> Option<Setting<T>> {
     })
 }
 
+/// Like [`from_config`], converting the value (`u64` counts to `usize`, durations to
+/// `Option<Duration>`).
+fn from_config_as<T: Clone, U>(s: &Option<Spanned<T>>, f: impl Fn(T) -> U) -> Option<Setting<U>> {
+    from_config(s).map(|x| Setting {
+        value: f(x.value),
+        origin: x.origin,
+    })
+}
+
 fn env_value<T>(
     env: &EnvVars,
     name: &'static str,
@@ -153,14 +162,8 @@ pub fn run_settings(
                 "a positive number",
                 diags,
             ),
-            from_config(&e.jobs).map(|s| Setting {
-                value: s.value as usize,
-                origin: s.origin,
-            }),
-            from_config(&repo.jobs).map(|s| Setting {
-                value: s.value as usize,
-                origin: s.origin,
-            }),
+            from_config_as(&e.jobs, |v| v as usize),
+            from_config_as(&repo.jobs, |v| v as usize),
         ],
         DEFAULT_JOBS,
     );
@@ -249,14 +252,8 @@ pub fn env_settings(
                 "a duration such as 15m",
                 diags,
             ),
-            from_config(&own.timeout).map(|s| Setting {
-                value: Some(s.value),
-                origin: s.origin,
-            }),
-            from_config(&repo.timeout).map(|s| Setting {
-                value: Some(s.value),
-                origin: s.origin,
-            }),
+            from_config_as(&own.timeout, Some),
+            from_config_as(&repo.timeout, Some),
         ],
         None,
     );
@@ -273,14 +270,8 @@ pub fn env_settings(
                 "a whole number",
                 diags,
             ),
-            from_config(&own.retries).map(|s| Setting {
-                value: s.value as u32,
-                origin: s.origin,
-            }),
-            from_config(&repo.retries).map(|s| Setting {
-                value: s.value as u32,
-                origin: s.origin,
-            }),
+            from_config_as(&own.retries, |v| v as u32),
+            from_config_as(&repo.retries, |v| v as u32),
         ],
         0,
     );
