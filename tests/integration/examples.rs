@@ -53,7 +53,10 @@ fn example_ops_repo_deploys() {
         .unwrap()
         .join("logs/frontend-test/greeter.log");
     let log = std::fs::read_to_string(logs).unwrap();
-    assert!(log.contains("BITOPS_OUTPUT_BACKEND_TEST_"), "{log}");
+    assert!(
+        log.contains("BITOPS_OUTPUT_BACKEND_TEST_TERRAFORM_"),
+        "terraform outputs reach a transitive dependent: {log}"
+    );
 }
 
 #[test]

@@ -15,5 +15,6 @@ mod plan;
 mod props;
 mod reports;
 mod signals;
+mod terraform;
 mod tooling;
 mod workspace;
