@@ -143,22 +143,41 @@ impl Workspace {
     }
 }
 
-/// Copies a file or folder, following symlinks as BitOps' copy did.
+/// Copies a file or folder, following symlinks as BitOps' copy did. A symlink that leads back
+/// into a folder being copied (a loop) is an error naming it, instead of endless recursion.
 pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf]) -> io::Result<()> {
+    copy_tree_within(src, dst, skip, &mut Vec::new())
+}
+
+fn copy_tree_within(
+    src: &Path,
+    dst: &Path,
+    skip: &[PathBuf],
+    ancestors: &mut Vec<PathBuf>,
+) -> io::Result<()> {
     if skip.iter().any(|s| s == src) {
         return Ok(());
     }
     let meta = std::fs::metadata(src)?;
-    if meta.is_dir() {
-        std::fs::create_dir_all(dst)?;
-        for entry in std::fs::read_dir(src)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &dst.join(entry.file_name()), skip)?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(src, dst).map(|_| ())
+    if !meta.is_dir() {
+        return std::fs::copy(src, dst).map(|_| ());
     }
+    let real = std::fs::canonicalize(src)?;
+    if ancestors.contains(&real) {
+        return Err(io::Error::other(format!(
+            "{} is a symlink loop (it leads back to {})",
+            src.display(),
+            real.display()
+        )));
+    }
+    ancestors.push(real);
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        copy_tree_within(&entry.path(), &dst.join(entry.file_name()), skip, ancestors)?;
+    }
+    ancestors.pop();
+    Ok(())
 }
 
 fn is_yaml(p: &Path) -> bool {
@@ -258,6 +277,27 @@ mod tests {
         assert!(ws.tempdir.join("_scripts/x.sh").exists());
         // The repo itself is untouched (the state folder aside).
         assert_eq!(snapshot(&repo), before);
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error_not_endless_recursion() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("env/terraform");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("main.tf"), "# x").unwrap();
+        std::os::unix::fs::symlink("..", src.join("up")).unwrap();
+        let err = copy_tree(&t.path().join("env"), &t.path().join("copy"), &[]).unwrap_err();
+        assert!(err.to_string().contains("symlink loop"), "{err}");
+        // A symlink to a file or to a folder outside the copy is followed as before.
+        std::fs::remove_file(src.join("up")).unwrap();
+        std::fs::create_dir_all(t.path().join("shared")).unwrap();
+        std::fs::write(t.path().join("shared/mod.tf"), "# m").unwrap();
+        std::os::unix::fs::symlink(t.path().join("shared"), src.join("shared")).unwrap();
+        copy_tree(&t.path().join("env"), &t.path().join("copy2"), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("copy2/terraform/shared/mod.tf")).unwrap(),
+            "# m"
+        );
     }
 
     /// Every file below `dir` (outside `.bitops`) with its content.
