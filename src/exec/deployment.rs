@@ -2,11 +2,11 @@
 //! leaks from one deployment to another), before-hooks, the plugin's steps, after-hooks, its
 //! outputs, retries with backoff, and its time limit — all written to its log as it happens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
@@ -29,8 +29,6 @@ pub struct Job {
     pub dep: usize,
     pub timeout: Option<Duration>,
     pub retries: u32,
-    /// Deployments upstream of this one (transitively), by node id, whose outputs it receives.
-    pub upstream: Vec<String>,
 }
 
 /// Everything shared by the deployments of one run.
@@ -48,8 +46,8 @@ pub struct Runner {
     pub jobs: Vec<Option<Job>>,
     pub masks: Vec<Arc<[Mask]>>,
     pub events: mpsc::UnboundedSender<RunEvent>,
-    /// Outputs of deployments that succeeded in this run, by node id.
-    pub outputs: Mutex<HashMap<String, Outputs>>,
+    /// Outputs reaching each deployment from upstream (this run's, else the last saved).
+    pub upstream: super::upstream::Upstream,
     /// First retry delay; doubled each time, at most 60 s.
     pub backoff: Duration,
 }
@@ -175,10 +173,7 @@ impl Runner {
                     "bitops: could not keep outputs in the state folder: {e}"
                 ));
             }
-            self.outputs
-                .lock()
-                .expect("outputs lock")
-                .insert(job.id.clone(), r.outputs.clone());
+            self.upstream.record(&job.id, &r.outputs);
         } else if r.status != Status::Succeeded && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
@@ -304,22 +299,6 @@ impl Runner {
         (vars, output_file, inputs_file)
     }
 
-    /// Outputs of everything upstream: from this run, else from the last successful run.
-    fn upstream_outputs(&self, job: &Job) -> BTreeMap<String, BTreeMap<String, String>> {
-        let done = self.outputs.lock().expect("outputs lock");
-        let mut all = BTreeMap::new();
-        for id in &job.upstream {
-            let o = done
-                .get(id)
-                .cloned()
-                .or_else(|| outputs::load_saved(&self.workspace.state_dir, id));
-            if let Some(o) = o {
-                all.insert(id.clone(), o.into_iter().collect());
-            }
-        }
-        all
-    }
-
     async fn attempt(
         &self,
         job: &Job,
@@ -340,7 +319,7 @@ impl Runner {
         let plugin_dir = self.registry.plugin_dir(&dep.plugin);
         let (mut vars, output_file, inputs_file) =
             self.environment(job, &env_dir, plugin_dir.as_deref());
-        let upstream = self.upstream_outputs(job);
+        let upstream = self.upstream.inputs(&job.id);
         for (id, outs) in &upstream {
             let (e, d) = id.split_once('/').unwrap_or((id, ""));
             for (k, v) in outs {

@@ -9,4 +9,5 @@ pub mod outputs;
 pub mod process;
 pub mod run;
 pub mod scheduler;
+pub mod upstream;
 pub mod workspace;

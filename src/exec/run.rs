@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use petgraph::graph::NodeIndex;
@@ -118,18 +118,12 @@ pub async fn execute(
         };
         let d = &repo.environments[n.env].deployments[di];
         sched.nodes[k].pool = d.pool.as_ref().map(|p| p.value.clone());
-        let upstream = if reverse {
-            Vec::new()
-        } else {
-            upstream_deployments(graph, i)
-        };
         jobs.push(Some(Job {
             id: n.id.clone(),
             env: n.env,
             dep: di,
             timeout: d.timeout.value,
             retries: d.retries.value,
-            upstream,
         }));
     }
     let masks: Vec<Arc<[Mask]>> = repo
@@ -180,7 +174,7 @@ pub async fn execute(
         jobs,
         masks,
         events: events.clone(),
-        outputs: Mutex::new(HashMap::new()),
+        upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
         backoff: Duration::from_secs(2),
     });
 
@@ -228,24 +222,6 @@ pub async fn execute(
         elapsed: clock.elapsed(),
         work_kept,
     }
-}
-
-/// Deployments upstream of a node (transitively), by id.
-fn upstream_deployments(graph: &Graph, i: NodeIndex) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<NodeIndex> = graph.dependencies(i).collect();
-    let mut out = Vec::new();
-    while let Some(n) = stack.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        if graph.node(n).kind == NodeKind::Deployment {
-            out.push(graph.node(n).id.clone());
-        }
-        stack.extend(graph.dependencies(n));
-    }
-    out.sort();
-    out
 }
 
 /// SIGINT and SIGTERM become scheduler signals (the scheduler decides what they mean).
