@@ -147,6 +147,17 @@ pub async fn execute(
         &repo.default_folder,
         req.in_place,
     ));
+    // Working copies in run order, ahead of the deployments that need them.
+    let mut seen_envs = std::collections::HashSet::new();
+    let envs_in_order: Vec<String> = order
+        .iter()
+        .filter(|i| {
+            graph.node(**i).kind == NodeKind::Deployment && seen_envs.insert(graph.node(**i).env)
+        })
+        .map(|i| repo.environments[graph.node(*i).env].name.clone())
+        .collect();
+    let stop_ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ahead = workspace.prepare_ahead(envs_in_order, Arc::clone(&stop_ahead));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();
     // An ETA only when every deployment has a recorded duration: the critical path's length.
     let eta = sched
@@ -191,6 +202,8 @@ pub async fn execute(
     )
     .await;
     forward.abort();
+    stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = ahead.join();
 
     let all_ok = outcome
         .results

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::yaml;
@@ -132,6 +133,28 @@ impl Workspace {
                 .map_err(|e| format!("cannot merge `{}` into `{env}`: {e}", self.default_folder))?;
         }
         Ok(dst)
+    }
+
+    /// Makes the working copies and log folders of `envs` (in the order given) on a thread of
+    /// its own, so a deployment finds its copy ready instead of making it on the critical path.
+    /// A deployment that gets there first makes the copy itself (each is made once). Setting
+    /// `stop` ends it after the environment in hand.
+    pub fn prepare_ahead(
+        self: &Arc<Self>,
+        envs: Vec<String>,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let ws = Arc::clone(self);
+        std::thread::spawn(move || {
+            for env in envs {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let _ = std::fs::create_dir_all(ws.logs_dir().join(&env));
+                // A failure is reported by the deployment that needs the copy.
+                let _ = ws.env_dir(&env);
+            }
+        })
     }
 
     /// Removes the working copy (after a successful run); logs and outputs stay.

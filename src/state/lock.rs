@@ -145,12 +145,13 @@ fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // O_EXCL makes the lock; the content only names the holder. No fsync: after a crash of the
+    // machine the lock is stale anyway, and one fsync per environment is seconds on big runs.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)?;
-    f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))?;
-    f.sync_all()
+    f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))
 }
 
 pub fn read_holder(path: &Path) -> Option<Holder> {
