@@ -15,6 +15,7 @@ pub mod exec;
 pub mod exit_code;
 pub mod export;
 pub mod graph;
+pub mod mask;
 pub mod model;
 pub mod plan;
 pub mod plugins;

@@ -54,13 +54,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         .repo
         .environments
         .iter()
-        .map(|e| {
-            e.settings
-                .masks
-                .iter()
-                .filter_map(|m| crate::exec::log_sink::Mask::new(&m.search.value, &m.replace).ok())
-                .collect()
-        })
+        .map(|e| e.settings.masks.iter().map(|m| m.mask.clone()).collect())
         .collect();
     for (i, r) in prepared {
         match r {

@@ -44,6 +44,9 @@ pub struct LoggingSection {
 pub struct MaskSpec {
     pub search: Spanned<String>,
     pub replace: String,
+    /// Compiled here, once: a mask that cannot be built is a diagnostic, never a mask that is
+    /// silently left out (which would print the secret).
+    pub mask: crate::mask::Mask,
 }
 
 #[derive(Clone, Debug)]
@@ -212,14 +215,13 @@ fn read_masks(r: &mut Reader<'_>, node: &Node) -> Option<Vec<MaskSpec>> {
             .unwrap_or_default();
         match search {
             Some(search) => {
-                if let Err(e) = regex::Regex::new(&search.value) {
-                    r.diags.push(
-                        Problem::new("bitops::config::mask", "`logging.masks` search is not a valid regular expression")
+                match crate::mask::Mask::new(&search.value, &replace) {
+                    Ok(mask) => out.push(MaskSpec { search, replace, mask }),
+                    Err(e) => r.diags.push(
+                        Problem::new("bitops::config::mask", "this `logging.masks` entry cannot be used")
                             .at(&search.loc, e.to_string().lines().last().unwrap_or("invalid").to_string())
-                            .help("masks use regular-expression syntax; escape literal characters like `\\.`"),
-                    );
-                } else {
-                    out.push(MaskSpec { search, replace });
+                            .help("masks use Python `re` syntax: escape literal characters like `\\.`, and refer only to groups the `search` has (`\\1`, `\\g<name>`)"),
+                    ),
                 }
             }
             None => {
@@ -366,6 +368,22 @@ mod tests {
             deps[1].timeout.as_ref().unwrap().value,
             Duration::from_secs(90)
         );
+    }
+
+    #[test]
+    fn a_mask_that_cannot_be_built_is_a_located_error_not_dropped() {
+        // Valid as a search, but `\\2` names a group the search does not have: left out, the
+        // mask would have printed the secret.
+        let (s, d) = read(
+            "bitops:\n  logging:\n    masks:\n      - {search: 'token=(\\w+)', replace: '\\2'}\n",
+        );
+        assert_eq!(d.len(), 1, "{:?}", d.problems());
+        assert!(
+            d.problems()[0].to_string().contains("bitops.config.yaml:4"),
+            "{}",
+            d.problems()[0]
+        );
+        assert!(s.logging.masks.unwrap().is_empty());
     }
 
     #[test]

@@ -130,12 +130,7 @@ pub async fn execute(
         .environments
         .iter()
         .map(|e| {
-            let v: Vec<Mask> = e
-                .settings
-                .masks
-                .iter()
-                .filter_map(|m| Mask::new(&m.search.value, &m.replace).ok())
-                .collect();
+            let v: Vec<Mask> = e.settings.masks.iter().map(|m| m.mask.clone()).collect();
             Arc::from(v)
         })
         .collect();
