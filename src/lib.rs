@@ -21,4 +21,6 @@ pub mod plan;
 pub mod plugins;
 pub mod report;
 pub mod state;
+#[cfg(test)]
+mod test_tools;
 pub mod yaml;

@@ -37,7 +37,8 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::run_report::{build, tests::sample, tests::tool_available};
+    use crate::report::run_report::{build, tests::sample};
+    use crate::test_tools::require as tool_available;
 
     #[test]
     fn data_cannot_close_the_script() {

@@ -218,7 +218,8 @@ pub(crate) fn attr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::run_report::{build, tests::sample, tests::tool_available};
+    use crate::report::run_report::{build, tests::sample};
+    use crate::test_tools::require as tool_available;
 
     #[test]
     fn escapes_and_strips() {

@@ -625,30 +625,6 @@ pub fn strip_ansi(s: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// Whether an external checker runs. Missing, the test is skipped with a reason on a
-    /// developer's machine but fails under CI (`CI` set), where `.ci/run` installs it.
-    pub(crate) fn tool_available(program: &str, args: &[&str]) -> bool {
-        let ok = std::process::Command::new(program)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-            assert!(
-                !ci,
-                "`{program} {}` must run for this test under CI: install it in .ci/run",
-                args.join(" ")
-            );
-            eprintln!(
-                "skipped: `{program} {}` does not run here; install it to run this check",
-                args.join(" ")
-            );
-        }
-        ok
-    }
-
     pub(crate) fn at(secs: f64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_795_000_000) + Duration::from_secs_f64(secs)
     }
@@ -892,7 +868,7 @@ pub(crate) mod tests {
         let path = dir.path().join("report.json");
         write(&r, &path).unwrap();
         let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
-        if !tool_available("check-jsonschema", &["--version"]) {
+        if !crate::test_tools::require("check-jsonschema", &["--version"]) {
             return;
         }
         let out = std::process::Command::new("check-jsonschema")
