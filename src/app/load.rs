@@ -93,7 +93,6 @@ pub fn load(
             &mut diags,
         );
     }
-    let single = single_environment(&graph, &selection);
     let selected_envs: BTreeSet<usize> = selection
         .deployments(&graph)
         .map(|i| graph.node(i).env)
@@ -102,14 +101,7 @@ pub fn load(
         .iter()
         .map(|e| &repo.environments[*e].config)
         .collect();
-    let settings = run_settings(
-        &flags,
-        &env,
-        &repo.config,
-        single.map(|e| &repo.environments[e].config),
-        &env_sections,
-        &mut diags,
-    );
+    let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
     diags.into_result()?;
     let state_dir = common
         .state_dir
@@ -123,12 +115,6 @@ pub fn load(
         settings,
         state_dir,
     })
-}
-
-/// The one environment a run touches, if it touches exactly one.
-pub(super) fn single_environment(g: &Graph, sel: &Selection) -> Option<usize> {
-    let envs: BTreeSet<usize> = sel.deployments(g).map(|i| g.node(i).env).collect();
-    (envs.len() == 1).then(|| *envs.iter().next().expect("one element"))
 }
 
 /// Loads the plugins the selected deployments use.

@@ -143,12 +143,14 @@ pub fn run_settings(
     flags: &Flags,
     env: &EnvVars,
     repo: &BitopsSection,
-    single_env: Option<&BitopsSection>,
     selected_envs: &[&BitopsSection],
     diags: &mut Diagnostics,
 ) -> RunSettings {
     let empty = BitopsSection::default();
-    let e = single_env.unwrap_or(&empty);
+    let e = match selected_envs {
+        [only] => *only,
+        _ => &empty,
+    };
     let jobs = first(
         [
             flags.jobs.map(|v| Setting {
@@ -213,7 +215,7 @@ pub fn run_settings(
     for (name, size) in repo.pools.iter().flatten() {
         pools.insert(name.value.clone(), size.value as usize);
     }
-    for section in selected_envs.iter().copied().chain(single_env) {
+    for section in selected_envs.iter().copied() {
         for (name, size) in section.pools.iter().flatten() {
             let size = size.value as usize;
             pools
@@ -319,14 +321,15 @@ mod tests {
         let mut env = EnvVars::default();
         let mut d = Diagnostics::default();
         let s = |flags: &Flags, env: &EnvVars, own: Option<&BitopsSection>, d: &mut Diagnostics| {
-            run_settings(flags, env, &repo, own, &[], d).jobs.value
+            run_settings(flags, env, &repo, own.as_slice(), d)
+                .jobs
+                .value
         };
         assert_eq!(
             run_settings(
                 &Flags::default(),
                 &env,
                 &BitopsSection::default(),
-                None,
                 &[],
                 &mut d
             )
@@ -362,7 +365,6 @@ mod tests {
             &Flags::default(),
             &env,
             &BitopsSection::default(),
-            None,
             &[],
             &mut d,
         );
@@ -378,16 +380,9 @@ mod tests {
         };
         let mut d = Diagnostics::default();
         assert!(
-            !run_settings(
-                &Flags::default(),
-                &EnvVars::default(),
-                &repo,
-                None,
-                &[],
-                &mut d
-            )
-            .fail_fast
-            .value
+            !run_settings(&Flags::default(), &EnvVars::default(), &repo, &[], &mut d)
+                .fail_fast
+                .value
         );
     }
 
@@ -400,7 +395,6 @@ mod tests {
             &Flags::default(),
             &env,
             &BitopsSection::default(),
-            None,
             &[],
             &mut d,
         );

@@ -81,10 +81,6 @@ impl Registry {
         self.bitops.get(name).map(|p| p.dir.clone())
     }
 
-    pub fn bitops_plugin(&self, name: &str) -> Option<&Plugin> {
-        self.bitops.get(name)
-    }
-
     /// What the deployment runs.
     pub fn prepare(&self, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
         if let Some(p) = self.bitops.get(ctx.plugin) {

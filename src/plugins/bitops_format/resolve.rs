@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::config::load::Loaded;
 use std::collections::BTreeMap;
 
 /// The environment a deployment starts with: override variables are looked up here.
@@ -28,14 +27,6 @@ pub struct ToolConfig<'a> {
 }
 
 impl<'a> ToolConfig<'a> {
-    pub fn from_loaded(loaded: &'a Loaded) -> Self {
-        ToolConfig {
-            root: loaded.root.as_ref(),
-            file: Some(&loaded.file),
-            display: &loaded.file.name,
-        }
-    }
-
     /// No file at all: every property takes its default.
     pub fn missing(display: &'a str) -> Self {
         ToolConfig {
