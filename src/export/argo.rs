@@ -7,7 +7,8 @@
 use serde::Serialize;
 
 use super::{ids, limits, sh_quote, to_yaml, with_header, Ctx, Export, Job, OrderedMap};
-use crate::diagnostic::ConfigErrors;
+use crate::cli::DEFAULT_IMAGE;
+use crate::diagnostic::{ConfigErrors, Problem};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +123,13 @@ pub(super) const NODE_ANNOTATION: &str = "bitops.dev/node";
 const ENTRYPOINT: &str = "bitops";
 
 pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
+    // An Argo task is a pod: there is no host to run on without a container image.
+    let Some(image) = &ctx.opts.image else {
+        return Err(ConfigErrors::single(
+            Problem::new("bitops::export::argo_needs_image", "Argo runs every task in a container, so `--image none` (jobs on shell runners) cannot be exported to Argo")
+                .help(format!("pass the bitops image with --image IMAGE (the default is {DEFAULT_IMAGE}), or export a shell-runner pipeline with --to gitlab-ci or --to github-actions")),
+        ));
+    };
     let dg = ctx.dg;
     // Entry template `bitops` has no `--`, every task name has: they cannot collide.
     let names = ids::unique(dg.units.iter().map(|u| ids::ARGO.id(&u.id)).collect(), "-");
@@ -179,7 +187,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 }],
             }),
             container: Some(Container {
-                image: ctx.opts.image.clone(),
+                image: image.clone(),
                 command: vec!["sh".into(), "-c".into()],
                 args: vec![script.join("\n")],
             }),

@@ -45,7 +45,9 @@ struct GhJob {
     needs: Vec<String>,
     #[serde(rename = "runs-on")]
     runs_on: String,
-    container: Container,
+    /// Absent for shell runners (`--image none`): the job runs on the runner host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<Container>,
     steps: Vec<Step>,
 }
 
@@ -88,6 +90,13 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     let outputs = ctx.outputs_rel();
     let runs = format!("{}/runs/", ctx.state_rel());
     let inputs = format!("{}/inputs", ctx.state_rel());
+    // Without a container, jobs need a runner that has bitops installed: a self-hosted one
+    // (GitHub's hosted runners do not).
+    let runs_on = if ctx.opts.image.is_some() {
+        "ubuntu-latest"
+    } else {
+        "self-hosted"
+    };
     let mut out = OrderedMap::default();
     for (j, job) in jobs.iter().enumerate() {
         let mut steps = vec![Step {
@@ -154,10 +163,10 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             GhJob {
                 name: job.title.clone(),
                 needs: job.needs.iter().map(|p| keys[*p].clone()).collect(),
-                runs_on: "ubuntu-latest".into(),
-                container: Container {
-                    image: ctx.opts.image.clone(),
-                },
+                runs_on: runs_on.into(),
+                container: ctx.opts.image.as_ref().map(|image| Container {
+                    image: image.clone(),
+                }),
                 steps,
             },
         ));

@@ -15,7 +15,9 @@ use crate::diagnostic::ConfigErrors;
 struct Pipeline {
     stages: Vec<String>,
     workflow: Workflow,
-    default: Default,
+    /// Absent for shell runners (`--image none`): jobs run on the runner host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default: Option<Default>,
     #[serde(flatten)]
     jobs: OrderedMap<String, GlJob>,
 }
@@ -173,12 +175,12 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 },
             ],
         },
-        default: Default {
+        default: ctx.opts.image.as_ref().map(|name| Default {
             image: Image {
-                name: ctx.opts.image.clone(),
+                name: name.clone(),
                 entrypoint: vec![String::new()],
             },
-        },
+        }),
         jobs: OrderedMap(all),
     };
     let mut header = ctx.header("GitLab CI", dg.units.len() + gate_count);

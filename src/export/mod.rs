@@ -35,14 +35,16 @@ use crate::diagnostic::{ConfigErrors, Problem};
 use crate::graph::{Graph, NodeKind, Selection};
 use crate::model::Repo;
 
+pub use crate::cli::{DEFAULT_IMAGE, NO_IMAGE};
 pub use limits::{ARGO_MAX_BYTES, GITHUB_MAX_JOBS, GITLAB_MAX_NEEDS};
 
 /// How the pipeline is written (everything except the graph).
 #[derive(Clone, Debug)]
 pub struct Options {
     pub target: ExportTarget,
-    /// The bitops container image every job runs in.
-    pub image: String,
+    /// The bitops container image every job runs in; `None` (`--image none`) for shell runners,
+    /// where jobs run on the runner host and find `bitops` on its PATH.
+    pub image: Option<String>,
     /// The ops repo relative to the root of its git checkout (`.` when it is the root): where
     /// it is in a CI job's checkout.
     pub repo_path: String,
@@ -216,10 +218,12 @@ impl Ctx<'_> {
                 self.dg.units.len()
             ),
             format!("  {}", self.opts.regenerate),
-            format!(
-                "Every job runs `bitops deploy --only <env/deployment>` in {}.",
-                self.opts.image
-            ),
+            match &self.opts.image {
+                Some(image) => {
+                    format!("Every job runs `bitops deploy --only <env/deployment>` in {image}.")
+                }
+                None => "Every job runs `bitops deploy --only <env/deployment>` on a shell runner (no container image): `bitops` must be on the runner's PATH.".to_string(),
+            },
         ]
     }
 }
@@ -259,7 +263,7 @@ fn check_strings(repo: &Repo, dg: &DeploymentGraph, opts: &Options) -> Result<()
         .units
         .iter()
         .map(|u| u.id.as_str())
-        .chain([opts.repo_path.as_str(), opts.image.as_str()]);
+        .chain([opts.repo_path.as_str(), opts.image.as_deref().unwrap_or("")]);
     for t in texts {
         if t.contains(bad) {
             problems.push(
@@ -362,7 +366,7 @@ pub fn options(args: &ExportArgs, repo_root: &Path) -> (Options, Vec<String>) {
     (
         Options {
             target: args.target,
-            image: args.image.clone(),
+            image: image_option(&args.image),
             repo_path,
             git_url,
             deploy_flags,
@@ -420,7 +424,7 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
     if c.allow_protected {
         w.push("--allow-protected".into());
     }
-    if args.image != default_image() {
+    if args.image != DEFAULT_IMAGE {
         w.extend(["--image".to_string(), sh_quote(&args.image)]);
     }
     if let Some(o) = &args.output {
@@ -429,17 +433,9 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
     w.join(" ")
 }
 
-fn default_image() -> String {
-    use clap::CommandFactory;
-    crate::cli::Cli::command()
-        .find_subcommand("export")
-        .and_then(|c| {
-            c.get_arguments()
-                .find(|a| a.get_id() == "image")
-                .and_then(|a| a.get_default_values().first().cloned())
-        })
-        .map(|v| v.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// `--image` as given: `none` means shell runners (no container image).
+pub fn image_option(image: &str) -> Option<String> {
+    (image != NO_IMAGE).then(|| image.to_string())
 }
 
 /// Environments in the selection marked `protected` while `--allow-protected` was not given: their

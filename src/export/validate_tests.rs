@@ -30,7 +30,7 @@ const TARGETS: [ExportTarget; 3] = [
 fn options(target: ExportTarget, repo_path: &str) -> Options {
     Options {
         target,
-        image: "ghcr.io/bitops/bitops:latest".into(),
+        image: Some(crate::cli::DEFAULT_IMAGE.into()),
         repo_path: repo_path.into(),
         git_url: None,
         deploy_flags: Vec::new(),
@@ -613,6 +613,47 @@ fn every_export_matches_the_plan_and_validates() {
     }
 }
 
+/// `--image none`: GitLab jobs without `image`, GitHub jobs without `container` (on
+/// self-hosted runners), still the plan's graph and valid; Argo refuses.
+#[test]
+fn shell_runner_exports_have_no_image_and_validate() {
+    let f = rich_repo();
+    let out = tempfile::tempdir().expect("temp dir");
+    for target in [ExportTarget::GithubActions, ExportTarget::GitlabCi] {
+        let mut files = Vec::new();
+        for (name, sel) in selections() {
+            let l = f.load_with(sel);
+            let mut o = options(target, "ops");
+            o.image = None;
+            let e = export(&l.repo, &l.graph, &l.selection, &o)
+                .unwrap_or_else(|e| panic!("{name}: {:?}", e.problems));
+            assert_same_graph(target, &l, &e.text);
+            let doc = yaml::parse(&e.text).unwrap().unwrap();
+            match target {
+                ExportTarget::GitlabCi => assert!(get(&doc, "default").is_none(), "{name}"),
+                _ => {
+                    for (job, j) in entries(get(&doc, "jobs").expect("jobs")) {
+                        assert!(get(j, "container").is_none(), "{name}: {job}");
+                        assert_eq!(str_of(get(j, "runs-on").expect("runs-on")), "self-hosted");
+                    }
+                }
+            }
+            assert!(!e.text.contains("image:"), "{name}:\n{}", e.text);
+            assert!(e.text.contains("`bitops` must be on the runner's PATH"));
+            files.extend(write_files(
+                out.path(),
+                &[(format!("{}-none-{name}.yml", target_name(target)), &e)],
+            ));
+        }
+        validate(target, &files);
+    }
+    let l = f.load(&[]);
+    let mut o = options(ExportTarget::Argo, "ops");
+    o.image = None;
+    let err = export(&l.repo, &l.graph, &l.selection, &o).unwrap_err();
+    assert_eq!(err.problems[0].code, "bitops::export::argo_needs_image");
+}
+
 #[test]
 fn selection_drops_edges_to_unselected_nodes() {
     let f = rich_repo();
@@ -1136,11 +1177,24 @@ fn generated_examples_are_current_and_valid() {
             "gitlab-ci.generated.yml",
             "gitlab-ci",
         ),
+        (
+            ExportTarget::GitlabCi,
+            "gitlab-ci.shell-runner.generated.yml",
+            "gitlab-ci --image none",
+        ),
         (ExportTarget::Argo, "argo.generated.yaml", "argo"),
     ] {
         let mut o = options(target, "examples/ops-repo");
+        // The command line as `bitops export` writes it: its own options after `-C`.
+        let (flag, extra) = match flag.split_once(' ') {
+            Some((to, rest)) => (to, format!(" {rest}")),
+            None => (flag, String::new()),
+        };
+        if extra == " --image none" {
+            o.image = None;
+        }
         o.regenerate =
-            format!("bitops export --to {flag} -C examples/ops-repo -o examples/ci/{file}");
+            format!("bitops export --to {flag} -C examples/ops-repo{extra} -o examples/ci/{file}");
         let e = export(&l.repo, &l.graph, &l.selection, &o).unwrap();
         let path = root.join("examples/ci").join(file);
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();

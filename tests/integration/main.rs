@@ -8,6 +8,7 @@ mod harness;
 mod deploy_order;
 mod diagnostics;
 mod examples;
+mod export_ci;
 mod failure;
 mod masks;
 mod outputs;
