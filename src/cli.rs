@@ -199,6 +199,10 @@ pub struct ExportArgs {
     /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
+    /// of CI artifacts
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 /// The image exported jobs run in unless `--image` says otherwise.

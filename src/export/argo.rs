@@ -144,6 +144,8 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     for (k, u) in dg.units.iter().enumerate() {
         let name = &names[k];
         let upstream: Vec<&String> = u.needs.iter().map(|p| &names[*p]).collect();
+        // With a state store, bitops fetches upstream outputs itself: tasks only wait.
+        let fetched: &[&String] = if ctx.artifacts() { &upstream } else { &[] };
         let input_name = |t: &str| format!("in-{t}");
         let mut inputs = vec![Artifact {
             name: "source".into(),
@@ -154,7 +156,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             }),
             ..Artifact::default()
         }];
-        inputs.extend(upstream.iter().map(|t| Artifact {
+        inputs.extend(fetched.iter().map(|t| Artifact {
             name: input_name(t),
             path: Some(format!("{INPUTS}/{t}")),
             ..Artifact::default()
@@ -163,7 +165,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             "set -e".to_string(),
             format!("mkdir -p {}", sh_quote(&outputs_dir)),
         ];
-        if !upstream.is_empty() {
+        if !fetched.is_empty() {
             script.push(format!(
                 "for d in {INPUTS}/*/; do cp -R \"$d\". {}/; done",
                 sh_quote(&outputs_dir)
@@ -179,7 +181,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 annotations: OrderedMap(vec![(NODE_ANNOTATION, u.id.clone())]),
             }),
             inputs: Some(Io { artifacts: inputs }),
-            outputs: Some(Io {
+            outputs: ctx.artifacts().then(|| Io {
                 artifacts: vec![Artifact {
                     name: "outputs".into(),
                     path: Some(outputs_dir.clone()),
@@ -193,9 +195,9 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             }),
             dag: None,
         });
-        let arguments = (!upstream.is_empty()).then(|| Arguments {
+        let arguments = (!fetched.is_empty()).then(|| Arguments {
             parameters: Vec::new(),
-            artifacts: upstream
+            artifacts: fetched
                 .iter()
                 .map(|t| Artifact {
                     name: input_name(t),
@@ -244,14 +246,24 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     };
     let yaml = to_yaml(&wf)?;
     let mut header = ctx.header("Argo Workflows", dg.units.len());
-    header.extend([
+    if ctx.artifacts() {
+        header.extend([
         String::new(),
         "Needs an artifact repository: outputs travel as Argo artifacts (each task's `outputs` is the".into(),
         "state folder's outputs/, unpacked into its dependents' before they run), so configure the".into(),
         "controller's default artifact repository or add `spec.artifactRepositoryRef`.".into(),
-        format!("Each task clones {{{{workflow.parameters.repo}}}} to {CHECKOUT} (set `repo`, and a"),
-        "git credentials secret on the `source` artifact for a private repo). Credentials for the".into(),
-        "deployments (cloud, kubeconfig) come from the pod: a service account or env from secrets.".into(),
+        ]);
+    } else {
+        header.extend(ctx.store_header());
+    }
+    header.extend([
+        format!(
+            "Each task clones {{{{workflow.parameters.repo}}}} to {CHECKOUT} (set `repo`, and a"
+        ),
+        "git credentials secret on the `source` artifact for a private repo). Credentials for the"
+            .into(),
+        "deployments (cloud, kubeconfig) come from the pod: a service account or env from secrets."
+            .into(),
         String::new(),
     ]);
     let text = with_header(&header, &yaml);

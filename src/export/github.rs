@@ -105,7 +105,9 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         }];
         // Each upstream artifact goes to its own folder (download-artifact does not promise to
         // overwrite files), then all are merged into outputs/ before bitops runs.
-        for &p in &job.needs {
+        // With a state store, bitops fetches upstream outputs itself: no artifacts to move.
+        let needs_in = if ctx.artifacts() { &job.needs[..] } else { &[] };
+        for &p in needs_in {
             steps.push(Step {
                 name: Some(format!("Outputs of {}", jobs[p].title)),
                 uses: Some(DOWNLOAD.into()),
@@ -117,7 +119,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             });
         }
         let mut script = Vec::new();
-        if !job.needs.is_empty() {
+        if !needs_in.is_empty() {
             script.push(format!("mkdir -p {}", sh_quote(&outputs)));
             script.push(format!(
                 "for d in {}/*/; do cp -R \"$d\". {}/; done",
@@ -131,7 +133,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             run: Some(script.join("\n")),
             ..Step::default()
         });
-        steps.push(Step {
+        steps.extend(ctx.artifacts().then(|| Step {
             name: Some("Upload outputs".into()),
             uses: Some(UPLOAD.into()),
             with: OrderedMap(vec![
@@ -143,7 +145,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 ("overwrite", With::Bool(true)),
             ]),
             ..Step::default()
-        });
+        }));
         steps.push(Step {
             name: Some("Upload logs".into()),
             condition: Some("always()".into()),
@@ -187,7 +189,14 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         jobs: out,
     };
     let mut header = ctx.header("GitHub Actions", jobs.len());
-    header.extend([
+    if !ctx.artifacts() {
+        header.extend(ctx.store_header());
+        header.push(
+            "Credentials (cloud, kubeconfig) are not set here: add them as `env:` from secrets."
+                .into(),
+        );
+    } else {
+        header.extend([
         String::new(),
         "Outputs travel as artifacts. Each job downloads the `outputs-<job>` artifact of every job"
             .into(),
@@ -200,6 +209,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         "`outputs-<job>`, so outputs reach every transitive dependent. Logs: `logs-<job>`.".into(),
         "Credentials (cloud, kubeconfig) are not set here: add them as `env:` from secrets.".into(),
     ]);
+    }
     let mut notes = Vec::new();
     if let Some(n) = note {
         header.push(n.clone());

@@ -50,6 +50,9 @@ pub struct Options {
     pub repo_path: String,
     /// Argo: the git URL jobs clone (`origin`), if known.
     pub git_url: Option<String>,
+    /// The shared state store every job's `bitops deploy --state` uses (`--state URL`); outputs
+    /// then travel through it, not as CI artifacts.
+    pub state: Option<String>,
     /// Flags every `bitops deploy` in the pipeline gets (`--allow-protected`).
     pub deploy_flags: Vec<String>,
     /// The command that writes this file again, shown in its header.
@@ -158,6 +161,9 @@ pub fn export(
         ));
     }
     check_strings(repo, &dg, opts)?;
+    if let Some(url) = &opts.state {
+        check_state_url(url)?;
+    }
     let ctx = Ctx {
         repo,
         dg: &dg,
@@ -201,8 +207,33 @@ impl Ctx<'_> {
             words.push("--only".into());
             words.push(sh_quote(o));
         }
+        if let Some(url) = &self.opts.state {
+            words.push("--state".into());
+            words.push(sh_quote(url));
+        }
         words.extend(self.opts.deploy_flags.iter().map(|f| sh_quote(f)));
         words.join(" ")
+    }
+
+    /// Whether outputs travel as CI artifacts (no shared state store).
+    pub(crate) fn artifacts(&self) -> bool {
+        self.opts.state.is_none()
+    }
+
+    /// Header lines for pipelines whose outputs travel through the state store.
+    pub(crate) fn store_header(&self) -> Vec<String> {
+        let url = self.opts.state.as_deref().unwrap_or_default();
+        vec![
+            String::new(),
+            format!("Outputs travel through the shared state store {url}: every job runs"),
+            "`bitops deploy --state` with it, which reads the last outputs of upstream deployments"
+                .into(),
+            "from the store and records its own there; jobs only wait for each other. The store's"
+                .into(),
+            "credentials (AWS_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS) come from the CI"
+                .into(),
+            "system's secrets.".into(),
+        ]
     }
 
     /// The lines every header starts with.
@@ -259,11 +290,11 @@ fn check_strings(repo: &Repo, dg: &DeploymentGraph, opts: &Options) -> Result<()
         ExportTarget::GitlabCi => return Ok(()),
     };
     let mut problems = Vec::new();
-    let texts = dg
-        .units
-        .iter()
-        .map(|u| u.id.as_str())
-        .chain([opts.repo_path.as_str(), opts.image.as_deref().unwrap_or("")]);
+    let texts = dg.units.iter().map(|u| u.id.as_str()).chain([
+        opts.repo_path.as_str(),
+        opts.image.as_deref().unwrap_or(""),
+        opts.state.as_deref().unwrap_or(""),
+    ]);
     for t in texts {
         if t.contains(bad) {
             problems.push(
@@ -278,6 +309,25 @@ fn check_strings(repo: &Repo, dg: &DeploymentGraph, opts: &Options) -> Result<()
     } else {
         Err(ConfigErrors { problems })
     }
+}
+
+/// A store URL names its kind (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///path`); the
+/// store itself checks the rest when a job opens it, so only what export can tell is checked.
+fn check_state_url(url: &str) -> Result<(), ConfigErrors> {
+    let scheme_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !rest.is_empty()
+    });
+    if scheme_ok && !url.chars().any(char::is_whitespace) {
+        return Ok(());
+    }
+    Err(ConfigErrors::single(
+        Problem::new("bitops::export::state_url", format!("`--state {url}` is not a state store URL"))
+            .help("name the store with its scheme: s3://bucket/prefix, az://container/prefix, gs://bucket/prefix or file:///path (a folder every runner sees)"),
+    ))
 }
 
 /// The generated text: a comment header, then the YAML document.
@@ -369,6 +419,7 @@ pub fn options(args: &ExportArgs, repo_root: &Path) -> (Options, Vec<String>) {
             image: image_option(&args.image),
             repo_path,
             git_url,
+            state: state_url(args).map(str::to_string),
             deploy_flags,
             regenerate,
         },
@@ -427,10 +478,19 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
     if args.image != DEFAULT_IMAGE {
         w.extend(["--image".to_string(), sh_quote(&args.image)]);
     }
+    if let Some(url) = state_url(args) {
+        w.extend(["--state".to_string(), sh_quote(url)]);
+    }
     if let Some(o) = &args.output {
         w.extend(["-o".to_string(), sh_quote(&o.display().to_string())]);
     }
     w.join(" ")
+}
+
+/// `export --state URL`. Only the flag counts, never `BITOPS_STATE` from the exporting shell:
+/// where outputs travel is a property of the written file, chosen explicitly.
+fn state_url(args: &ExportArgs) -> Option<&str> {
+    args.state.as_deref()
 }
 
 /// `--image` as given: `none` means shell runners (no container image).

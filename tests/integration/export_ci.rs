@@ -214,3 +214,46 @@ fn argo_refuses_shell_runners() {
         "{out}"
     );
 }
+
+/// `export --state URL` writes jobs that run `bitops deploy --state URL` and move no outputs
+/// artifacts (the YAML only: the store is `deploy --state`'s); a value that is not a URL is a
+/// diagnostic, exit 2.
+#[test]
+fn export_with_a_state_store_passes_it_to_every_job() {
+    let repo = TestRepo::fixture("export-ci");
+    let url = "s3://ops-state/team-a";
+    let out = repo.run(&[
+        "export",
+        "--to",
+        "gitlab-ci",
+        "--image",
+        "none",
+        "--state",
+        url,
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let deploys: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  - bitops deploy"))
+        .collect();
+    assert_eq!(deploys.len(), NEEDS.len(), "{out}");
+    for line in deploys {
+        assert!(line.ends_with(&format!(" --state {url}")), "{line}");
+    }
+    assert!(
+        out.stdout.contains("artifacts: false") && !out.stdout.contains("artifacts: true"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains(".bitops/outputs/"), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "bitops export --to gitlab-ci -C . --image none --state {url}"
+        )),
+        "the header's command does not regenerate the file: {out}"
+    );
+
+    let out = repo.run(&["export", "--to", "gitlab-ci", "--state", "ops-state/team-a"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("is not a state store URL"), "{out}");
+}
