@@ -17,6 +17,7 @@ pub mod export;
 pub mod graph;
 pub mod mask;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod plugins;
 pub mod report;

@@ -155,12 +155,31 @@ fn python_float(f: f64) -> String {
 pub struct SyntaxError {
     pub message: String,
     pub span: Span,
+    /// The text is YAML but breaks a limit (nesting, alias expansion): refused even where a
+    /// file that is not YAML at all is tolerated (a helm template in `_default`).
+    pub limit: bool,
+}
+
+impl SyntaxError {
+    /// `line N: message`, for places that show no source (working-copy merges).
+    pub fn at_line(&self, text: &str) -> String {
+        let end = self.span.offset.min(text.len());
+        let line = text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        format!("line {line}: {}", self.message)
+    }
 }
 
 /// Upper bound on nodes a document may expand to through aliases ("billion laughs").
 const MAX_NODES: usize = 200_000;
-/// Upper bound on nesting, so hostile input cannot exhaust the stack.
-const MAX_DEPTH: usize = 128;
+/// Upper bound on nesting, so hostile input cannot exhaust the stack. Every tree [`parse`]
+/// returns is at most this deep, aliases included, so code that walks a tree recursively is
+/// safe on any thread.
+pub const MAX_DEPTH: usize = 128;
+const NESTING: &str = "nesting too deep: YAML may nest at most 128 levels (aliases included)";
 
 /// Parses the first document of `text`. An empty document is `Ok(None)`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
@@ -178,8 +197,11 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
         if offset >= written && written > 0 {
             offset = text[..written].char_indices().last().map_or(0, |(i, _)| i);
         }
+        let message = e.info().to_string();
         return Err(SyntaxError {
-            message: e.info().to_string(),
+            // The parser's own guard against deep flow nesting is a limit too.
+            limit: message.contains("recursion limit"),
+            message,
             span: Span { offset, len: 1 },
         });
     }
@@ -214,6 +236,25 @@ pub fn merge(base: &Node, over: &Node) -> Node {
             }
         }
         _ => over.clone(),
+    }
+}
+
+/// Deep-merges two YAML texts as the working copy does for `_default` (see [`merge`]).
+/// `Ok(None)` when either side is not a YAML mapping (the environment's file is then kept as it
+/// is: a helm template is not YAML); an error when either breaks a limit of [`parse`], so a
+/// hostile `_default` file is refused, never half-merged or walked into a stack overflow.
+pub fn merge_text(base: &str, over: &str) -> Result<Option<String>, (bool, String)> {
+    let parse_side = |text: &str, is_base: bool| match parse(text) {
+        Ok(n) => Ok(n),
+        Err(e) if e.limit => Err((is_base, e.at_line(text))),
+        Err(_) => Ok(None),
+    };
+    let (b, o) = (parse_side(base, true)?, parse_side(over, false)?);
+    match (b, o) {
+        (Some(b), Some(o)) if b.as_map().is_some() && o.as_map().is_some() => {
+            Ok(Some(node_to_string(&merge(&b, &o))))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -307,6 +348,7 @@ impl<'a> Builder<'a> {
             self.error = Some(SyntaxError {
                 message: message.into(),
                 span: Span { offset, len: 1 },
+                limit: true,
             });
         }
     }
@@ -383,6 +425,12 @@ impl MarkedEventReceiver for Builder<'_> {
                     if !self.count(count_nodes(&node), offset) {
                         return;
                     }
+                    // An alias puts a whole tree where it stands: a chain of aliases nests
+                    // deeper than any one of them is written, and every later walk of the
+                    // tree (merging, rendering, dropping) recurses.
+                    if self.stack.len() + height(&node) > MAX_DEPTH {
+                        return self.fail(NESTING, offset);
+                    }
                     node.span = Span { offset, len: 1 };
                     self.push_value(node, 0);
                 }
@@ -390,7 +438,7 @@ impl MarkedEventReceiver for Builder<'_> {
             },
             Event::SequenceStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
-                    return self.fail("nesting too deep", offset);
+                    return self.fail(NESTING, offset);
                 }
                 self.stack.push(Frame::Seq {
                     start: offset,
@@ -400,7 +448,7 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
-                    return self.fail("nesting too deep", offset);
+                    return self.fail(NESTING, offset);
                 }
                 self.stack.push(Frame::Map {
                     start: offset,
@@ -440,6 +488,21 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
         }
+    }
+}
+
+/// Levels of collections in a tree (a scalar is 0, `[x]` is 1).
+fn height(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(height).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| height(k).max(height(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
     }
 }
 

@@ -59,6 +59,8 @@ pub fn load(
         flags: &flags,
         env: &env,
     });
+    // Names that would clash as `BITOPS_OUTPUT_…` variables are refused before anything runs.
+    crate::exec::outputs::check_variable_prefixes(&repo, &mut diags);
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
         return Err(diags
@@ -160,7 +162,7 @@ pub(super) fn preflight(
 
 /// The state folder, created if needed; a read-only repo needs `--state-dir`.
 pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
-    std::fs::create_dir_all(&loaded.state_dir).map_err(|e| {
+    crate::state::fsutil::state_dir(&loaded.state_dir).map_err(|e| {
         eprintln!(
             "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
             loaded.state_dir.display()

@@ -57,6 +57,17 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
     let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
     match yaml::parse(&file.text) {
         Ok(root) => Some(Loaded { file, root }),
+        Err(e) if e.limit => {
+            diags.push(
+                Problem::new(
+                    "bitops::config::limit",
+                    format!("`{display}` is over bitops' YAML limits"),
+                )
+                .at(&Loc::new(&file, e.span), e.message)
+                .help("flatten the structure or use fewer aliases (docs/guarantees.md lists the limits)"),
+            );
+            None
+        }
         Err(e) => {
             diags.push(
                 Problem::new(

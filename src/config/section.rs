@@ -69,6 +69,10 @@ pub struct DeploymentSpec {
     pub pool: Option<Spanned<String>>,
 }
 
+/// Limits on numbers (docs/guarantees.md): out of range is a located error, never truncated.
+pub const MAX_JOBS: u64 = 4096;
+pub const MAX_RETRIES: u64 = 100;
+
 const SECTION_KEYS: &[&str] = &[
     "fail_fast",
     "run_mode",
@@ -130,9 +134,9 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
         match key {
             "fail_fast" => s.fail_fast = r.bool(key, v),
             "run_mode" => s.run_mode = r.string(key, v),
-            "jobs" => s.jobs = r.uint(key, v, 1),
+            "jobs" => s.jobs = r.uint_in(key, v, 1, MAX_JOBS),
             "timeout" => s.timeout = r.duration(key, v),
-            "retries" => s.retries = r.uint(key, v, 0),
+            "retries" => s.retries = r.uint_in(key, v, 0, MAX_RETRIES),
             "default_folder" => s.default_folder = r.string(key, v),
             "protected" => s.protected = r.bool(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
@@ -140,7 +144,13 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
                 s.pools = r.map(key, v).map(|pools| {
                     pools
                         .into_iter()
-                        .filter_map(|(name, n)| Some((name, r.uint("pools.<name>", n, 1)?)))
+                        .filter_map(|(name, n)| {
+                            let size = r.uint_in("pools.<name>", n, 1, MAX_JOBS);
+                            if !r.name(crate::names::Kind::Pool, &name) {
+                                return None;
+                            }
+                            Some((name, size?))
+                        })
                         .collect()
                 })
             }
@@ -248,6 +258,10 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             s.plugin_dir = r.string("plugins.plugin_dir", v);
             continue;
         }
+        // The name becomes `<state>/plugins/<name>`: a hostile one must never reach a path.
+        if !r.name(crate::names::Kind::Plugin, name) {
+            continue;
+        }
         let mut p = PluginSpec {
             name: name.clone(),
             source: None,
@@ -278,6 +292,9 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
     let entries = r.map("deployments", node)?;
     let mut out = Vec::with_capacity(entries.len());
     for (name, v) in entries {
+        if !r.name(crate::names::Kind::Deployment, &name) {
+            continue;
+        }
         let mut d = DeploymentSpec {
             name: name.clone(),
             plugin: None,
@@ -297,7 +314,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                     "plugin" => d.plugin = r.string("plugin", v),
                     "depends_on" => d.depends_on = r.string_list("depends_on", v),
                     "timeout" => d.timeout = r.duration("timeout", v),
-                    "retries" => d.retries = r.uint("retries", v, 0),
+                    "retries" => d.retries = r.uint_in("retries", v, 0, MAX_RETRIES),
                     "pool" => d.pool = r.string("pool", v),
                     _ => {}
                 }

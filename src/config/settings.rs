@@ -251,7 +251,7 @@ pub fn env_settings(
                 env,
                 "BITOPS_TIMEOUT",
                 |s| parse_duration(s).ok().map(Some),
-                "a duration such as 15m",
+                "a duration such as 15m (at most 365d)",
                 diags,
             ),
             from_config_as(&own.timeout, Some),

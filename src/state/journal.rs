@@ -43,12 +43,14 @@ impl Journal {
     /// Creates the journal with its header; a failure to write it is returned, later write
     /// failures are remembered and do not stop the run.
     pub fn create(run_dir: &Path, header: &Entry) -> std::io::Result<Journal> {
-        std::fs::create_dir_all(run_dir)?;
+        // The run folder holds working copies, logs, outputs and plan files: 0700, and
+        // `runs/` too (older versions made both 0755).
+        if let Some(runs) = run_dir.parent() {
+            super::fsutil::private_dir(runs)?;
+        }
+        super::fsutil::private_dir(run_dir)?;
         let path = run_dir.join(JOURNAL_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = super::fsutil::append_private(&path)?;
         let mut j = Journal {
             file: Some(file),
             path,
