@@ -181,8 +181,24 @@ const MAX_NODES: usize = 200_000;
 pub const MAX_DEPTH: usize = 128;
 const NESTING: &str = "nesting too deep: YAML may nest at most 128 levels (aliases included)";
 
+/// A key written twice in one mapping: YAML leaves this to the loader (PyYAML keeps the last
+/// value silently); bitops' config reader reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    pub key: String,
+    /// The first occurrence.
+    pub first: Span,
+    /// The later one, whose value wins.
+    pub again: Span,
+}
+
 /// Parses the first document of `text`. An empty document is `Ok(None)`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    parse_with_duplicates(text).map(|(root, _)| root)
+}
+
+/// [`parse`], also returning every key written twice in one mapping.
+pub fn parse_with_duplicates(text: &str) -> Result<(Option<Node>, Vec<Duplicate>), SyntaxError> {
     let mut builder = Builder::new(text);
     let mut parser = Parser::new_from_str(text);
     let result = parser.load(&mut builder, false);
@@ -205,7 +221,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
             span: Span { offset, len: 1 },
         });
     }
-    Ok(builder.root)
+    Ok((builder.root, builder.duplicates))
 }
 
 /// Renders a serializable value as YAML (used for generated CI pipelines).
@@ -327,6 +343,7 @@ struct Builder<'a> {
     nodes: usize,
     error: Option<SyntaxError>,
     done: bool,
+    duplicates: Vec<Duplicate>,
 }
 
 impl<'a> Builder<'a> {
@@ -340,6 +357,7 @@ impl<'a> Builder<'a> {
             nodes: 0,
             error: None,
             done: false,
+            duplicates: Vec::new(),
         }
     }
 
@@ -377,6 +395,31 @@ impl<'a> Builder<'a> {
                 None => *key = Some(node),
                 Some(k) => entries.push((k, node)),
             },
+        }
+    }
+
+    /// Records keys written twice (merge keys `<<` aside: their keys are meant to be
+    /// overridden). Keys that came in through an alias carry the alias' span and are skipped.
+    fn find_duplicates(&mut self, entries: &[(Node, Node)]) {
+        if entries.len() < 2 {
+            return;
+        }
+        let mut seen: HashMap<(&'static str, String), Span> = HashMap::new();
+        for (k, _) in entries {
+            if matches!(k.value, Value::Seq(_) | Value::Map(_)) || k.as_str() == Some("<<") {
+                continue;
+            }
+            let key = (k.kind(), k.to_python_str());
+            match seen.get(&key) {
+                Some(first) => self.duplicates.push(Duplicate {
+                    key: key.1,
+                    first: *first,
+                    again: k.span,
+                }),
+                None => {
+                    seen.insert(key, k.span);
+                }
+            }
         }
     }
 
@@ -472,7 +515,10 @@ impl MarkedEventReceiver for Builder<'_> {
                         entries,
                         anchor,
                         ..
-                    } => (start, Value::Map(apply_merge_keys(entries)), anchor),
+                    } => {
+                        self.find_duplicates(&entries);
+                        (start, Value::Map(apply_merge_keys(entries)), anchor)
+                    }
                 };
                 let end = offset.max(start + 1);
                 self.push_value(
@@ -739,6 +785,35 @@ mod tests {
         let text = "a:\n  b: [unclosed\n";
         let err = parse(text).unwrap_err();
         assert_eq!(err.span.offset, text.trim_end().len() - 1, "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_both_places() {
+        let text = "a: 1\nb: {x: 1, x: 2}\na: 3\nbase: &b {k: 1}\nc:\n  <<: *b\n  k: 2\n";
+        let (_, d) = parse_with_duplicates(text).unwrap();
+        let keys: Vec<&str> = d.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, ["x", "a"], "{d:?}");
+        assert_eq!(&text[d[1].first.offset..d[1].first.offset + 1], "a");
+        assert_eq!(d[1].again.offset, text.rfind("a: 3").unwrap());
+    }
+
+    #[test]
+    fn nesting_through_aliases_is_limited() {
+        // Each line nests 100 levels and puts the previous one inside: 5 lines exceed 128.
+        let mut text = format!("a0: &a0 {}x{}\n", "[".repeat(100), "]".repeat(100));
+        for i in 1..5 {
+            text.push_str(&format!(
+                "a{i}: &a{i} {}*a{}{}\n",
+                "[".repeat(100),
+                i - 1,
+                "]".repeat(100)
+            ));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.limit && e.message.contains("nesting too deep"), "{e:?}");
+        // Deep flow nesting, caught by the parser itself, is a limit too.
+        let e = parse(&format!("{}{}", "[".repeat(5000), "]".repeat(5000))).unwrap_err();
+        assert!(e.limit, "{e:?}");
     }
 
     #[test]

@@ -104,11 +104,14 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
-    diags.into_result()?;
     let state_dir = common
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
+    if !diags.is_empty() {
+        tool_config_problems(&repo, &graph, &selection, &state_dir, &env, &mut diags);
+    }
+    diags.into_result()?;
     Ok(Loaded {
         env,
         repo,
@@ -117,6 +120,43 @@ pub fn load(
         settings,
         state_dir,
     })
+}
+
+/// The repo already has problems, so nothing will run: still read every selected deployment's
+/// tool config as `deploy` would (preflight does that only for a valid repo), so one run shows
+/// the tool-level mistakes beside the others instead of one stage per run. Deployments whose
+/// plugin is unknown were reported already and are not repeated.
+fn tool_config_problems(
+    repo: &Repo,
+    graph: &Graph,
+    selection: &Selection,
+    state_dir: &std::path::Path,
+    env: &EnvVars,
+    diags: &mut crate::diagnostic::Diagnostics,
+) {
+    let used: Vec<(&str, &str)> = selection
+        .deployments(graph)
+        .map(|i| {
+            let n = graph.node(i);
+            let d = &repo.environments[n.env].deployments[n.dep.expect("deployment")];
+            (d.plugin.as_str(), n.id.as_str())
+        })
+        .collect();
+    let registry = Registry::load(repo, state_dir, used, diags);
+    let prepared =
+        plan::preview::prepare_all(repo, graph, selection, &registry, Action::Deploy, &env.0);
+    let mut found: Vec<_> = prepared
+        .into_iter()
+        .filter_map(|(i, r)| r.err().map(|list| (i, list)))
+        .collect();
+    found.sort_by_key(|(i, _)| *i);
+    for (_, list) in found {
+        for p in list {
+            if p.code != "bitops::plugin::unknown" {
+                diags.push(p);
+            }
+        }
+    }
 }
 
 /// Loads the plugins the selected deployments use.

@@ -104,20 +104,29 @@ pub fn read_file_section(
     let Some(top) = r.map("(top level)", root) else {
         return BitopsSection::default();
     };
-    let Some((_, section)) = top.iter().find(|(k, _)| k.value == "bitops") else {
-        if let Some((k, _)) = top
-            .iter()
-            .find(|(k, _)| crate::diagnostic::did_you_mean(&k.value, ["bitops"]).is_some())
-        {
-            r.diags.push(
-                Problem::new(
-                    "bitops::config::unknown_key",
-                    format!("unknown top-level key `{}`", k.value),
-                )
-                .at(&k.loc, "unknown key")
-                .help("did you mean `bitops`?"),
-            );
+    // Besides `bitops:`, BitOps ignored every top-level key: a `bitop:` typo silently dropped
+    // its settings. Tool roots (`terraform:` …) are tolerated as BitOps tolerated them.
+    for (k, _) in &top {
+        if k.value == "bitops" || crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+            continue;
         }
+        let help = match crate::diagnostic::did_you_mean(&k.value, ["bitops"]) {
+            Some(_) => "did you mean `bitops`?".to_string(),
+            None => format!(
+                "this file holds `bitops:` only; a tool's settings go in its folder's {}",
+                super::CONFIG_FILE
+            ),
+        };
+        r.diags.push(
+            Problem::new(
+                "bitops::config::unknown_key",
+                format!("unknown top-level key `{}`", k.value),
+            )
+            .at(&k.loc, "unknown key")
+            .help(help),
+        );
+    }
+    let Some((_, section)) = top.iter().rev().find(|(k, _)| k.value == "bitops") else {
         return BitopsSection::default();
     };
     read_section(&mut r, section)

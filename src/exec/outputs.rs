@@ -193,7 +193,7 @@ pub fn saved_path(state_dir: &Path, node_id: &str) -> PathBuf {
 pub fn save(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Result<()> {
     let path = saved_path(state_dir, node_id);
     if let Some(p) = path.parent() {
-        crate::state::fsutil::private_dir(p)?;
+        crate::state::fsutil::own_dir(p, "outputs")?;
     }
     let map: BTreeMap<&str, &str> = outputs
         .iter()

@@ -123,7 +123,7 @@ pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics
             }
         }
         let _ = std::fs::remove_dir_all(&staging);
-        if let Err(e) = crate::state::fsutil::private_dir(&plugins_dir) {
+        if let Err(e) = crate::state::fsutil::own_dir(&plugins_dir, "plugins") {
             diags.push(Problem::new(
                 "bitops::plugin::install",
                 format!("cannot create {}: {e}", plugins_dir.display()),

@@ -13,17 +13,25 @@ use std::path::Path;
 pub const FILE_MODE: u32 = 0o600;
 pub const DIR_MODE: u32 = 0o700;
 
-/// Creates `dir` and any missing parents with mode 0700. An existing `dir` is made 0700 too
-/// (a state folder from an older bitops was 0755); its existing parents are left alone, as the
-/// user may have pointed `--state-dir` into a shared folder.
+/// Creates `dir` and any missing parents with mode 0700. Existing folders keep their mode:
+/// they may be the user's (`--state-dir /some/shared/place`); see [`own_dir`].
 pub fn private_dir(dir: &Path) -> io::Result<()> {
     match DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
-        Err(e) => return Err(e),
+        Err(e) if !(e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir()) => Err(e),
+        _ => Ok(()),
     }
-    let meta = std::fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o777 != DIR_MODE {
+}
+
+/// A folder of bitops' own inside the state folder (`runs`, `outputs`, `locks`, `plugins`):
+/// created 0700, and tightened to 0700 if an older bitops made it 0755. Only a folder with
+/// that exact name is ever changed, so a wrong path cannot loosen or tighten anything else.
+pub fn own_dir(dir: &Path, name: &str) -> io::Result<()> {
+    private_dir(dir)?;
+    if dir.file_name().is_none_or(|n| n != name) {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() && meta.permissions().mode() & 0o777 != DIR_MODE {
         std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
     }
     Ok(())
@@ -109,10 +117,18 @@ mod tests {
         std::fs::set_permissions(&g, Permissions::from_mode(0o644)).unwrap();
         write_private(&g, "y").unwrap();
         assert_eq!(mode(&g), 0o600);
-        let d = t.path().join("old");
+        let d = t.path().join("runs");
         std::fs::create_dir(&d).unwrap();
         std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
         private_dir(&d).unwrap();
+        assert_eq!(mode(&d), 0o755, "an existing folder is left alone");
+        own_dir(&d, "outputs").unwrap();
+        assert_eq!(
+            mode(&d),
+            0o755,
+            "only a folder of the expected name changes"
+        );
+        own_dir(&d, "runs").unwrap();
         assert_eq!(mode(&d), 0o700);
     }
 }

@@ -46,7 +46,7 @@ impl Journal {
         // The run folder holds working copies, logs, outputs and plan files: 0700, and
         // `runs/` too (older versions made both 0755).
         if let Some(runs) = run_dir.parent() {
-            super::fsutil::private_dir(runs)?;
+            super::fsutil::own_dir(runs, "runs")?;
         }
         super::fsutil::private_dir(run_dir)?;
         let path = run_dir.join(JOURNAL_FILE);
@@ -117,9 +117,14 @@ impl Replay {
     }
 }
 
+/// Reads a run's journal. One without its header line (empty, or not a journal at all) is an
+/// error naming the file: read as "nothing left to do" it once made `--resume` claim success.
 pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
-    let text = std::fs::read_to_string(run_dir.join(JOURNAL_FILE))?;
+    let path = run_dir.join(JOURNAL_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut r = Replay::default();
+    let mut header = false;
     let mut last: std::collections::HashMap<String, Status> = Default::default();
     for line in text.lines() {
         // A run killed mid-write leaves a torn last line; everything before it is intact.
@@ -134,6 +139,7 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
                 deployments,
                 ..
             } => {
+                header = true;
                 r.run_id = run_id;
                 r.command = command;
                 r.config_hash = config_hash;
@@ -146,6 +152,20 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
                 last.insert(node, status);
             }
         }
+    }
+    if !header {
+        let what = if text.trim().is_empty() {
+            "is empty"
+        } else {
+            "has no run header"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} {what}: the run stopped before it started, or the file was damaged; start a new run instead of resuming this one",
+                path.display()
+            ),
+        ));
     }
     r.succeeded = r
         .deployments
@@ -211,6 +231,26 @@ pub fn config_hash<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use crate::exec::events::NodeResult;
+
+    #[test]
+    fn an_empty_or_headless_journal_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(JOURNAL_FILE), "").unwrap();
+        let e = read(t.path()).unwrap_err().to_string();
+        assert!(e.contains(JOURNAL_FILE) && e.contains("is empty"), "{e}");
+        std::fs::write(
+            t.path().join(JOURNAL_FILE),
+            "{\"kind\":\"started\",\"node\":\"a/b\",\"attempt\":1,\"at\":\"x\"}\n",
+        )
+        .unwrap();
+        let e = read(t.path()).unwrap_err().to_string();
+        assert!(e.contains("no run header"), "{e}");
+        std::fs::remove_file(t.path().join(JOURNAL_FILE)).unwrap();
+        assert!(read(t.path())
+            .unwrap_err()
+            .to_string()
+            .contains(JOURNAL_FILE));
+    }
 
     #[test]
     fn replay_finds_what_did_not_succeed_and_ignores_a_torn_line() {

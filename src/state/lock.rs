@@ -144,7 +144,7 @@ pub fn acquire(
 
 fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        crate::state::fsutil::private_dir(dir)?;
+        crate::state::fsutil::own_dir(dir, "locks")?;
     }
     // O_EXCL makes the lock; the content only names the holder. No fsync: after a crash of the
     // machine the lock is stale anyway, and one fsync per environment is seconds on big runs.
