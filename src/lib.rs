@@ -14,6 +14,8 @@ pub mod discover;
 pub mod exec;
 pub mod exit_code;
 pub mod export;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod graph;
 pub mod mask;
 pub mod model;

@@ -201,7 +201,22 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
 pub fn parse_with_duplicates(text: &str) -> Result<(Option<Node>, Vec<Duplicate>), SyntaxError> {
     let mut builder = Builder::new(text);
     let mut parser = Parser::new_from_str(text);
-    let result = parser.load(&mut builder, false);
+    // Events are pulled one by one rather than through `Parser::load`, which recurses once per
+    // level of block nesting (`- - - - …` on one line is thousands of levels in a few KB and
+    // overflowed the stack); this loop stops at the first document's end or at the first
+    // limit the builder hits, so no part of parsing is deeper than MAX_DEPTH.
+    let result = loop {
+        match parser.next_token() {
+            Ok((ev, mark)) => {
+                let end = ev == Event::StreamEnd;
+                builder.on_event(ev, mark);
+                if end || builder.done || builder.error.is_some() {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
     if let Some(err) = builder.error.take() {
         return Err(err);
     }

@@ -61,8 +61,26 @@ pub fn load(
     });
     // Names that would clash as `BITOPS_OUTPUT_…` variables are refused before anything runs.
     crate::exec::outputs::check_variable_prefixes(&repo, &mut diags);
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
+        // Broken dependencies: nothing will run, but the tool configs can still be checked on
+        // the graph without them, so their mistakes come in this run too.
+        let mut repo = repo;
+        for e in &mut repo.environments {
+            e.depends_on.clear();
+            for d in &mut e.deployments {
+                d.depends_on = Some(Vec::new());
+            }
+        }
+        let mut scratch = crate::diagnostic::Diagnostics::default();
+        if let Some(g) = graph::build(&repo, &mut scratch) {
+            let all = graph::select(&repo, &g, &SelectOptions::default(), &env, &mut scratch);
+            tool_config_problems(&repo, &g, &all, &state_dir, &env, &mut diags);
+        }
         return Err(diags
             .into_result()
             .expect_err("no graph means problems were recorded"));
@@ -104,10 +122,6 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
-    let state_dir = common
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| root.join(".bitops"));
     if !diags.is_empty() {
         tool_config_problems(&repo, &graph, &selection, &state_dir, &env, &mut diags);
     }

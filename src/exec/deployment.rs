@@ -334,6 +334,11 @@ impl Runner {
         }
         // An empty file made 0600 here keeps that mode when the plugin appends or truncates.
         let _ = crate::state::fsutil::write_private(&output_file, "");
+        // Likewise terraform's saved plan (it holds every value of the plan): terraform
+        // truncates an existing file and keeps its mode.
+        if dep.plugin == "terraform" {
+            let _ = crate::state::fsutil::write_private(&output_file.with_extension("tfplan"), "");
+        }
         let inputs_file = if upstream.is_empty() {
             self.workspace.no_inputs_file()
         } else {
