@@ -268,8 +268,13 @@ pub fn env_settings(
             env_value(
                 env,
                 "BITOPS_RETRIES",
-                |s| s.trim().parse().ok(),
-                "a whole number",
+                |s| {
+                    s.trim()
+                        .parse()
+                        .ok()
+                        .filter(|n: &u32| u64::from(*n) <= super::section::MAX_RETRIES)
+                },
+                "a whole number from 0 to 100",
                 diags,
             ),
             from_config_as(&own.retries, |v| v as u32),
