@@ -19,6 +19,8 @@ pub enum Kind {
     Pool,
     RunId,
     OutputKey,
+    /// A folder of the repo named in config (`default_folder`).
+    Folder,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Pool => "pool name",
             Kind::RunId => "run id",
             Kind::OutputKey => "output key",
+            Kind::Folder => "folder name",
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::diagnostic::{Diagnostics, Loc, Problem, SourceFile, Spanned};
 use crate::yaml::Node;
 
 use super::reader::Reader;
+use crate::names::Kind;
 
 #[derive(Clone, Debug, Default)]
 pub struct BitopsSection {
@@ -146,7 +147,9 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
             "jobs" => s.jobs = r.uint_in(key, v, 1, MAX_JOBS),
             "timeout" => s.timeout = r.duration(key, v),
             "retries" => s.retries = r.uint_in(key, v, 0, MAX_RETRIES),
-            "default_folder" => s.default_folder = r.string(key, v),
+            "default_folder" => {
+                s.default_folder = r.string(key, v).filter(|f| r.name(Kind::Folder, f))
+            }
             "protected" => s.protected = r.bool(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
@@ -155,7 +158,7 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
                         .into_iter()
                         .filter_map(|(name, n)| {
                             let size = r.uint_in("pools.<name>", n, 1, MAX_JOBS);
-                            if !r.name(crate::names::Kind::Pool, &name) {
+                            if !r.name(Kind::Pool, &name) {
                                 return None;
                             }
                             Some((name, size?))
@@ -268,7 +271,7 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             continue;
         }
         // The name becomes `<state>/plugins/<name>`: a hostile one must never reach a path.
-        if !r.name(crate::names::Kind::Plugin, name) {
+        if !r.name(Kind::Plugin, name) {
             continue;
         }
         let mut p = PluginSpec {
@@ -301,7 +304,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
     let entries = r.map("deployments", node)?;
     let mut out = Vec::with_capacity(entries.len());
     for (name, v) in entries {
-        if !r.name(crate::names::Kind::Deployment, &name) {
+        if !r.name(Kind::Deployment, &name) {
             continue;
         }
         let mut d = DeploymentSpec {

@@ -192,8 +192,12 @@ pub fn run_settings(
             env_value(
                 env,
                 "BITOPS_DEFAULT_FOLDER",
-                |s| Some(s.to_string()),
-                "a folder name",
+                |s| {
+                    crate::names::check(crate::names::Kind::Folder, s)
+                        .ok()
+                        .map(|()| s.to_string())
+                },
+                "a folder name of the repo (letters, digits, `_`, `-`, `.`)",
                 diags,
             ),
             from_config(&e.default_folder),

@@ -307,7 +307,9 @@ impl Runner {
     ) -> NodeResult {
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
-        let deadline = job.timeout.map(|t| Instant::now() + t);
+        // Checked: a deadline past the clock's range is no deadline, never a panic (durations
+        // are capped when read, so this is the second line of defence).
+        let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
 
         let ws = Arc::clone(&self.workspace);
         let env_name = env.name.clone();

@@ -128,6 +128,31 @@ fn plugin_names_that_are_paths_are_refused_and_install_deletes_nothing() {
         !repo.path(".bitops/plugins").exists(),
         "nothing was installed"
     );
+
+    // The same for the other names that become paths: a `_default` outside the repo, a pool,
+    // a deployment, an environment folder.
+    let repo = TestRepo::new();
+    victim(&repo.tmp().join("outside"));
+    repo.env(
+        "e",
+        "default_folder: ../outside\npools: {\"../p\": 1}\ndeployments:\n  d: {plugin: sh}\n  \"a b\": {plugin: sh}\n",
+    );
+    repo.dep("e", "d", "true");
+    repo.dep("e f", "d", "true");
+    let out = repo.run(&["deploy"]);
+    assert_eq!(out.code, 2, "{out}");
+    for want in [
+        "`../outside` is not a valid folder name",
+        "`../p` is not a valid pool name",
+        "`a b` is not a valid deployment name",
+        "folder `e f` cannot be an environment",
+    ] {
+        assert!(out.stderr.contains(want), "missing {want:?}: {out}");
+    }
+    let out = repo.run_env(&["plan"], &[("BITOPS_DEFAULT_FOLDER", "/etc")]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("BITOPS_DEFAULT_FOLDER"), "{out}");
+    assert!(repo.started().is_empty(), "nothing ran");
 }
 
 #[test]
