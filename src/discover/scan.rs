@@ -36,6 +36,8 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     let default_folder = input
         .env
         .get("BITOPS_DEFAULT_FOLDER")
+        // An invalid one (`/etc`) is reported by the settings; never read it meanwhile.
+        .filter(|f| crate::names::check(crate::names::Kind::Folder, f).is_ok())
         .map(str::to_string)
         .or_else(|| config.default_folder.as_ref().map(|s| s.value.clone()))
         .unwrap_or_else(|| DEFAULT_FOLDER.to_string());
