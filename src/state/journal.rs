@@ -179,6 +179,12 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
 /// The newest run folder (run ids sort by time), or the one named by id or unique prefix.
 pub fn find_run(state_dir: &Path, wanted: Option<&str>) -> Result<PathBuf, String> {
     let runs = state_dir.join("runs");
+    // Only ids listed in `runs/` are ever used as paths; an id outside the set is refused
+    // with a clear message rather than "no such run".
+    if let Some(w) = wanted.filter(|w| !w.is_empty()) {
+        crate::names::check(crate::names::Kind::RunId, w)
+            .map_err(|why| format!("`{}` is not a run id: {why}", w.escape_debug()))?;
+    }
     let mut ids: Vec<String> = std::fs::read_dir(&runs)
         .map_err(|_| format!("no runs recorded in {}", runs.display()))?
         .flatten()
