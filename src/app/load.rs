@@ -78,8 +78,14 @@ pub fn load(
         }
         let mut scratch = crate::diagnostic::Diagnostics::default();
         if let Some(g) = graph::build(&repo, &mut scratch) {
-            let all = graph::select(&repo, &g, &SelectOptions::default(), &env, &mut scratch);
-            tool_config_problems(&repo, &g, &all, &state_dir, &env, &mut diags);
+            // The user's own selection (what would have run), without `--changed-since`.
+            let opts = SelectOptions {
+                envs: common.envs.clone(),
+                only: common.only.clone(),
+                ..SelectOptions::default()
+            };
+            let selected = graph::select(&repo, &g, &opts, &env, &mut scratch);
+            tool_config_problems(&repo, &g, &selected, &state_dir, &env, &mut diags);
         }
         return Err(diags
             .into_result()
