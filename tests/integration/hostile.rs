@@ -402,7 +402,10 @@ fn files_that_can_hold_values_are_private() {
             .find(|f| f.ends_with(".tfplan"))
             .map(|f| state.join(f))
             .unwrap();
-        assert!(fs::metadata(&plan).unwrap().len() > 0, "terraform wrote no plan: {out}");
+        assert!(
+            fs::metadata(&plan).unwrap().len() > 0,
+            "terraform wrote no plan: {out}"
+        );
     }
 }
 
