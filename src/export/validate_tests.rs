@@ -1226,28 +1226,21 @@ fn argo_refuses_a_workflow_too_large_for_etcd() {
 
 #[test]
 fn names_a_ci_system_would_evaluate_are_refused() {
+    // Refused when the repo is read (crate::names), so no export ever sees one; the export's
+    // own `unsafe_name` check stays as a second line of defence.
     let f = Fixture::new(&[]);
     f.env(
         "x{{y",
         "bitops:\n  deployments:\n    terraform: {plugin: terraform}\n",
         &["terraform"],
     );
-    let l = f.load(&[]);
-    let err = export(
-        &l.repo,
-        &l.graph,
-        &l.selection,
-        &options(ExportTarget::Argo, "."),
-    )
-    .unwrap_err();
-    assert_eq!(err.problems[0].code, "bitops::export::unsafe_name");
-    assert!(export(
-        &l.repo,
-        &l.graph,
-        &l.selection,
-        &options(ExportTarget::GitlabCi, ".")
-    )
-    .is_ok());
+    let env = crate::config::settings::EnvVars(Default::default());
+    let (_, diags) = crate::discover::scan(&crate::discover::Input {
+        root: f.dir.path().to_path_buf(),
+        flags: &crate::config::settings::Flags::default(),
+        env: &env,
+    });
+    assert_eq!(diags.problems()[0].code, "bitops::config::name");
 }
 
 #[test]

@@ -99,9 +99,16 @@ impl Registry {
     }
 }
 
-/// Where `bitops plugins install` puts a git plugin.
+/// Where `bitops plugins install` puts a git plugin (for reading; names were checked when the
+/// config was read).
 pub fn installed_dir(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("plugins").join(name)
+}
+
+/// [`installed_dir`], refused unless the name is valid and the path stays inside
+/// `<state>/plugins`: the check before anything there is created or removed.
+pub fn installed_dir_checked(state_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    crate::names::child(&state_dir.join("plugins"), crate::names::Kind::Plugin, name)
 }
 
 /// A tool folder's `bitops.config.yaml` (already merged with `_default` in a working copy):

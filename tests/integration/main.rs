@@ -10,6 +10,7 @@ mod diagnostics;
 mod examples;
 mod export_ci;
 mod failure;
+mod hostile;
 mod masks;
 mod outputs;
 mod plan;
