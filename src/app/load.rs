@@ -21,6 +21,10 @@ pub struct Loaded {
     pub selection: Selection,
     pub settings: RunSettings,
     pub state_dir: PathBuf,
+    /// Problems that do not stop the command (printed by [`print_warnings`]); empty with
+    /// `--strict`, which made them errors.
+    pub warnings: Vec<crate::diagnostic::Problem>,
+    pub strict: bool,
 }
 
 /// Whether selection guards (`--max-nodes`, protected environments) apply: not for `plan`.
@@ -52,13 +56,39 @@ pub fn load(
     guards: Guards,
     env: EnvVars,
 ) -> Result<Loaded, ConfigErrors> {
+    load_for(common, exec, guards, env, None)
+}
+
+/// [`load`] for a command that must be told what to run (`destroy`): `need_explicit` says
+/// which command, for the message.
+pub(super) fn load_for(
+    common: &Common,
+    exec: &ExecArgs,
+    guards: Guards,
+    env: EnvVars,
+    need_explicit: Option<&str>,
+) -> Result<Loaded, ConfigErrors> {
     let root = find_ops_repo(common.ops_repo.as_deref(), &env).map_err(ConfigErrors::single)?;
+    // Found the BitOps-image way: BitOps refused to run without an environment there, and a
+    // mounted repo is usually a real one. Keep refusing rather than deploy all of it.
+    let container = common.ops_repo.is_none()
+        && env.get("BITOPS_OPS_REPO").is_none_or(str::is_empty)
+        && std::fs::canonicalize(crate::discover::CONTAINER_REPO).is_ok_and(|c| c == root);
+    let need_explicit = match need_explicit {
+        Some(cmd) => Some(format!("`bitops {cmd}`")),
+        None if container => Some(format!(
+            "a run in the BitOps container ({})",
+            crate::discover::CONTAINER_REPO
+        )),
+        None => None,
+    };
     let flags = flags(exec);
     let (repo, mut diags) = scan(&Input {
         root: root.clone(),
         flags: &flags,
         env: &env,
     });
+    graph::lint::shape(&repo, &mut diags);
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
         return Err(diags
@@ -81,8 +111,13 @@ pub fn load(
         with_deps: common.with_deps,
         with_dependents: common.with_dependents,
         changed,
+        all: common.all,
+        need_explicit,
     };
     let selection = graph::select(&repo, &graph, &opts, &env, &mut diags);
+    if !diags.has_errors() {
+        graph::select::check_not_empty(&repo, &graph, &selection, &opts, &mut diags);
+    }
     if guards == Guards::Check {
         graph::check_guards(
             &repo,
@@ -102,6 +137,7 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
+    let warnings = diags.take_warnings(common.strict);
     diags.into_result()?;
     let state_dir = common
         .state_dir
@@ -114,7 +150,15 @@ pub fn load(
         selection,
         settings,
         state_dir,
+        warnings,
+        strict: common.strict,
     })
+}
+
+/// Prints the warnings gathered so far (once, before the command's own output on stderr).
+pub(super) fn print_warnings(loaded: &mut Loaded, color: bool) {
+    let w = std::mem::take(&mut loaded.warnings);
+    report::diagnostics::print_warnings(&w, color);
 }
 
 /// Loads the plugins the selected deployments use.

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
+use super::load::{
+    ensure_state_dir, load, load_registry, preflight, print_warnings, Guards, Loaded,
+};
 use super::run_cmd::{execute_reported, live_display, scheduler_options};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
@@ -16,13 +18,14 @@ use crate::report;
 pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
-    let loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
+    let mut loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let durations = crate::state::load_durations(&loaded.state_dir);
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod changed;
+pub mod lint;
 pub mod select;
 
 pub use build::{build, Edge, Graph, Node, NodeKind};
