@@ -7,13 +7,16 @@ mod harness;
 
 mod deploy_order;
 mod diagnostics;
+mod edges;
 mod examples;
 mod failure;
 mod masks;
 mod outputs;
 mod plan;
 mod props;
+mod repo_shape;
 mod reports;
+mod selection;
 mod signals;
 mod terraform;
 mod tooling;
