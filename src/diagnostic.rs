@@ -269,8 +269,16 @@ impl Diagnostics {
         self.problems.iter().any(|p| !p.is_warning())
     }
 
-    /// Takes the warnings out, leaving the errors. With `strict`, warnings stay in as errors.
+    /// The warnings to print before going on: taken out when there are no errors. With errors
+    /// they stay in, to be reported with them; with `strict` they are errors themselves.
     pub fn take_warnings(&mut self, strict: bool) -> Vec<Problem> {
+        if self.has_errors() && !strict {
+            return Vec::new();
+        }
+        self.split_warnings(strict)
+    }
+
+    fn split_warnings(&mut self, strict: bool) -> Vec<Problem> {
         if strict {
             for p in &mut self.problems {
                 if p.is_warning() {

@@ -187,6 +187,7 @@ pub(super) fn preflight(
     color: bool,
 ) -> Result<(), u8> {
     let mut diags = problems;
+    let mut warnings = Vec::new();
     let prepared = plan::preview::prepare_all(
         &loaded.repo,
         &loaded.graph,
@@ -194,8 +195,12 @@ pub(super) fn preflight(
         registry,
         action,
         &loaded.env.0,
+        &mut warnings,
     );
+    warnings.into_iter().for_each(|w| diags.push(w));
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
+    let warnings = diags.take_warnings(loaded.strict);
+    report::diagnostics::print_warnings(&warnings, color);
     diags.into_result().map_err(|e| {
         report::diagnostics::print(&e, color);
         exit_code::CONFIG

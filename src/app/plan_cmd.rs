@@ -39,6 +39,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         return dry_run(loaded, registry, args, color);
     }
     let base_env = loaded.env.0.clone();
+    let mut warnings = Vec::new();
     let prepared = if shows_commands {
         plan::preview::prepare_all(
             &loaded.repo,
@@ -47,12 +48,14 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             &registry,
             Action::Deploy,
             &base_env,
+            &mut warnings,
         )
     } else {
         Default::default()
     };
     // A plan is a validation too: a deployment that could not run is an error, not a note.
     let mut problems = crate::diagnostic::Diagnostics::default();
+    warnings.into_iter().for_each(|w| problems.push(w));
     let masks: Vec<Vec<crate::exec::log_sink::Mask>> = loaded
         .repo
         .environments
@@ -69,10 +72,12 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             Err(list) => list.into_iter().for_each(|p| problems.push(p)),
         }
     }
+    let warnings = problems.take_warnings(loaded.strict);
     if let Err(e) = problems.into_result() {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
+    report::diagnostics::print_warnings(&warnings, color);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
         PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),

@@ -100,6 +100,25 @@ pub fn read_file_section(
     let Some(top) = r.map("(top level)", root) else {
         return BitopsSection::default();
     };
+    // A tool's settings here (`terraform:` in a repo or environment config) are read by no
+    // one, in BitOps as in bitops: say where they belong rather than drop them silently.
+    for (k, _) in top
+        .iter()
+        .filter(|(k, _)| crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()))
+    {
+        r.diags.push(
+            Problem::new(
+                "bitops::config::tool_section",
+                format!("`{}:` in `{}` is not read", k.value, file.name),
+            )
+            .at(&k.loc, "tool settings here are ignored")
+            .help(format!(
+                "tool settings belong in the tool folder's own file, `<environment>/{}/bitops.config.yaml`; this file only holds `bitops:`",
+                k.value
+            ))
+            .warning(),
+        );
+    }
     let Some((_, section)) = top.iter().find(|(k, _)| k.value == "bitops") else {
         if let Some((k, _)) = top
             .iter()

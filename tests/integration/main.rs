@@ -10,6 +10,7 @@ mod diagnostics;
 mod edges;
 mod examples;
 mod failure;
+mod legacy_keys;
 mod masks;
 mod outputs;
 mod plan;
