@@ -62,6 +62,17 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         .iter()
         .map(|e| e.settings.masks.iter().map(|m| m.mask.clone()).collect())
         .collect();
+    // A plan runs nothing, so a missing tool is worth knowing, not a reason to refuse.
+    let mut tools = crate::diagnostic::Diagnostics::default();
+    plan::preview::missing_tools(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut tools);
+    for p in tools.problems() {
+        let mut p = p.clone().warning();
+        p.help = Some(format!(
+            "{}; `bitops deploy` refuses to start without it",
+            p.help.unwrap_or_default()
+        ));
+        problems.push(p);
+    }
     for (i, r) in prepared {
         match r {
             Ok(p) => {

@@ -146,21 +146,34 @@ pub fn check(
     path_var: Option<&str>,
     diags: &mut Diagnostics,
 ) {
+    for r in prepared.values() {
+        if let Err(problems) = r {
+            for p in problems {
+                diags.push(p.clone());
+            }
+        }
+    }
+    missing_tools(graph, prepared, path_var, diags);
+}
+
+/// One problem per tool missing from PATH, naming the deployments that need it (errors: the
+/// caller makes them warnings for a plan, which runs nothing).
+pub fn missing_tools(
+    graph: &Graph,
+    prepared: &HashMap<NodeIndex, Result<Prepared, Vec<Problem>>>,
+    path_var: Option<&str>,
+    diags: &mut Diagnostics,
+) {
     let mut need: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, r) in prepared {
-        match r {
-            Ok(p) if p.skip.is_none() => {
-                for t in &p.tools {
-                    need.entry(t.clone())
-                        .or_default()
-                        .push(graph.node(*i).id.clone());
-                }
+        if let Ok(p) = r {
+            if p.skip.is_some() {
+                continue;
             }
-            Ok(_) => {}
-            Err(problems) => {
-                for p in problems {
-                    diags.push(p.clone());
-                }
+            for t in &p.tools {
+                need.entry(t.clone())
+                    .or_default()
+                    .push(graph.node(*i).id.clone());
             }
         }
     }

@@ -12,6 +12,7 @@ mod examples;
 mod failure;
 mod legacy_keys;
 mod masks;
+mod missing_tools;
 mod outputs;
 mod plan;
 mod props;
