@@ -226,7 +226,7 @@ mod tests {
         });
         assert!(d.is_empty(), "{:?}", d.problems());
         let state = repo_dir.join(".bitops");
-        assert!(list(&repo, &state).contains("missing"));
+        assert!(list(&repo, &state, None).contains("missing"));
         let done = install(&repo, &state)
             .map_err(|d| format!("{:?}", d.problems()))
             .unwrap();
@@ -236,7 +236,7 @@ mod tests {
             "echo v1\n",
             "the tag, not main"
         );
-        let listed = list(&repo, &state);
+        let listed = list(&repo, &state, None);
         assert!(
             listed
                 .lines()
