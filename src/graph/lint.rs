@@ -57,6 +57,10 @@ fn depended_on(repo: &Repo) -> HashMap<&str, &Loc> {
 }
 
 fn check_env(e: &Environment, known: &[&str], wanted_by: Option<&&Loc>) -> Vec<Problem> {
+    // Its config could not be read (already an error): its deployments are unknown, not absent.
+    if e.config_file.is_none() && e.dir.join(CONFIG_FILE).is_file() {
+        return Vec::new();
+    }
     // With a `deployments` list, unlisted folders are the user's business (BitOps ignored them
     // too); found from folders, a misspelt tool folder silently drops a deployment.
     let look = e.deployments_from == DeploymentsFrom::Folders || e.deployments.is_empty();

@@ -623,6 +623,8 @@ fn the_ops_repo_comes_from_the_flag_the_variable_or_the_current_folder() {
     let elsewhere = repo.tmp().join("home");
     assert_eq!(plan(&elsewhere, &[], &[("BITOPS_OPS_REPO", &root)]), root);
     let other = TestRepo::new();
+    other.env("x", "deployments:\n  d: {plugin: sh}\n");
+    other.dep("x", "d", "true");
     let other_root = other.root.display().to_string();
     assert_eq!(
         plan(
