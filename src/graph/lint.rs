@@ -32,31 +32,52 @@ pub fn shape(repo: &Repo, diags: &mut Diagnostics) {
     }
 }
 
-/// Environments named by a `depends_on` entry, with the first entry naming each.
-fn depended_on(repo: &Repo) -> HashMap<&str, &Loc> {
-    let mut out: HashMap<&str, &Loc> = HashMap::new();
+/// What `depends_on` entries ask of one environment: the whole of it, or named deployments.
+#[derive(Default)]
+struct Wanted<'a> {
+    whole: Option<&'a Loc>,
+    deployments: HashMap<&'a str, &'a Loc>,
+}
+
+/// Every environment some `depends_on` entry names, with the first entry naming each part.
+fn depended_on(repo: &Repo) -> HashMap<&str, Wanted<'_>> {
+    let mut out: HashMap<&str, Wanted<'_>> = HashMap::new();
     for e in &repo.environments {
-        let deployment_entries = e
+        let env_level = e.depends_on.iter().map(|x| (x, false));
+        let deployment_level = e
             .deployments
             .iter()
-            .flat_map(|d| d.depends_on.iter().flatten());
-        for entry in e.depends_on.iter().chain(deployment_entries) {
+            .flat_map(|d| d.depends_on.iter().flatten())
+            .map(|x| (x, true));
+        for (entry, in_deployment) in env_level.chain(deployment_level) {
             let name = entry.value.trim().trim_end_matches('/');
-            let env = match name.split_once('/') {
-                Some((env, _)) => env,
+            let (env, dep) = match name.split_once('/') {
+                Some((env, dep)) => (env, Some(dep)),
                 // A bare name is a deployment of the same environment when one has that name.
-                None if e.deployment(name).is_some() => continue,
-                None => name,
+                None if in_deployment && e.deployment(name).is_some() => continue,
+                None if repo.environment(name).is_some() || !in_deployment => (name, None),
+                // Neither: meant as a deployment of this environment (maybe a misnamed folder).
+                None => (e.name.as_str(), Some(name)),
             };
-            if let Some(target) = repo.environment(env) {
-                out.entry(target.name.as_str()).or_insert(&entry.loc);
+            let Some(target) = repo.environment(env) else {
+                continue;
+            };
+            let w = out.entry(target.name.as_str()).or_default();
+            match dep {
+                None => {
+                    w.whole.get_or_insert(&entry.loc);
+                }
+                Some(d) => {
+                    w.deployments.entry(d).or_insert(&entry.loc);
+                }
             }
         }
     }
     out
 }
 
-fn check_env(e: &Environment, known: &[&str], wanted_by: Option<&&Loc>) -> Vec<Problem> {
+fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Vec<Problem> {
+    let wanted_by = wanted.and_then(|w| w.whole.or_else(|| w.deployments.values().next().copied()));
     // Its config could not be read (already an error): its deployments are unknown, not absent.
     if e.config_file.is_none() && e.dir.join(CONFIG_FILE).is_file() {
         return Vec::new();
@@ -70,7 +91,7 @@ fn check_env(e: &Environment, known: &[&str], wanted_by: Option<&&Loc>) -> Vec<P
         Vec::new()
     };
     let mut out = Vec::new();
-    let depended = |p: Problem| match wanted_by {
+    let depended = |p: Problem, wanted_by: Option<&Loc>| match wanted_by {
         Some(loc) => {
             let mut p = p.at(loc, "depends on it");
             p.severity = crate::diagnostic::Severity::Error;
@@ -100,7 +121,7 @@ fn check_env(e: &Environment, known: &[&str], wanted_by: Option<&&Loc>) -> Vec<P
         let p = Problem::new("bitops::repo::empty_environment", message)
             .path(&e.dir)
             .help(help);
-        out.push(depended(p));
+        out.push(depended(p, wanted_by));
         return out;
     }
     for (dir, plugin) in misnamed {
@@ -111,18 +132,23 @@ fn check_env(e: &Environment, known: &[&str], wanted_by: Option<&&Loc>) -> Vec<P
                 e.name
             ),
         };
-        out.push(
-            Problem::new(
-                "bitops::repo::tool_like_folder",
-                format!(
-                    "`{}/{dir}/` looks like a tool folder but matches no plugin, so it is not deployed",
-                    e.name
-                ),
-            )
-            .path(&e.dir.join(&dir))
-            .help(help)
-            .warning(),
-        );
+        // Something depends on the deployment this folder was meant to be: an error.
+        let needed = wanted.and_then(|w| {
+            w.deployments
+                .get(dir.as_str())
+                .or_else(|| plugin.and_then(|p| w.deployments.get(p)))
+                .copied()
+        });
+        let p = Problem::new(
+            "bitops::repo::tool_like_folder",
+            format!(
+                "`{}/{dir}/` looks like a tool folder but matches no plugin, so it is not deployed",
+                e.name
+            ),
+        )
+        .path(&e.dir.join(&dir))
+        .help(help);
+        out.push(depended(p, needed));
     }
     out
 }

@@ -50,3 +50,24 @@ fn an_empty_environment_that_others_depend_on_is_an_error() {
     );
     assert!(repo.started().is_empty());
 }
+
+#[test]
+fn a_misnamed_folder_that_a_deployment_depends_on_is_an_error() {
+    let repo = TestRepo::new();
+    repo.write("stage/terraform/main.tf", "# ok\n");
+    repo.write("stage/ansilbe/playbook.yaml", "# typo\n");
+    repo.env(
+        "web",
+        "deployments:\n  d: {plugin: sh, depends_on: [stage/ansible]}\n",
+    );
+    repo.dep("web", "d", "true");
+    let out = repo.run(&["plan", "--color", "never"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("`stage/ansilbe/` looks like a tool folder but matches no plugin")
+            && out.stderr.contains("did you mean `ansible`?")
+            && out.stderr.contains("depends on it"),
+        "{out}"
+    );
+}
