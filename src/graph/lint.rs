@@ -85,7 +85,7 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
     // With a `deployments` list, unlisted folders are the user's business (BitOps ignored them
     // too); found from folders, a misspelt tool folder silently drops a deployment.
     let look = e.deployments_from == DeploymentsFrom::Folders || e.deployments.is_empty();
-    let misnamed: Vec<(String, Option<&str>)> = if look {
+    let misnamed: Vec<(String, Option<String>)> = if look {
         tool_like_folders(&e.dir, e, known)
     } else {
         Vec::new()
@@ -125,7 +125,7 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
         return out;
     }
     for (dir, plugin) in misnamed {
-        let help = match plugin {
+        let help = match &plugin {
             Some(p) => format!("did you mean `{p}`? Rename the folder to `{}/{p}/`", e.name),
             None => format!(
                 "name it after its plugin, or list it in `bitops.deployments` with `plugin:` in {}/{CONFIG_FILE}",
@@ -136,7 +136,7 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
         let needed = wanted.and_then(|w| {
             w.deployments
                 .get(dir.as_str())
-                .or_else(|| plugin.and_then(|p| w.deployments.get(p)))
+                .or_else(|| plugin.as_deref().and_then(|p| w.deployments.get(p)))
                 .copied()
         });
         let p = Problem::new(
@@ -155,13 +155,7 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
 
 /// Sub-folders that are not deployments but look like tool folders: a near miss of a plugin's
 /// name (with the plugin), or a folder holding a tool config (`None`).
-fn tool_like_folders(
-    dir: &Path,
-    e: &Environment,
-    known: &[&str],
-) -> Vec<(String, Option<&'static str>)>
-where
-{
+fn tool_like_folders(dir: &Path, e: &Environment, known: &[&str]) -> Vec<(String, Option<String>)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -176,21 +170,19 @@ where
             || name == BEFORE_HOOKS
             || name == AFTER_HOOKS
             || e.deployment(&name).is_some()
+            // A plugin's exact name that is not deployed (`aws/`, a library) is deliberate.
+            || known.contains(&name.as_str())
         {
             continue;
         }
         let lower = name.to_lowercase();
-        let near = BUILTIN_PLUGINS
+        let near = known
             .iter()
             .copied()
             .find(|p| *p == lower)
-            .or_else(|| did_you_mean(&lower, BUILTIN_PLUGINS.iter().copied()));
-        let near_configured = known.iter().any(|k| *k == name);
-        if near_configured {
-            continue;
-        }
+            .or_else(|| did_you_mean(&lower, known.iter().copied()));
         if let Some(p) = near {
-            out.push((name, Some(p)));
+            out.push((name, Some(p.to_string())));
         } else if entry.path().join(CONFIG_FILE).is_file() {
             out.push((name, None));
         }
