@@ -112,3 +112,55 @@ fn a_selection_without_deployments_is_exit_2() {
     assert!(out.stderr.contains("holds no deployment"), "{out}");
     assert!(!repo.path(".bitops").exists());
 }
+
+/// The BitOps-image way: the repo mounted at `/opt/bitops_deployment`, found without `-C`.
+/// Run in a private mount namespace (a tmpfs over `/opt`), so nothing outside the test sees
+/// it; that needs root and `unshare`, otherwise the test says why it did not run.
+#[test]
+fn in_the_bitops_container_a_run_needs_an_environment_named() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    if !root || !unshare {
+        eprintln!("skipped: needs root and unshare to mount a private /opt/bitops_deployment");
+        return;
+    }
+    let repo = two_envs();
+    let script = r#"set -e
+mount -t tmpfs none /opt
+mkdir /opt/bitops_deployment
+cp -r "$SRC/." /opt/bitops_deployment/
+cd /
+set +e
+"$BIN" plan --format json >/dev/null 2>"$OUT/none.err"; echo "none=$?" >> "$OUT/codes"
+BITOPS_ENVIRONMENT=test "$BIN" plan --format json >/dev/null 2>"$OUT/named.err"; echo "named=$?" >> "$OUT/codes"
+"$BIN" plan --all --format json >/dev/null 2>"$OUT/all.err"; echo "all=$?" >> "$OUT/codes"
+"#;
+    let out_dir = repo.tmp().join("container");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let status = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SRC", &repo.root)
+        .env("BIN", crate::harness::BIN)
+        .env("OUT", &out_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let codes = std::fs::read_to_string(out_dir.join("codes")).unwrap();
+    let err = std::fs::read_to_string(out_dir.join("none.err")).unwrap();
+    assert!(codes.contains("none=2\n"), "{codes}\n{err}");
+    assert!(
+        err.contains(
+            "a run in the BitOps container (/opt/bitops_deployment) needs an explicit selection"
+        ),
+        "{err}"
+    );
+    assert!(
+        codes.contains("named=0\n") && codes.contains("all=0\n"),
+        "{codes}"
+    );
+}
