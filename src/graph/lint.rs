@@ -30,6 +30,49 @@ pub fn shape(repo: &Repo, diags: &mut Diagnostics) {
     for p in found {
         diags.push(p);
     }
+    plain_folders(repo, &known, diags);
+}
+
+/// Top-level folders that are not environments (nor `_`/`.` folders) but hold a folder that
+/// looks like a misnamed tool folder: the environment the user meant vanished.
+fn plain_folders(repo: &Repo, known: &[&str], diags: &mut Diagnostics) {
+    let Ok(rd) = std::fs::read_dir(&repo.root) else {
+        return;
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            !n.starts_with('.')
+                && !n.starts_with('_')
+                && *n != repo.default_folder
+                && !repo.support_dirs.contains(n)
+                && repo.environment(n).is_none()
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let misnamed = tool_like_folders(&repo.root.join(&name), |_| false, known);
+        let Some((dir, plugin)) = misnamed.first() else {
+            continue;
+        };
+        let help = match plugin {
+            Some(p) => {
+                format!("did you mean `{name}/{p}/`? The folder `{name}/{dir}/` matches no plugin")
+            }
+            None => format!("`{name}/{dir}/` has a {CONFIG_FILE} but no plugin is called `{dir}`"),
+        };
+        let p = Problem::new(
+            "bitops::repo::empty_environment",
+            format!("`{name}/` is not an environment: it holds no tool folder"),
+        )
+        .path(&repo.root.join(&name))
+        .help(help)
+        // A `depends_on` naming it is an unknown-name error already; this says why.
+        .warning();
+        diags.push(p);
+    }
 }
 
 /// What `depends_on` entries ask of one environment: the whole of it, or named deployments.
@@ -86,7 +129,7 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
     // too); found from folders, a misspelt tool folder silently drops a deployment.
     let look = e.deployments_from == DeploymentsFrom::Folders || e.deployments.is_empty();
     let misnamed: Vec<(String, Option<String>)> = if look {
-        tool_like_folders(&e.dir, e, known)
+        tool_like_folders(&e.dir, |n| e.deployment(n).is_some(), known)
     } else {
         Vec::new()
     };
@@ -155,7 +198,11 @@ fn check_env(e: &Environment, known: &[&str], wanted: Option<&Wanted<'_>>) -> Ve
 
 /// Sub-folders that are not deployments but look like tool folders: a near miss of a plugin's
 /// name (with the plugin), or a folder holding a tool config (`None`).
-fn tool_like_folders(dir: &Path, e: &Environment, known: &[&str]) -> Vec<(String, Option<String>)> {
+fn tool_like_folders(
+    dir: &Path,
+    is_deployment: impl Fn(&str) -> bool,
+    known: &[&str],
+) -> Vec<(String, Option<String>)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -169,7 +216,7 @@ fn tool_like_folders(dir: &Path, e: &Environment, known: &[&str]) -> Vec<(String
             || name.starts_with('_')
             || name == BEFORE_HOOKS
             || name == AFTER_HOOKS
-            || e.deployment(&name).is_some()
+            || is_deployment(&name)
             // A plugin's exact name that is not deployed (`aws/`, a library) is deliberate.
             || known.contains(&name.as_str())
         {
