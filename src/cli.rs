@@ -54,6 +54,13 @@ pub struct Common {
     /// Run only this node (`env` or `env/deployment`); repeatable
     #[arg(long, value_name = "NODE")]
     pub only: Vec<String>,
+    /// Every environment (the default, except for `destroy` and in the BitOps container, where
+    /// a selection must be explicit)
+    #[arg(long, conflicts_with_all = ["envs", "only"])]
+    pub all: bool,
+    /// Make every warning an error (legacy BitOps keys, folders that look like misnamed tools…)
+    #[arg(long)]
+    pub strict: bool,
     /// Add everything the selected nodes depend on
     #[arg(long)]
     pub with_deps: bool,

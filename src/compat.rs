@@ -96,6 +96,18 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "A deployment fails when its `$BITOPS_OUTPUT_FILE` is not UTF-8, has two keys that become the same variable name, or a value with NUL or over 128 KiB.",
         "Such outputs were dropped silently or made every dependent fail to start.",
     ),
+    (
+        "A set-but-empty `BITOPS_ENVIRONMENT`/`ENVIRONMENT` is a usage error (exit 2); `bitops destroy`, and any run in the BitOps container (`/opt/bitops_deployment`), needs an explicit selection (`-e`/`BITOPS_ENVIRONMENT`, `--only` or `--all`).",
+        "BitOps exited 1 without an environment; bitops can run several environments, so an empty value must not silently mean all of them, production included.",
+    ),
+    (
+        "A run that selects no deployment (wrong folder, environment folder passed as the repo, a selection of empty environments) is exit 2 with what was searched; nothing is written.",
+        "BitOps exited 1 when an environment had no deployments; bitops' earlier `OK: 0 succeeded` hid a wrong `-C`.",
+    ),
+    (
+        "Tool-config keys that BitOps' v1/v2 documentation used and v2 ignored (`terraform.options.command`, `helm.options.kubeconfig.fetch.*`, `cloudformation.cli.cfn-stack-action`, …) are warnings (errors with `--strict`), and are read from their v2 place when one exists: `options.command: apply` applies, `parameters.enabled: true` passes the parameters file. A legacy `command: destroy` is never carried over.",
+        "BitOps v2 ignored them silently, so its own documentation examples planned where they said apply; refusing them would refuse those repos, ignoring them would keep the surprise.",
+    ),
 ];
 
 /// The whole `docs/compatibility.md`.

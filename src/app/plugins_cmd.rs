@@ -40,8 +40,9 @@ pub(super) fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
         .unwrap_or_else(|| root.join(".bitops"));
     match &args.action {
         PluginsAction::List(_) => {
-            let _ = std::io::stdout()
-                .write_all(crate::plugins::manage::list(&repo, &state_dir).as_bytes());
+            let _ = std::io::stdout().write_all(
+                crate::plugins::manage::list(&repo, &state_dir, env.get("PATH")).as_bytes(),
+            );
             exit_code::SUCCESS
         }
         PluginsAction::Install(_) => match crate::plugins::manage::install(&repo, &state_dir) {

@@ -2,7 +2,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
+use super::load::{
+    ensure_state_dir, load_for, load_registry, preflight, print_warnings, Guards, Loaded,
+};
 use super::stderr_color;
 use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
@@ -54,13 +56,16 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             }
         }
     }
-    let loaded = match load(&common, &args.exec, Guards::Check, env) {
+    // `destroy` tears down only what it was told to: never "everything" by default.
+    let need_explicit = (action == Action::Destroy).then_some(command);
+    let mut loaded = match load_for(&common, &args.exec, Guards::Check, env, need_explicit) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let (registry, diags) = load_registry(&loaded);
     if let Err(code) = preflight(&loaded, &registry, diags, action, color) {
         return code;

@@ -106,9 +106,25 @@ pub fn read_file_section(
         return BitopsSection::default();
     };
     // Besides `bitops:`, BitOps ignored every top-level key: a `bitop:` typo silently dropped
-    // its settings. Tool roots (`terraform:` …) are tolerated as BitOps tolerated them.
+    // its settings. A tool's settings here (`terraform:` in a repo or environment config) are
+    // read by no one, in BitOps as in bitops: say where they belong rather than drop them.
     for (k, _) in &top {
-        if k.value == "bitops" || crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+        if k.value == "bitops" {
+            continue;
+        }
+        if crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+            r.diags.push(
+                Problem::new(
+                    "bitops::config::tool_section",
+                    format!("`{}:` in `{}` is not read", k.value, file.name),
+                )
+                .at(&k.loc, "tool settings here are ignored")
+                .help(format!(
+                    "tool settings belong in the tool folder's own file, `<environment>/{}/bitops.config.yaml`; this file only holds `bitops:`",
+                    k.value
+                ))
+                .warning(),
+            );
             continue;
         }
         let help = match crate::diagnostic::did_you_mean(&k.value, ["bitops"]) {

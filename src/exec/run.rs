@@ -68,13 +68,14 @@ pub fn schedule(
         known.iter().sum::<f64>() / known.len() as f64
     };
     let mut deps = vec![Vec::new(); order.len()];
+    let mut order_only = vec![Vec::new(); order.len()];
     for (k, &i) in order.iter().enumerate() {
-        for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
+        for (p, kind) in graph.selected_dependency_kinds(i, |x| selection.contains(x)) {
             if let Some(&pk) = pos.get(&p) {
-                if reverse {
-                    deps[pk].push(k);
-                } else {
-                    deps[k].push(pk);
+                let (node, dep) = if reverse { (pk, k) } else { (k, pk) };
+                deps[node].push(dep);
+                if kind == crate::graph::EdgeKind::Order {
+                    order_only[node].push(dep);
                 }
             }
         }
@@ -95,7 +96,14 @@ pub fn schedule(
             }
         })
         .collect();
-    (Schedule { nodes, deps }, order)
+    (
+        Schedule {
+            nodes,
+            deps,
+            order_only,
+        },
+        order,
+    )
 }
 
 /// Runs the request; `events` receives everything as it happens.

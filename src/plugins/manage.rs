@@ -15,8 +15,22 @@ use crate::model::{PluginSource, Repo, BUILTIN_PLUGINS};
 use super::bitops_format;
 use super::registry::{installed_dir, installed_dir_checked};
 
-/// One line per plugin: name, where it comes from, whether it loads, who uses it.
-pub fn list(repo: &Repo, state_dir: &Path) -> String {
+/// The programs a built-in plugin runs (the main one first; helm also runs `aws` to fetch an
+/// EKS kubeconfig, which is reported when a deployment needs it).
+pub fn builtin_tools(name: &str) -> &'static [&'static str] {
+    match name {
+        "terraform" => &["terraform"],
+        "ansible" => &["ansible-playbook"],
+        "helm" => &["helm"],
+        "cloudformation" | "aws" => &["aws"],
+        "kubectl" => &["kubectl"],
+        _ => &[],
+    }
+}
+
+/// One line per plugin: name, where it comes from, whether it loads (for a built-in: whether
+/// its tool is on `path_var`), who uses it.
+pub fn list(repo: &Repo, state_dir: &Path, path_var: Option<&str>) -> String {
     let mut out = String::new();
     let users = |name: &str| -> usize {
         repo.environments
@@ -64,13 +78,24 @@ pub fn list(repo: &Repo, state_dir: &Path) -> String {
     }
     for b in BUILTIN_PLUGINS {
         if repo.plugin(b).is_none() {
+            let missing: Vec<&str> = builtin_tools(b)
+                .iter()
+                .copied()
+                .filter(|t| crate::plan::preview::find_on_path(t, path_var).is_none())
+                .collect();
+            let status = if missing.is_empty() { "ok" } else { "no tool" };
             let _ = writeln!(
                 out,
-                "{b:<16} {:<10} {:<8} {:<9} native",
+                "{b:<16} {:<10} {status:<8} {:<9} native",
                 "built-in",
-                "ok",
                 users(b)
             );
+            for t in missing {
+                let _ = writeln!(
+                    out,
+                    "    `{t}` is not on PATH: plan works, deploy refuses until it is installed"
+                );
+            }
         }
     }
     out
@@ -241,7 +266,7 @@ mod tests {
         });
         assert!(d.is_empty(), "{:?}", d.problems());
         let state = repo_dir.join(".bitops");
-        assert!(list(&repo, &state).contains("missing"));
+        assert!(list(&repo, &state, None).contains("missing"));
         let done = install(&repo, &state)
             .map_err(|d| format!("{:?}", d.problems()))
             .unwrap();
@@ -251,7 +276,7 @@ mod tests {
             "echo v1\n",
             "the tag, not main"
         );
-        let listed = list(&repo, &state);
+        let listed = list(&repo, &state, None);
         assert!(
             listed
                 .lines()

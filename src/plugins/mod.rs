@@ -10,4 +10,4 @@ pub mod manage;
 pub mod registry;
 pub mod step;
 
-pub use registry::{merge_tool_configs, read_tool_config, Registry};
+pub use registry::{merge_tool_configs, read_tool_config, read_tool_config_noting, Registry};

@@ -118,6 +118,16 @@ pub fn read_tool_config(
     tool_dir: &Path,
     display: &str,
 ) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
+    read_tool_config_noting(tool_dir, display, &mut Vec::new())
+}
+
+/// [`read_tool_config`], with legacy BitOps keys moved to their v2 places
+/// (`crate::config::legacy`) and a warning for each added to `warnings`.
+pub fn read_tool_config_noting(
+    tool_dir: &Path,
+    display: &str,
+    warnings: &mut Vec<Problem>,
+) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
     let mut diags = Diagnostics::default();
     let loaded = crate::config::load_file(
         &tool_dir.join(crate::config::CONFIG_FILE),
@@ -127,7 +137,17 @@ pub fn read_tool_config(
     if let Some(p) = diags.problems().first() {
         return Err(p.clone());
     }
-    Ok(loaded.and_then(|l| l.root.map(|root| (root, l.file))))
+    Ok(loaded.and_then(|l| {
+        l.root.map(|mut root| {
+            let shown = format!("{display}/bitops.config.yaml");
+            warnings.extend(crate::config::legacy::rewrite(
+                &mut root,
+                Some(&l.file),
+                &shown,
+            ));
+            (root, l.file)
+        })
+    }))
 }
 
 /// The environment's tool config deep-merged over `_default`'s, as a working copy has it.

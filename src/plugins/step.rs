@@ -140,6 +140,9 @@ pub struct Prepared {
     pub settings: Vec<String>,
     /// External programs the steps need on PATH (checked before anything runs).
     pub tools: Vec<String>,
+    /// Warnings about configs the plugin read itself (legacy keys in helm chart configs).
+    #[serde(skip)]
+    pub warnings: Vec<crate::diagnostic::Problem>,
 }
 
 /// Quotes a word for display the way a shell would need it.

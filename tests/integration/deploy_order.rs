@@ -214,7 +214,7 @@ fn destroy_runs_the_graph_in_reverse() {
         let (e, d) = id.split_once('/').unwrap();
         repo.dep(e, d, "echo \"$BITOPS_ACTION\" >> \"$T_OUT/actions\"");
     }
-    let out = repo.run(&["destroy", "--progress", "plain"]);
+    let out = repo.run(&["destroy", "--all", "--progress", "plain"]);
     assert_eq!(out.code, 0, "{out}");
     let t = repo.trace();
     assert!(t.after("app/cfg", "app/tf"), "{t:?}");
