@@ -257,7 +257,7 @@ pub async fn run<E: Executor>(
                 }
                 let status = result.status;
                 finish(idx, result, schedule, &mut results, events);
-                if status == Status::Succeeded {
+                if status.is_success() {
                     for &d in &dependents[idx] {
                         indeg[d] -= 1;
                         if indeg[d] == 0 {

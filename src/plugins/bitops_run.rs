@@ -1,66 +1,138 @@
 //! Running a BitOps-format plugin: the contract's variables, then
 //! `<language> <plugin>/<deploy script> <stack_action>` in the tool folder.
+//!
+//! `plan --run` and `destroy` never trust a plugin to honour its argument: official plugins read
+//! the action from the `export_env` of their `stack-action` property. The property is resolved
+//! as if `BITOPS_<ROOT>_STACK_ACTION=<the plugin's word>` were set (see [`super::actions`]), so
+//! the exports, `BITOPS_<ROOT>_CLI` and argv[1] all carry that word; a plugin without a
+//! `stack-action` property or without a word for the action is not run at all.
 
+use super::actions::{self, Configured};
 use super::bitops_format::{deploy_argv, resolve, Plugin, Source, ToolConfig};
 use super::step::{Action, Capture, Context, DryRunTool, Prepared, Step};
 use crate::diagnostic::Problem;
 
-pub fn prepare(p: &Plugin, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
+pub fn prepare(
+    p: &Plugin,
+    words: &Configured,
+    ctx: &Context<'_>,
+) -> Result<Prepared, Vec<Problem>> {
     let mut prepared = Prepared {
         before_hooks: p.config.before_hook_scripts,
         after_hooks: p.config.after_hook_scripts,
         tools: vec![p.config.language.clone()],
         ..Prepared::default()
     };
-    let mut stack_action = String::new();
-    let mut has_action = false;
-    if let Some(schema) = &p.schema {
-        // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
-        let tc = ToolConfig {
-            root: ctx.tool_config,
-            file: ctx.tool_config_file,
-            display: &ctx.tool_config_name,
-        };
-        let r = resolve(schema, &tc, ctx.env, ctx.plugin);
-        if !r.problems.is_empty() {
-            return Err(r.problems);
+    let command = match ctx.action {
+        Action::Deploy => "deploy",
+        Action::DryRun => "plan --run",
+        Action::Destroy => "destroy",
+    };
+    // Said outright, so nobody reads a destroy run as a teardown of this deployment.
+    let nothing = if ctx.action == Action::Destroy {
+        "; nothing was destroyed"
+    } else {
+        ""
+    };
+    let Some(schema) = &p.schema else {
+        if ctx.action == Action::Deploy {
+            // The plugin reads its own configuration; BitOps passed an empty action.
+            prepared
+                .steps
+                .push(Step::new(deploy_argv(p, ""), &ctx.tool_dir));
+            return Ok(prepared);
         }
-        prepared.exports.extend(r.env());
-        prepared.settings = r
-            .values
-            .iter()
-            .map(|(k, v, src)| {
-                let origin = match src {
-                    Source::Env => "env override",
-                    Source::Config => "config",
-                    Source::Default => "schema default",
-                    Source::Unset => "unset",
-                };
-                format!("{k} = {} ({origin})", v.as_deref().unwrap_or("-"))
-            })
-            .collect();
-        has_action = schema
-            .properties
-            .iter()
-            .any(|x| x.is_cli() && x.name == "stack-action");
-        stack_action = r.stack_action;
-    }
-    match ctx.action {
-        Action::Deploy => {}
-        // A plugin reads its action from its one argument; `destroy` is the word the official
-        // plugins use for it.
-        Action::Destroy => stack_action = "destroy".into(),
-        Action::DryRun if has_action => stack_action = "plan".into(),
-        Action::DryRun => {
+        prepared.skip = Some(format!(
+            "plugin `{}` reads its own configuration (core_schema_parsing is off), so bitops \
+             cannot choose its action: not run by `{command}`{nothing}",
+            p.name
+        ));
+        return Ok(prepared);
+    };
+    let action_prop = schema
+        .properties
+        .iter()
+        .find(|x| x.is_cli() && x.name == "stack-action" && !x.is_container());
+    let root = schema.root_key.as_str();
+    let mut env = ctx.env.clone();
+    if ctx.action != Action::Deploy {
+        let Some(prop) = action_prop else {
             prepared.skip = Some(format!(
-                "plugin `{}` has no `stack-action`, so no dry run",
+                "plugin `{}` has no `stack-action`, so it has no {} action: not run by \
+                 `{command}`{nothing}",
+                p.name,
+                if ctx.action == Action::Destroy {
+                    "destroy"
+                } else {
+                    "dry-run"
+                }
+            ));
+            return Ok(prepared);
+        };
+        let (word, key) = if ctx.action == Action::Destroy {
+            (actions::destroy_word(words, root), "destroy_action")
+        } else {
+            (actions::plan_word(words, root), "plan_action")
+        };
+        let Some(word) = word else {
+            prepared.skip = Some(format!(
+                "plugin `{}` has no {} action: not run by `{command}`{nothing} (if it has \
+                 one, set `bitops.plugins.{}.{key}` to its stack-action word)",
+                p.name,
+                if ctx.action == Action::Destroy {
+                    "destroy"
+                } else {
+                    "dry-run"
+                },
                 p.name
             ));
             return Ok(prepared);
+        };
+        // Wins over a user's own override: a dry run must never become an apply.
+        env.insert(prop.override_name(), word);
+    }
+    // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
+    let tc = ToolConfig {
+        root: ctx.tool_config,
+        file: ctx.tool_config_file,
+        display: &ctx.tool_config_name,
+    };
+    let r = resolve(schema, &tc, &env, ctx.plugin);
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    prepared.exports.extend(r.env());
+    prepared.settings = r
+        .values
+        .iter()
+        .map(|(k, v, src)| {
+            let origin = match src {
+                Source::Env if ctx.action != Action::Deploy && k.ends_with(".stack-action") => {
+                    "chosen by bitops for this command"
+                }
+                Source::Env => "env override",
+                Source::Config => "config",
+                Source::Default => "schema default",
+                Source::Unset => "unset",
+            };
+            format!("{k} = {} ({origin})", v.as_deref().unwrap_or("-"))
+        })
+        .collect();
+    if let (Action::Deploy, Some(prop)) = (ctx.action, action_prop) {
+        let plans = actions::plan_word(words, root).filter(|w| *w == r.stack_action);
+        if let Some(word) = plans {
+            prepared.planned_only = Some(format!(
+                "its stack action is `{word}`, so nothing was applied; to apply, set \
+                 `{}: apply` under `{}` in {} (or `{}=apply`)",
+                prop.name,
+                prop.path[..prop.path.len() - 1].join("."),
+                ctx.tool_config_name,
+                prop.override_name()
+            ));
         }
     }
     // The deploy script's existence was checked once, when the registry loaded the plugin.
-    let mut step = Step::new(deploy_argv(p, &stack_action), &ctx.tool_dir);
+    let mut step = Step::new(deploy_argv(p, &r.stack_action), &ctx.tool_dir);
     if ctx.action == Action::DryRun {
         step.capture = Capture::DryRunSummary(DryRunTool::Plugin);
     }
