@@ -234,10 +234,12 @@ impl Runner {
             "BITOPS_FAIL_FAST",
             if self.fail_fast { "True" } else { "False" }.into(),
         );
+        // In the run folder, not the working copy: `bitops plan` shows the same path (as
+        // `<run>/.kube/config`), and it is never inside the repo, even with `--in-place`.
         set(
             &mut vars,
             "BITOPS_KUBE_CONFIG_FILE",
-            ws.tempdir.join(".kube/config").display().to_string(),
+            crate::plan::preview::kube_config_file(&ws.run_dir.display().to_string()),
         );
         set(
             &mut vars,

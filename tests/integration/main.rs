@@ -12,6 +12,7 @@ mod failure;
 mod masks;
 mod outputs;
 mod plan;
+mod plugin_contract;
 mod props;
 mod reports;
 mod signals;
