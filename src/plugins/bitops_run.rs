@@ -139,3 +139,112 @@ pub fn prepare(
     prepared.steps.push(step);
     Ok(prepared)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::diagnostic::Diagnostics;
+    use crate::plugins::bitops_format::{load_plugin, OFFICIAL_SCHEMAS};
+
+    /// A plugin folder with one of the official schemas and a deploy script.
+    fn plugin(root: &str) -> (tempfile::TempDir, Plugin) {
+        let t = tempfile::tempdir().unwrap();
+        let (_, schema) = OFFICIAL_SCHEMAS.iter().find(|(n, _)| *n == root).unwrap();
+        std::fs::write(t.path().join("bitops.schema.yaml"), schema).unwrap();
+        std::fs::write(t.path().join("deploy.sh"), "").unwrap();
+        let mut d = Diagnostics::default();
+        let p = load_plugin(t.path(), root, &mut d).expect("loads");
+        (t, p)
+    }
+
+    fn run(
+        p: &Plugin,
+        words: &Configured,
+        config: &str,
+        env: &[(&str, &str)],
+        action: Action,
+    ) -> Prepared {
+        let node = crate::yaml::parse(config).unwrap();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = Context {
+            environment: "e",
+            deployment: "d",
+            plugin: &p.name,
+            tool_dir: p.dir.clone(),
+            default_dir: None,
+            tool_config: node.as_ref(),
+            tool_config_name: "e/d/bitops.config.yaml".into(),
+            tool_config_file: None,
+            env: &env,
+            action,
+        };
+        prepare(p, words, &ctx).unwrap()
+    }
+
+    #[test]
+    fn cloudformation_deletes_on_destroy_and_has_no_dry_run() {
+        let (_t, p) = plugin("cloudformation");
+        let config = "cloudformation:\n  cli:\n    stack-action: deploy\n  options:\n    cfn-stack-name: s\n    cfn-files:\n      template-file: t.yaml\n";
+        let none = Configured::default();
+        let d = run(&p, &none, config, &[], Action::Destroy);
+        assert_eq!(d.exports["CFN_STACK_ACTION"], "delete");
+        assert_eq!(d.exports["BITOPS_CFN_STACK_ACTION"], "delete");
+        assert!(d.exports["BITOPS_CLOUDFORMATION_CLI"].ends_with("delete"));
+        assert_eq!(d.steps[0].argv[2], "delete");
+        let dry = run(&p, &none, config, &[], Action::DryRun);
+        assert!(dry.steps.is_empty());
+        assert!(dry.skip.unwrap().contains("no dry-run action"));
+        // A word the user gives is used, and an empty one means "none".
+        let words = Configured {
+            plan: Some("preview".into()),
+            destroy: Some(String::new()),
+        };
+        let dry = run(&p, &words, config, &[], Action::DryRun);
+        assert_eq!(dry.exports["CFN_STACK_ACTION"], "preview");
+        assert!(run(&p, &words, config, &[], Action::Destroy).skip.is_some());
+    }
+
+    #[test]
+    fn terraform_dry_run_wins_over_a_user_override_and_a_plan_deploy_is_planned_only() {
+        let (_t, p) = plugin("terraform");
+        let none = Configured::default();
+        let config = "terraform:\n  cli:\n    stack-action: apply\n";
+        let over = [("BITOPS_TERRAFORM_STACK_ACTION", "apply")];
+        let dry = run(&p, &none, config, &over, Action::DryRun);
+        assert_eq!(dry.exports["TERRAFORM_COMMAND"], "plan");
+        assert_eq!(dry.exports["BITOPS_TERRAFORM_COMMAND"], "plan");
+        assert_eq!(dry.exports["BITOPS_TERRAFORM_CLI"], "plan");
+        assert_eq!(dry.steps[0].argv[2], "plan");
+        assert!(dry.planned_only.is_none());
+        let deploy = run(&p, &none, config, &[], Action::Deploy);
+        assert_eq!(deploy.steps[0].argv[2], "apply");
+        assert!(deploy.planned_only.is_none());
+        let planned = run(&p, &none, "", &[], Action::Deploy);
+        let hint = planned.planned_only.expect("planned only");
+        assert!(
+            hint.contains("`stack-action: apply` under `terraform.cli` in e/d/bitops.config.yaml"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn a_plugin_without_stack_action_is_never_run_by_dry_run_or_destroy() {
+        let (_t, p) = plugin("ansible");
+        let words = Configured {
+            plan: Some("plan".into()),
+            destroy: Some("destroy".into()),
+        };
+        for action in [Action::DryRun, Action::Destroy] {
+            let r = run(&p, &words, "", &[], action);
+            assert!(r.steps.is_empty(), "{action:?}");
+            assert!(r.skip.unwrap().contains("has no `stack-action`"));
+        }
+        let d = run(&p, &words, "", &[], Action::Destroy);
+        assert!(d.skip.unwrap().contains("nothing was destroyed"));
+    }
+}
