@@ -121,16 +121,9 @@ fn case(out: &mut String, d: &DeploymentReport) {
                 text(&detail.join("\n"))
             );
         }
-        Status::Skipped | Status::NotRun | Status::NotApplicable => {
+        // A plan applied nothing: CI shows it as skipped, the message starts "planned only:".
+        Status::Skipped | Status::NotRun | Status::NotApplicable | Status::Planned => {
             let _ = writeln!(body, "      <skipped message=\"{}\"/>", attr(&message));
-        }
-        // Nothing was applied: CI shows it as skipped, the message says it was only planned.
-        Status::Planned => {
-            let _ = writeln!(
-                body,
-                "      <skipped message=\"{}\"/>",
-                attr(&format!("planned only: {message}"))
-            );
         }
     }
     // Where the whole log is, and what the deployment passed on, for every one that ran.

@@ -275,6 +275,7 @@ fn builtin_terraform_with_the_default_plan_reports_planned() {
         .contains("nothing was applied"));
     let junit = std::fs::read_to_string(repo.tmp().join("junit.xml")).unwrap();
     assert!(junit.contains("planned only:"), "{junit}");
+    assert!(!junit.contains("planned only: planned only"), "{junit}");
 }
 
 #[test]
@@ -414,4 +415,30 @@ fn plan_shows_the_kubeconfig_deploy_uses() {
         "{ran}"
     );
     assert!(run_dir.join(".kube/config").is_file());
+}
+
+/// The built-in ansible has no destroy: `destroy` does not run the playbook and says so.
+#[test]
+fn destroy_reports_builtin_ansible_as_not_destroyed() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  ansible: {plugin: ansible}\n");
+    repo.write(
+        "e/ansible/playbook.yaml",
+        "- hosts: localhost\n  tasks: []\n",
+    );
+    let report_arg = repo.tmp().join("report.json").display().to_string();
+    let mut args = vec!["destroy", "-e", "e", "--report", &report_arg];
+    args.extend(PLAIN);
+    let out = repo.run(&args);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.lines().any(|l| l.contains("e/ansible")
+            && l.contains("skipped")
+            && l.contains("nothing was destroyed")),
+        "{out}"
+    );
+    assert!(out.stderr.contains("1 skipped (does not apply)"), "{out}");
+    let r = report(&repo);
+    assert_eq!(deployment(&r, "e/ansible")["status"], "not_applicable");
+    assert_eq!(r["exit_code"], 0);
 }
