@@ -116,8 +116,23 @@ fn resources(state: &std::path::Path) -> usize {
     v["resources"].as_array().map_or(0, Vec::len)
 }
 
+/// The run's `--report` file, checked against the published schema (new statuses included).
 fn report(repo: &TestRepo) -> serde_json::Value {
     let path = repo.tmp().join("report.json");
+    if require_tools(&["check-jsonschema"]) {
+        let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.schema.json");
+        let out = std::process::Command::new("check-jsonschema")
+            .args(["--schemafile", schema])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
