@@ -399,6 +399,9 @@ impl Runner {
             return NodeResult::with_reason(Status::NotApplicable, why.clone());
         }
         vars.extend(prepared.exports.clone());
+        for k in &prepared.unset {
+            vars.remove(k);
+        }
 
         let mut captured: Outputs = Vec::new();
         let mut changes: Option<crate::plan::dry_run::Changes> = None;

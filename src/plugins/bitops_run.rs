@@ -90,6 +90,14 @@ pub fn prepare(
         };
         // Wins over a user's own override: a dry run must never become an apply.
         env.insert(prop.override_name(), word);
+        // The official terraform plugin also applies on `TERRAFORM_APPLY=true` and destroys on
+        // `TERRAFORM_DESTROY=true`, whatever its action says.
+        if root == "terraform" {
+            prepared.unset.push("TERRAFORM_APPLY".into());
+            if ctx.action == Action::DryRun {
+                prepared.unset.push("TERRAFORM_DESTROY".into());
+            }
+        }
     }
     // BitOps stopped (exit 2) without a tool config; an absent file now means "all defaults".
     let tc = ToolConfig {
@@ -118,6 +126,11 @@ pub fn prepare(
             format!("{k} = {} ({origin})", v.as_deref().unwrap_or("-"))
         })
         .collect();
+    for k in &prepared.unset {
+        prepared
+            .settings
+            .push(format!("{k} = - (not passed to the plugin by `{command}`)"));
+    }
     if let (Action::Deploy, Some(prop)) = (ctx.action, action_prop) {
         let plans = actions::plan_word(words, root).filter(|w| *w == r.stack_action);
         if let Some(word) = plans {
@@ -221,6 +234,10 @@ mod tests {
         assert_eq!(dry.exports["BITOPS_TERRAFORM_CLI"], "plan");
         assert_eq!(dry.steps[0].argv[2], "plan");
         assert!(dry.planned_only.is_none());
+        assert_eq!(dry.unset, ["TERRAFORM_APPLY", "TERRAFORM_DESTROY"]);
+        let destroy = run(&p, &none, config, &[], Action::Destroy);
+        assert_eq!(destroy.unset, ["TERRAFORM_APPLY"]);
+        assert_eq!(destroy.exports["BITOPS_TERRAFORM_COMMAND"], "destroy");
         let deploy = run(&p, &none, config, &[], Action::Deploy);
         assert_eq!(deploy.steps[0].argv[2], "apply");
         assert!(deploy.planned_only.is_none());

@@ -135,6 +135,9 @@ pub struct Prepared {
     /// Set when the deployment is skipped by its own config (`skip-deploy`) or because its
     /// plugin has no action for this command, with the reason.
     pub skip: Option<String>,
+    /// Variables of the user's environment the steps must not see (the official terraform
+    /// plugin's `TERRAFORM_APPLY=true` would apply during a dry run).
+    pub unset: Vec<String>,
     /// Set when a deploy only plans (terraform's default `stack-action: plan`): nothing is
     /// applied. Holds the one line of config that makes it apply.
     pub planned_only: Option<String>,

@@ -40,11 +40,12 @@ terraform init -input=false -no-color > /dev/null
 if [ "${BITOPS_TERRAFORM_COMMAND}" == "plan" ]; then
   terraform plan -input=false -no-color
 fi
-if [ "${BITOPS_TERRAFORM_COMMAND}" == "apply" ]; then
+if [ "${BITOPS_TERRAFORM_COMMAND}" == "apply" ] || [ "${TERRAFORM_APPLY}" == "true" ]; then
+  echo applied >> "$T_OUT/contract"
   terraform plan -input=false -no-color
   terraform apply -input=false -auto-approve -no-color
 fi
-if [ "${BITOPS_TERRAFORM_COMMAND}" == "destroy" ]; then
+if [ "${BITOPS_TERRAFORM_COMMAND}" == "destroy" ] || [ "${TERRAFORM_DESTROY}" == "true" ]; then
   terraform plan -destroy -input=false -no-color
   terraform destroy -input=false -auto-approve -no-color
 fi
@@ -163,7 +164,7 @@ fn official_contract_plugin_deploys_dry_runs_and_destroys() {
     assert_eq!(resources(&state), 2, "{out}");
     assert_eq!(
         repo.read_out("contract").trim(),
-        "arg=apply command=apply plain=apply cli=apply"
+        "arg=apply command=apply plain=apply cli=apply\napplied"
     );
     assert_eq!(repo.read_out("noaction").trim(), "ran");
     let before = std::fs::read(&state).unwrap();
@@ -173,7 +174,16 @@ fn official_contract_plugin_deploys_dry_runs_and_destroys() {
     std::fs::remove_file(repo.out_file("contract")).unwrap();
     let mut args = vec!["plan", "--run"];
     args.extend(PLAIN);
-    let out = repo.run_env(&args, &[("BITOPS_TERRAFORM_STACK_ACTION", "apply")]);
+    // The official plugin also applies on TERRAFORM_APPLY=true and destroys on
+    // TERRAFORM_DESTROY=true: a dry run hides both from it.
+    let out = repo.run_env(
+        &args,
+        &[
+            ("BITOPS_TERRAFORM_STACK_ACTION", "apply"),
+            ("TERRAFORM_APPLY", "true"),
+            ("TERRAFORM_DESTROY", "true"),
+        ],
+    );
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(
         repo.read_out("contract").trim(),
@@ -193,11 +203,12 @@ fn official_contract_plugin_deploys_dry_runs_and_destroys() {
     std::fs::remove_file(repo.out_file("contract")).unwrap();
     let mut args = vec!["destroy", "-e", "e", "--report", &report_arg];
     args.extend(PLAIN);
-    let out = repo.run(&args);
+    let out = repo.run_env(&args, &[("TERRAFORM_APPLY", "true")]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(
         repo.read_out("contract").trim(),
-        "arg=destroy command=destroy plain=destroy cli=destroy"
+        "arg=destroy command=destroy plain=destroy cli=destroy",
+        "{out}"
     );
     assert_eq!(resources(&state), 0, "{out}");
     assert_eq!(

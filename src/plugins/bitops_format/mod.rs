@@ -163,10 +163,13 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
          command (`bitops.plugins.<name>.plan_action` / `destroy_action`, else the official \
          plugins' own: terraform `plan` / `destroy`, cloudformation none / `delete`), winning \
          over the user's own override, so every export, `BITOPS_<ROOT>_CLI` and the deploy \
-         script's argument carry it.",
+         script's argument carry it. For a plugin whose schema root is `terraform`, \
+         `TERRAFORM_APPLY` (and, for `plan --run`, `TERRAFORM_DESTROY`) from the environment is \
+         not passed to it by these commands.",
         "BitOps had neither command. Official plugins read the action from the stack-action \
          export (`$BITOPS_TERRAFORM_COMMAND`), not from `$1`, so changing only the argument \
-         made a dry run apply and a destroy deploy.",
+         made a dry run apply and a destroy deploy; the official terraform plugin also applies \
+         on `TERRAFORM_APPLY=true` and destroys on `TERRAFORM_DESTROY=true` whatever its action.",
     ),
     (
         "A plugin without a `stack-action` property in its `cli` section, without a word for the \
