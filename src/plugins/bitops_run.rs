@@ -49,16 +49,21 @@ pub fn prepare(
         ));
         return Ok(prepared);
     };
+    // BitOps took argv[1] from the `cli` property only, but older official schemas had the
+    // property under `options`, where its export still told the plugin what to do.
+    let named = |x: &&super::bitops_format::Property| x.name == "stack-action" && !x.is_container();
     let action_prop = schema
         .properties
         .iter()
-        .find(|x| x.is_cli() && x.name == "stack-action" && !x.is_container());
+        .filter(named)
+        .find(|x| x.is_cli())
+        .or_else(|| schema.properties.iter().find(named));
     let root = schema.root_key.as_str();
     let mut env = ctx.env.clone();
     if ctx.action != Action::Deploy {
         let Some(prop) = action_prop else {
             prepared.skip = Some(format!(
-                "plugin `{}` has no `stack-action`, so it has no {} action: not run by \
+                "plugin `{}` has no `stack-action` property, so it has no {} action: not run by \
                  `{command}`{nothing}",
                 p.name,
                 if ctx.action == Action::Destroy {
@@ -250,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_action_under_options_is_chosen_too() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("bitops.schema.yaml"),
+            "terraform:\n  type: object\n  properties:\n    options:\n      type: object\n      properties:\n        stack-action: {type: string, export_env: TERRAFORM_COMMAND, default: plan}\n",
+        )
+        .unwrap();
+        std::fs::write(t.path().join("deploy.sh"), "").unwrap();
+        let p = load_plugin(t.path(), "terraform", &mut Diagnostics::default()).unwrap();
+        let cfg = "terraform:\n  options:\n    stack-action: apply\n";
+        let d = run(&p, &Configured::default(), cfg, &[], Action::Destroy);
+        assert_eq!(d.exports["BITOPS_TERRAFORM_COMMAND"], "destroy");
+        // As in BitOps, only a `cli` property is the script's argument.
+        assert_eq!(d.steps[0].argv[2], "");
+    }
+
+    #[test]
     fn a_plugin_without_stack_action_is_never_run_by_dry_run_or_destroy() {
         let (_t, p) = plugin("ansible");
         let words = Configured {
@@ -259,7 +281,7 @@ mod tests {
         for action in [Action::DryRun, Action::Destroy] {
             let r = run(&p, &words, "", &[], action);
             assert!(r.steps.is_empty(), "{action:?}");
-            assert!(r.skip.unwrap().contains("has no `stack-action`"));
+            assert!(r.skip.unwrap().contains("has no `stack-action` property"));
         }
         let d = run(&p, &words, "", &[], Action::Destroy);
         assert!(d.skip.unwrap().contains("nothing was destroyed"));

@@ -158,7 +158,8 @@ pub fn official_schema(name: &str) -> Option<Schema> {
 /// Every place where bitops deliberately differs from BitOps v2 in this contract: (what, why).
 pub const DEVIATIONS: &[(&str, &str)] = &[
     (
-        "`bitops plan --run` and `bitops destroy` resolve the plugin's `cli.stack-action` property \
+        "`bitops plan --run` and `bitops destroy` resolve the plugin's `stack-action` property \
+         (the `cli` one, else one under `options` as older official schemas had it) \
          as if its override `BITOPS_<ROOT>_STACK_ACTION` were set to the plugin's word for the \
          command (`bitops.plugins.<name>.plan_action` / `destroy_action`, else the official \
          plugins' own: terraform `plan` / `destroy`, cloudformation none / `delete`), winning \
@@ -172,7 +173,7 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
          on `TERRAFORM_APPLY=true` and destroys on `TERRAFORM_DESTROY=true` whatever its action.",
     ),
     (
-        "A plugin without a `stack-action` property in its `cli` section, without a word for the \
+        "A plugin without a `stack-action` property, without a word for the \
          command, or with `core_schema_parsing: false`, is not run by `plan --run` or `destroy`; \
          it is reported skipped with the reason (`not_applicable` in the report).",
         "Running it would deploy (the official ansible plugin has no action at all and would \
