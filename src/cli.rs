@@ -196,10 +196,19 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// The bitops container image the jobs run in
-    #[arg(long, default_value = "ghcr.io/bitops/bitops:latest")]
+    /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
+    #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
+    /// of CI artifacts
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
+
+/// The image exported jobs run in unless `--image` says otherwise.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/bitops/bitops:latest";
+/// `--image none`: jobs for shell runners, without a container image.
+pub const NO_IMAGE: &str = "none";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportTarget {

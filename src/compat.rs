@@ -88,6 +88,26 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "`run_mode: validate_config` / `BITOPS_MODE=validate_config` (and `settings_test`) validate everything, print the plan and exit 0 without running anything.",
         "BitOps printed its settings or the deployment config and exited 0; the plan shows the same and more.",
     ),
+    (
+        "A key written twice in one mapping of a `bitops.config.yaml` (any level) is an error naming both lines; in repo- and environment-level files every top-level key other than `bitops` (and the built-in tool roots) is an error.",
+        "PyYAML kept the last value of a duplicate silently and BitOps ignored other top-level keys, so a `bitop:` typo or a second `jobs:` changed a run without a word.",
+    ),
+    (
+        "Plugin, environment, deployment and pool names, run ids and output keys use one character set (letters, digits, `_`, `-`, `.`; not starting with `.` or `-`; at most 100 characters); others are errors.",
+        "BitOps used names as paths unchecked: a plugin named `../../x` or `/srv/x` made the installer remove that folder. See docs/guarantees.md.",
+    ),
+    (
+        "Durations are at most 365 days, `retries` at most 100, `jobs` and pool sizes at most 4096; out of range is a located error.",
+        "BitOps never enforced timeouts; without limits a huge value overflowed clock arithmetic and `retries: 4294967296` wrapped to 0.",
+    ),
+    (
+        "YAML documents nest at most 128 levels, aliases included, and expand to at most 200,000 nodes.",
+        "PyYAML had no such limits; deep documents exhausted the stack.",
+    ),
+    (
+        "A deployment fails when its `$BITOPS_OUTPUT_FILE` is not UTF-8, has two keys that become the same variable name, or a value with NUL or over 128 KiB.",
+        "Such outputs were dropped silently or made every dependent fail to start.",
+    ),
 ];
 
 /// The whole `docs/compatibility.md`.

@@ -59,8 +59,34 @@ pub fn load(
         flags: &flags,
         env: &env,
     });
+    // Names that would clash as `BITOPS_OUTPUT_…` variables are refused before anything runs.
+    crate::exec::outputs::check_variable_prefixes(&repo, &mut diags);
+    let state_dir = common
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".bitops"));
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
+        // Broken dependencies: nothing will run, but the tool configs can still be checked on
+        // the graph without them, so their mistakes come in this run too.
+        let mut repo = repo;
+        for e in &mut repo.environments {
+            e.depends_on.clear();
+            for d in &mut e.deployments {
+                d.depends_on = Some(Vec::new());
+            }
+        }
+        let mut scratch = crate::diagnostic::Diagnostics::default();
+        if let Some(g) = graph::build(&repo, &mut scratch) {
+            // The user's own selection (what would have run), without `--changed-since`.
+            let opts = SelectOptions {
+                envs: common.envs.clone(),
+                only: common.only.clone(),
+                ..SelectOptions::default()
+            };
+            let selected = graph::select(&repo, &g, &opts, &env, &mut scratch);
+            tool_config_problems(&repo, &g, &selected, &state_dir, &env, &mut diags);
+        }
         return Err(diags
             .into_result()
             .expect_err("no graph means problems were recorded"));
@@ -102,11 +128,10 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
+    if !diags.is_empty() {
+        tool_config_problems(&repo, &graph, &selection, &state_dir, &env, &mut diags);
+    }
     diags.into_result()?;
-    let state_dir = common
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| root.join(".bitops"));
     Ok(Loaded {
         env,
         repo,
@@ -115,6 +140,43 @@ pub fn load(
         settings,
         state_dir,
     })
+}
+
+/// The repo already has problems, so nothing will run: still read every selected deployment's
+/// tool config as `deploy` would (preflight does that only for a valid repo), so one run shows
+/// the tool-level mistakes beside the others instead of one stage per run. Deployments whose
+/// plugin is unknown were reported already and are not repeated.
+fn tool_config_problems(
+    repo: &Repo,
+    graph: &Graph,
+    selection: &Selection,
+    state_dir: &std::path::Path,
+    env: &EnvVars,
+    diags: &mut crate::diagnostic::Diagnostics,
+) {
+    let used: Vec<(&str, &str)> = selection
+        .deployments(graph)
+        .map(|i| {
+            let n = graph.node(i);
+            let d = &repo.environments[n.env].deployments[n.dep.expect("deployment")];
+            (d.plugin.as_str(), n.id.as_str())
+        })
+        .collect();
+    let registry = Registry::load(repo, state_dir, used, diags);
+    let prepared =
+        plan::preview::prepare_all(repo, graph, selection, &registry, Action::Deploy, &env.0);
+    let mut found: Vec<_> = prepared
+        .into_iter()
+        .filter_map(|(i, r)| r.err().map(|list| (i, list)))
+        .collect();
+    found.sort_by_key(|(i, _)| *i);
+    for (_, list) in found {
+        for p in list {
+            if p.code != "bitops::plugin::unknown" {
+                diags.push(p);
+            }
+        }
+    }
 }
 
 /// Loads the plugins the selected deployments use.
@@ -160,7 +222,7 @@ pub(super) fn preflight(
 
 /// The state folder, created if needed; a read-only repo needs `--state-dir`.
 pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
-    std::fs::create_dir_all(&loaded.state_dir).map_err(|e| {
+    crate::state::fsutil::state_dir(&loaded.state_dir).map_err(|e| {
         eprintln!(
             "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
             loaded.state_dir.display()

@@ -11,6 +11,7 @@ use crate::diagnostic::{Diagnostics, Loc, Problem, SourceFile, Spanned};
 use crate::yaml::Node;
 
 use super::reader::Reader;
+use crate::names::Kind;
 
 #[derive(Clone, Debug, Default)]
 pub struct BitopsSection {
@@ -72,6 +73,10 @@ pub struct DeploymentSpec {
     pub pool: Option<Spanned<String>>,
 }
 
+/// Limits on numbers (docs/guarantees.md): out of range is a located error, never truncated.
+pub const MAX_JOBS: u64 = 4096;
+pub const MAX_RETRIES: u64 = 100;
+
 const SECTION_KEYS: &[&str] = &[
     "fail_fast",
     "run_mode",
@@ -109,20 +114,29 @@ pub fn read_file_section(
     let Some(top) = r.map("(top level)", root) else {
         return BitopsSection::default();
     };
-    let Some((_, section)) = top.iter().find(|(k, _)| k.value == "bitops") else {
-        if let Some((k, _)) = top
-            .iter()
-            .find(|(k, _)| crate::diagnostic::did_you_mean(&k.value, ["bitops"]).is_some())
-        {
-            r.diags.push(
-                Problem::new(
-                    "bitops::config::unknown_key",
-                    format!("unknown top-level key `{}`", k.value),
-                )
-                .at(&k.loc, "unknown key")
-                .help("did you mean `bitops`?"),
-            );
+    // Besides `bitops:`, BitOps ignored every top-level key: a `bitop:` typo silently dropped
+    // its settings. Tool roots (`terraform:` …) are tolerated as BitOps tolerated them.
+    for (k, _) in &top {
+        if k.value == "bitops" || crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+            continue;
         }
+        let help = match crate::diagnostic::did_you_mean(&k.value, ["bitops"]) {
+            Some(_) => "did you mean `bitops`?".to_string(),
+            None => format!(
+                "this file holds `bitops:` only; a tool's settings go in its folder's {}",
+                super::CONFIG_FILE
+            ),
+        };
+        r.diags.push(
+            Problem::new(
+                "bitops::config::unknown_key",
+                format!("unknown top-level key `{}`", k.value),
+            )
+            .at(&k.loc, "unknown key")
+            .help(help),
+        );
+    }
+    let Some((_, section)) = top.iter().rev().find(|(k, _)| k.value == "bitops") else {
         return BitopsSection::default();
     };
     read_section(&mut r, section)
@@ -139,17 +153,25 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
         match key {
             "fail_fast" => s.fail_fast = r.bool(key, v),
             "run_mode" => s.run_mode = r.string(key, v),
-            "jobs" => s.jobs = r.uint(key, v, 1),
+            "jobs" => s.jobs = r.uint_in(key, v, 1, MAX_JOBS),
             "timeout" => s.timeout = r.duration(key, v),
-            "retries" => s.retries = r.uint(key, v, 0),
-            "default_folder" => s.default_folder = r.string(key, v),
+            "retries" => s.retries = r.uint_in(key, v, 0, MAX_RETRIES),
+            "default_folder" => {
+                s.default_folder = r.string(key, v).filter(|f| r.name(Kind::Folder, f))
+            }
             "protected" => s.protected = r.bool(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
                 s.pools = r.map(key, v).map(|pools| {
                     pools
                         .into_iter()
-                        .filter_map(|(name, n)| Some((name, r.uint("pools.<name>", n, 1)?)))
+                        .filter_map(|(name, n)| {
+                            let size = r.uint_in("pools.<name>", n, 1, MAX_JOBS);
+                            if !r.name(Kind::Pool, &name) {
+                                return None;
+                            }
+                            Some((name, size?))
+                        })
                         .collect()
                 })
             }
@@ -257,6 +279,10 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             s.plugin_dir = r.string("plugins.plugin_dir", v);
             continue;
         }
+        // The name becomes `<state>/plugins/<name>`: a hostile one must never reach a path.
+        if !r.name(Kind::Plugin, name) {
+            continue;
+        }
         let mut p = PluginSpec {
             name: name.clone(),
             source: None,
@@ -302,6 +328,9 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
     let entries = r.map("deployments", node)?;
     let mut out = Vec::with_capacity(entries.len());
     for (name, v) in entries {
+        if !r.name(Kind::Deployment, &name) {
+            continue;
+        }
         let mut d = DeploymentSpec {
             name: name.clone(),
             plugin: None,
@@ -321,7 +350,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                     "plugin" => d.plugin = r.string("plugin", v),
                     "depends_on" => d.depends_on = r.string_list("depends_on", v),
                     "timeout" => d.timeout = r.duration("timeout", v),
-                    "retries" => d.retries = r.uint("retries", v, 0),
+                    "retries" => d.retries = r.uint_in("retries", v, 0, MAX_RETRIES),
                     "pool" => d.pool = r.string("pool", v),
                     _ => {}
                 }

@@ -318,7 +318,9 @@ impl Runner {
     ) -> NodeResult {
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
-        let deadline = job.timeout.map(|t| Instant::now() + t);
+        // Checked: a deadline past the clock's range is no deadline, never a panic (durations
+        // are capped when read, so this is the second line of defence).
+        let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
         if let Err(e) = &self.plugins_dir {
             return self.fail(sink, format!("preparing $BITOPS_PLUGINS_DIR: {e}"));
         }
@@ -344,13 +346,19 @@ impl Runner {
         // inputs file is written only when there is something upstream: on wide graphs of
         // small deployments every file created shows in the per-deployment cost.
         if let Some(parent) = output_file.parent() {
-            let _ = std::fs::create_dir_all(parent);
+            let _ = crate::state::fsutil::private_dir(parent);
         }
-        let _ = std::fs::remove_file(&output_file);
+        // An empty file made 0600 here keeps that mode when the plugin appends or truncates.
+        let _ = crate::state::fsutil::write_private(&output_file, "");
+        // Likewise terraform's saved plan (it holds every value of the plan): terraform
+        // truncates an existing file and keeps its mode.
+        if dep.plugin == "terraform" {
+            let _ = crate::state::fsutil::write_private(&output_file.with_extension("tfplan"), "");
+        }
         let inputs_file = if upstream.is_empty() {
             self.workspace.no_inputs_file()
         } else {
-            let _ = std::fs::write(
+            let _ = crate::state::fsutil::write_private(
                 &inputs_file,
                 serde_json::to_vec_pretty(&upstream).expect("string maps serialize"),
             );
@@ -449,8 +457,12 @@ impl Runner {
             }
             None => NodeResult::new(Status::Succeeded),
         };
-        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
-        match outputs::parse(&written) {
+        let written = match std::fs::read(&output_file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),
+        };
+        match outputs::parse_bytes(&written) {
             Ok(o) => {
                 for (k, v) in o {
                     captured.retain(|(c, _)| *c != k);
@@ -458,6 +470,11 @@ impl Runner {
                 }
             }
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: {e}")),
+        }
+        // The producer fails for outputs its dependents could not be given, not they.
+        let (env_name, dep_name) = job.id.split_once('/').unwrap_or((&job.id, ""));
+        if let Err(e) = outputs::validate(env_name, dep_name, &captured) {
+            return self.fail(sink, format!("outputs: {e}"));
         }
         result.outputs = captured;
         result.changes = changes;

@@ -182,7 +182,8 @@ pub async fn run<E: Executor>(
     let started = Instant::now();
     let deadline = opts
         .deadline
-        .map(|d| tokio::time::Instant::from_std(started + d));
+        .and_then(|d| started.checked_add(d))
+        .map(tokio::time::Instant::from_std);
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut first_signal: Option<Sig> = None;
     let jobs = opts.jobs.max(1);

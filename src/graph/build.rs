@@ -282,12 +282,25 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
                 Edge::Declared(loc) => Some(loc.clone()),
                 _ => None,
             });
+        // Every declared edge of the cycle, so the user sees all the entries to choose from.
+        let edges: Vec<String> = path
+            .windows(2)
+            .filter_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
+                Edge::Declared(loc) => {
+                    Some(format!("{} → {} at {loc}", dag[w[0]].id, dag[w[1]].id))
+                }
+                _ => None,
+            })
+            .collect();
         let p = Problem::new(
             "bitops::graph::cycle",
             format!("dependency cycle: {}", text.join(" → ")),
         )
         .at_opt(declared.as_ref(), "this dependency closes the cycle")
-        .help("remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments)");
+        .help(format!(
+            "remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            edges.join("; ")
+        ));
         diags.push(p);
     }
 }

@@ -11,25 +11,11 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{PluginSource, Repo};
 
-/// Whether `name` can be a folder name under `$BITOPS_PLUGINS_DIR`: one segment of letters,
-/// digits, `-`, `_`, `.`, not starting with `.` (so never `.`, `..` or hidden).
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("is empty");
-    }
-    if name.starts_with('.') {
-        return Err("starts with `.`");
-    }
-    if name.len() > 100 {
-        return Err("is longer than 100 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err("holds characters other than letters, digits, `-`, `_` and `.`");
-    }
-    Ok(())
+/// Whether `name` can be a folder name under `$BITOPS_PLUGINS_DIR`: the one name check every
+/// name from a repo passes (config reading already refused others; checked again where the
+/// name becomes a path).
+pub fn check_name(name: &str) -> Result<(), String> {
+    crate::names::check(crate::names::Kind::Plugin, name)
 }
 
 /// The real folder of every configured plugin with a usable name.
@@ -88,10 +74,10 @@ mod tests {
 
     #[test]
     fn names_are_single_plain_segments() {
-        for ok in ["aws", "terraform", "my-tool_2", "a.b"] {
+        for ok in ["aws", "terraform", "my-tool_2", "a.b", "_x"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "x\n"] {
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "x\n", "-x"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

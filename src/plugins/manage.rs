@@ -13,7 +13,7 @@ use crate::diagnostic::{Diagnostics, Problem};
 use crate::model::{PluginSource, Repo, BUILTIN_PLUGINS};
 
 use super::bitops_format;
-use super::registry::installed_dir;
+use super::registry::{installed_dir, installed_dir_checked};
 
 /// One line per plugin: name, where it comes from, whether it loads, who uses it.
 pub fn list(repo: &Repo, state_dir: &Path) -> String {
@@ -179,18 +179,58 @@ fn fetch(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics> {
             done.push(format!("{}: local, read in place", p.name));
             continue;
         };
-        let dest = installed_dir(state_dir, &p.name);
-        let staging = state_dir.join("plugins").join(format!(".{}.new", p.name));
+        // Both paths are checked to stay inside `<state>/plugins` before anything is removed:
+        // a plugin named `/srv/keep-me` or `../../x` once made install delete that folder.
+        let plugins_dir = state_dir.join("plugins");
+        let paths = installed_dir_checked(state_dir, &p.name).and_then(|dest| {
+            let staging = plugins_dir.join(format!(".{}.new", p.name));
+            crate::names::inside(&plugins_dir, &staging)?;
+            Ok((dest, staging))
+        });
+        let (dest, staging) = match paths {
+            Ok(p) => p,
+            Err(why) => {
+                diags.push(
+                    Problem::new(
+                        "bitops::config::name",
+                        format!(
+                            "plugin `{}` cannot be installed: {why}",
+                            p.name.escape_debug()
+                        ),
+                    )
+                    .at(&p.decl, "this plugin")
+                    .help(format!("use {}", crate::names::ALLOWED)),
+                );
+                continue;
+            }
+        };
+        if let Some(r) = tag.as_ref().or(branch.as_ref()) {
+            if r.starts_with('-') {
+                diags.push(
+                    Problem::new(
+                        "bitops::plugin::install",
+                        format!("plugin `{}`: `{r}` is not a branch or tag name", p.name),
+                    )
+                    .at(&p.decl, "this plugin"),
+                );
+                continue;
+            }
+        }
         let _ = std::fs::remove_dir_all(&staging);
-        if let Some(parent) = staging.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        if let Err(e) = crate::state::fsutil::own_dir(&plugins_dir, "plugins") {
+            diags.push(Problem::new(
+                "bitops::plugin::install",
+                format!("cannot create {}: {e}", plugins_dir.display()),
+            ));
+            continue;
         }
         let mut cmd = Command::new("git");
         cmd.args(["clone", "--quiet", "--depth", "1"]);
         if let Some(r) = tag.as_ref().or(branch.as_ref()) {
             cmd.args(["--branch", r]);
         }
-        cmd.arg(url).arg(&staging);
+        // `--`: a URL starting with `-` is a URL, never an option (`--upload-pack=…`).
+        cmd.arg("--").arg(url).arg(&staging);
         match cmd.output() {
             Ok(out) if out.status.success() => {
                 let _ = std::fs::remove_dir_all(&dest);

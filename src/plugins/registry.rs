@@ -32,18 +32,6 @@ impl Registry {
         }
         let mut reg = Registry::default();
         for p in &repo.plugins {
-            // Every configured plugin gets a folder named after it under $BITOPS_PLUGINS_DIR.
-            if let Err(why) = super::links::check_name(&p.name) {
-                diags.push(
-                    Problem::new(
-                        "bitops::plugin::name",
-                        format!("plugin name `{}` {why}", p.name),
-                    )
-                    .at(&p.decl, "not usable as a folder name")
-                    .help("name plugins with letters, digits, `-`, `_` and `.` (not first)"),
-                );
-                continue;
-            }
             let Some(who) = users.get(p.name.as_str()) else {
                 continue;
             };
@@ -112,9 +100,16 @@ impl Registry {
     }
 }
 
-/// Where `bitops plugins install` puts a git plugin.
+/// Where `bitops plugins install` puts a git plugin (for reading; names were checked when the
+/// config was read).
 pub fn installed_dir(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("plugins").join(name)
+}
+
+/// [`installed_dir`], refused unless the name is valid and the path stays inside
+/// `<state>/plugins`: the check before anything there is created or removed.
+pub fn installed_dir_checked(state_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    crate::names::child(&state_dir.join("plugins"), crate::names::Kind::Plugin, name)
 }
 
 /// A tool folder's `bitops.config.yaml` (already merged with `_default` in a working copy):

@@ -416,18 +416,9 @@ pub fn critical_path(deployments: &[DeploymentReport]) -> (Vec<String>, u64) {
 
 /// Writes a report as pretty JSON, through a temporary file so a reader never sees half of it.
 pub fn write(report: &RunReport, path: &Path) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut text = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
     text.push('\n');
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::state::fsutil::write_private_atomic(path, text)
 }
 
 /// Reads a report; a newer, incompatible version is refused with a clear message.
@@ -492,10 +483,7 @@ pub fn finish_run(
 
 /// Writes a text file, creating its folder.
 pub fn write_text(path: &Path, text: &str) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, text)
+    crate::state::fsutil::write_private(path, text)
 }
 
 /// Parses the RFC 3339 text reports hold (`2026-11-21T06:15:02.123Z`, or with a `+hh:mm`
