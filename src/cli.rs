@@ -250,8 +250,19 @@ pub struct PluginsArgs {
 pub enum PluginsAction {
     /// List the plugins the repo can use and where they come from
     List(PluginsCommon),
-    /// Fetch git plugins into the state folder
-    Install(PluginsCommon),
+    /// Fetch git plugins into the state folder (and, if asked, run their install scripts)
+    Install(PluginsInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsInstallArgs {
+    #[command(flatten)]
+    pub common: PluginsCommon,
+    /// Also run each configured plugin's install script (`plugin.install.install_script`,
+    /// default install.sh), as BitOps did when building its image: it may install tools on
+    /// this machine
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 #[derive(Debug, Args)]

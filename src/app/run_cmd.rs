@@ -10,7 +10,7 @@ use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::ConfigErrors;
 use crate::discover::find_ops_repo;
-use crate::exec::events::{RunEvent, Status};
+use crate::exec::events::RunEvent;
 use crate::exit_code;
 use crate::graph::{Graph, Selection};
 use crate::plan::{self, Plan};
@@ -201,7 +201,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .collect();
     let finished: Vec<(String, f64)> = deployments
         .iter()
-        .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
+        .filter(|(_, r)| r.status.is_success() && r.attempts > 0)
         .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
         .collect();
     let _ = crate::state::record_durations(&state_dir, &finished);
@@ -233,11 +233,7 @@ pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
         Some(Sig::Term) => return exit_code::TERMINATED,
         None => {}
     }
-    if result
-        .nodes
-        .iter()
-        .any(|(_, _, r)| r.status != Status::Succeeded)
-    {
+    if result.nodes.iter().any(|(_, _, r)| !r.status.is_success()) {
         exit_code::FAILED
     } else {
         exit_code::SUCCESS

@@ -56,6 +56,9 @@ pub struct PluginSpec {
     pub source: Option<Spanned<String>>,
     pub source_branch: Option<Spanned<String>>,
     pub source_tag: Option<Spanned<String>>,
+    /// The plugin's stack action for `plan --run` / `destroy` (`""`: it has none).
+    pub plan_action: Option<Spanned<String>>,
+    pub destroy_action: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -89,7 +92,13 @@ const SECTION_KEYS: &[&str] = &[
     "protected",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
-const PLUGIN_KEYS: &[&str] = &["source", "source_branch", "source_tag"];
+const PLUGIN_KEYS: &[&str] = &[
+    "source",
+    "source_branch",
+    "source_tag",
+    "plan_action",
+    "destroy_action",
+];
 const DEPLOYMENT_KEYS: &[&str] = &["plugin", "depends_on", "timeout", "retries", "pool"];
 
 /// Reads the `bitops:` section of a parsed repo- or environment-level file.
@@ -295,6 +304,8 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             source: None,
             source_branch: None,
             source_tag: None,
+            plan_action: None,
+            destroy_action: None,
         };
         if let Some(fields) = r.map(&format!("plugins.{}", name.value), v) {
             r.check_keys(
@@ -307,6 +318,19 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
                     "source" => p.source = r.string("source", v),
                     "source_branch" => p.source_branch = r.string("source_branch", v),
                     "source_tag" => p.source_tag = r.string("source_tag", v),
+                    // An empty value says the plugin has no such action.
+                    "plan_action" | "destroy_action" => {
+                        let word = if v.is_null() {
+                            Some(crate::diagnostic::Spanned::new(String::new(), r.loc(v)))
+                        } else {
+                            r.string(&k.value, v)
+                        };
+                        if k.value == "plan_action" {
+                            p.plan_action = word;
+                        } else {
+                            p.destroy_action = word;
+                        }
+                    }
                     _ => {}
                 }
             }

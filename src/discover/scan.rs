@@ -173,6 +173,11 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
             name: p.name.value.clone(),
             source: src,
             decl: p.name.loc.clone(),
+            plan_action: p.plan_action.as_ref().map(|a| a.value.trim().to_string()),
+            destroy_action: p
+                .destroy_action
+                .as_ref()
+                .map(|a| a.value.trim().to_string()),
         });
     }
     out

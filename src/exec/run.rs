@@ -190,6 +190,11 @@ pub async fn execute(
         events: events.clone(),
         upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
         backoff: Duration::from_secs(2),
+        plugins_dir: crate::plugins::links::create(
+            &run_dir.join("plugins"),
+            &crate::plugins::links::plugin_dirs(repo, &req.state_dir),
+        )
+        .map_err(|e| e.to_string()),
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();
@@ -208,11 +213,7 @@ pub async fn execute(
     stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = ahead.join();
 
-    let all_ok = outcome
-        .results
-        .iter()
-        .all(|r| r.status == super::events::Status::Succeeded)
-        && outcome.cancel.is_none();
+    let all_ok = outcome.results.iter().all(|r| r.status.is_success()) && outcome.cancel.is_none();
     let work_kept = if all_ok || req.in_place {
         let _ = workspace.remove_work();
         None

@@ -271,10 +271,10 @@ pub async fn run<E: Executor>(
                 }
                 let status = result.status;
                 finish(idx, result, schedule, &mut results, events);
-                for d in release(idx, status == Status::Succeeded, schedule, &dependents, &mut indeg, &mut results, events) {
+                for d in release(idx, status.is_success(), schedule, &dependents, &mut indeg, &mut results, events) {
                     push(&mut ready, &mut seq, d);
                 }
-                if status != Status::Succeeded && opts.fail_fast && cancel.is_none() {
+                if !status.is_success() && opts.fail_fast && cancel.is_none() {
                     cancel = Some(CancelReason::Failure);
                     let _ = events.send(RunEvent::Cancel { reason: CancelReason::Failure });
                 }

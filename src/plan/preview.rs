@@ -17,6 +17,15 @@ use crate::plugins::step::{Action, Context, Prepared};
 use crate::plugins::{merge_tool_configs, read_tool_config_noting, Registry};
 use crate::yaml::Node;
 
+/// How a plan writes the run folder, which does not exist yet.
+pub const RUN_PLACEHOLDER: &str = "<run>";
+
+/// `$BITOPS_KUBE_CONFIG_FILE` of a run: one file in the run folder, shared by its deployments
+/// (BitOps: `.kube/config` in its temporary copy). Deploy and plan both take it from here.
+pub fn kube_config_file(run_dir: &str) -> String {
+    format!("{run_dir}/.kube/config")
+}
+
 /// Prepares every selected deployment as it would run (paths point into the repo itself).
 /// Warnings about the tool configs read (legacy BitOps keys) are added to `warnings`.
 pub fn prepare_all(
@@ -83,6 +92,10 @@ pub fn prepare_all(
                 vars.insert(
                     "BITOPS_OUTPUT_FILE".into(),
                     format!("<run>/outputs/{}__{}.env", env.name, d.name),
+                );
+                vars.insert(
+                    "BITOPS_KUBE_CONFIG_FILE".into(),
+                    kube_config_file(RUN_PLACEHOLDER),
                 );
                 let default_dir =
                     has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));

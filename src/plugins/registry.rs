@@ -15,7 +15,7 @@ use super::step::{Context, Prepared};
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    bitops: HashMap<String, Plugin>,
+    bitops: HashMap<String, (Plugin, super::actions::Configured)>,
 }
 
 impl Registry {
@@ -51,7 +51,8 @@ impl Registry {
             });
             match loaded {
                 Some(plugin) => {
-                    reg.bitops.insert(p.name.clone(), plugin);
+                    let words = super::actions::Configured::of(p);
+                    reg.bitops.insert(p.name.clone(), (plugin, words));
                 }
                 None => {
                     let mut list = who.clone();
@@ -78,13 +79,13 @@ impl Registry {
 
     /// The folder of a BitOps-format plugin, if the deployment uses one.
     pub fn plugin_dir(&self, name: &str) -> Option<PathBuf> {
-        self.bitops.get(name).map(|p| p.dir.clone())
+        self.bitops.get(name).map(|(p, _)| p.dir.clone())
     }
 
     /// What the deployment runs.
     pub fn prepare(&self, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
-        if let Some(p) = self.bitops.get(ctx.plugin) {
-            return super::bitops_run::prepare(p, ctx);
+        if let Some((p, words)) = self.bitops.get(ctx.plugin) {
+            return super::bitops_run::prepare(p, words, ctx);
         }
         if super::builtin::is_builtin(ctx.plugin) {
             return super::builtin::prepare(ctx);

@@ -74,6 +74,12 @@ pub struct Counts {
     pub interrupted: usize,
     pub skipped: usize,
     pub not_run: usize,
+    /// Ran, but only planned: nothing was applied.
+    #[serde(default)]
+    pub planned: usize,
+    /// Not run because it does not apply (skip-deploy, no destroy or dry-run action).
+    #[serde(default)]
+    pub not_applicable: usize,
 }
 
 /// One deployment of the run.
@@ -114,13 +120,15 @@ mod wire {
 
     use crate::exec::events::{CancelReason, Status};
 
-    pub(super) const STATUSES: [(Status, &str); 6] = [
+    pub(super) const STATUSES: [(Status, &str); 8] = [
         (Status::Succeeded, "succeeded"),
         (Status::Failed, "failed"),
         (Status::TimedOut, "timed_out"),
         (Status::Interrupted, "interrupted"),
         (Status::Skipped, "skipped"),
         (Status::NotRun, "not_run"),
+        (Status::Planned, "planned"),
+        (Status::NotApplicable, "not_applicable"),
     ];
     const CANCELS: [(CancelReason, &str); 5] = [
         (CancelReason::Failure, "failure"),
@@ -280,6 +288,8 @@ pub fn build(info: &RunInfo, result: &RunResult, exit_code: u8) -> RunReport {
             Status::Interrupted => &mut counts.interrupted,
             Status::Skipped => &mut counts.skipped,
             Status::NotRun => &mut counts.not_run,
+            Status::Planned => &mut counts.planned,
+            Status::NotApplicable => &mut counts.not_applicable,
         } += 1;
     }
     let (critical_path, critical_path_ms) = critical_path(&deployments);
@@ -721,7 +731,9 @@ pub(crate) mod tests {
                 timed_out: 1,
                 interrupted: 0,
                 skipped: 1,
-                not_run: 1
+                not_run: 1,
+                planned: 0,
+                not_applicable: 0,
             }
         );
         let app = &r.deployments[2];

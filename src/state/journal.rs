@@ -170,7 +170,7 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
     r.succeeded = r
         .deployments
         .iter()
-        .filter(|d| last.get(*d) == Some(&Status::Succeeded))
+        .filter(|d| last.get(*d).is_some_and(|s| s.is_success()))
         .cloned()
         .collect();
     Ok(r)

@@ -17,6 +17,7 @@ mod masks;
 mod missing_tools;
 mod outputs;
 mod plan;
+mod plugin_contract;
 mod props;
 mod repo_shape;
 mod reports;
