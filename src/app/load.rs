@@ -9,9 +9,9 @@ use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
 use crate::graph::{self, Graph, SelectOptions, Selection};
 use crate::model::Repo;
+use crate::plan;
 use crate::plugins::step::Action;
 use crate::plugins::Registry;
-use crate::{exit_code, plan, report};
 
 /// A repo read, validated and selected from: what every command works on.
 pub struct Loaded {
@@ -140,8 +140,7 @@ pub(super) fn preflight(
     registry: &Registry,
     problems: crate::diagnostic::Diagnostics,
     action: Action,
-    color: bool,
-) -> Result<(), u8> {
+) -> Result<(), crate::diagnostic::ConfigErrors> {
     let mut diags = problems;
     let prepared = plan::preview::prepare_all(
         &loaded.repo,
@@ -152,19 +151,21 @@ pub(super) fn preflight(
         &loaded.env.0,
     );
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
-    diags.into_result().map_err(|e| {
-        report::diagnostics::print(&e, color);
-        exit_code::CONFIG
-    })
+    diags.into_result()
 }
 
 /// The state folder, created if needed; a read-only repo needs `--state-dir`.
-pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
+pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), crate::diagnostic::ConfigErrors> {
     std::fs::create_dir_all(&loaded.state_dir).map_err(|e| {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
-            loaded.state_dir.display()
-        );
-        exit_code::CONFIG
+        crate::diagnostic::ConfigErrors::single(
+            crate::diagnostic::Problem::new(
+                "bitops::state_dir",
+                format!(
+                    "cannot create the state folder {}: {e}",
+                    loaded.state_dir.display()
+                ),
+            )
+            .help("a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)"),
+        )
     })
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod deploy_order;
 mod diagnostics;
+mod display;
 mod examples;
 mod failure;
 mod masks;
