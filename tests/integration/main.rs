@@ -13,6 +13,7 @@ mod failure;
 mod masks;
 mod outputs;
 mod plan;
+mod plan_results;
 mod props;
 mod reports;
 mod signals;
