@@ -76,6 +76,10 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "`run_mode: validate_config` / `BITOPS_MODE=validate_config` (and `settings_test`) validate everything, print the plan and exit 0 without running anything.",
         "BitOps printed its settings or the deployment config and exited 0; the plan shows the same and more.",
     ),
+    (
+        "When bitops shows no colours (off a terminal, `NO_COLOR`, `--color never`), deployments run with `NO_COLOR=1`, `CLICOLOR=0`, `ANSIBLE_NOCOLOR=1`, `TF_IN_AUTOMATION=1` and `-no-color` added to `TF_CLI_ARGS_<command>` for terraform's commands, unless the user set them; escape sequences are removed from log files, log tails and reports.",
+        "BitOps passed tools' colour codes on to CI logs, log files and reports, where they read as `[0m[1m` noise and can split a secret so that a mask misses it.",
+    ),
 ];
 
 /// The whole `docs/compatibility.md`.

@@ -99,6 +99,15 @@ fn plan_run_as_json_markdown_and_step_summary() {
 }
 
 #[test]
+fn ci_examples_use_the_plan_formats() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let github = std::fs::read_to_string(format!("{root}/examples/ci/github-actions.yml")).unwrap();
+    assert!(github.contains("plan --run --detailed-exitcode --format markdown"));
+    let gitlab = std::fs::read_to_string(format!("{root}/examples/ci/gitlab-ci.yml")).unwrap();
+    assert!(gitlab.contains("--format json"));
+}
+
+#[test]
 fn json_errors_are_a_json_document() {
     let repo = TestRepo::new();
     repo.env(
