@@ -56,6 +56,8 @@ fn targets_apply_only_the_targeted_resources() {
         "--in-place",
         "--progress",
         "plain",
+        "--output",
+        "stream",
         "--color",
         "never",
     ]);
