@@ -7,6 +7,7 @@
 //! (see `src/test_tools.rs`). The probe only matters to tests; the binary is unaffected.
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// `(name used in #[cfg(missing_tool = "…")], program, arguments that succeed when it works)`.
 /// Keep in step with `src/test_tools.rs`.
@@ -20,6 +21,31 @@ const TOOLS: &[(&str, &str, &[&str])] = &[
     ("hadolint", "hadolint", &["--version"]),
     ("junitparser", "python3", &["-c", "import junitparser"]),
 ];
+
+/// Whether `program args…` exits 0 within 30 s (a probe must never hang a build).
+fn runs(program: &str, args: &[&str]) -> bool {
+    let Ok(mut child) = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
@@ -36,14 +62,7 @@ fn main() {
     }
     let mut any_missing = false;
     for (name, program, args) in TOOLS {
-        let runs = Command::new(program)
-            .args(*args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !runs {
+        if !runs(program, args) {
             any_missing = true;
             println!("cargo::rustc-cfg=missing_tool=\"{name}\"");
         }

@@ -209,3 +209,30 @@ fn an_unread_stderr_bounds_memory_and_sigterm_still_ends_the_run() {
     );
     eprintln!("peak RSS {peak} MiB; exited {took:?} after SIGTERM");
 }
+
+#[test]
+fn sigterm_while_the_summary_waits_for_an_unread_stderr() {
+    // The run itself ends; only its display is stuck behind a full pipe.
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("e", "d", "yes 'some output' | head -c 8M");
+    let mut cmd = repo.command(&["deploy", "--output", "stream"]);
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("bitops starts");
+    let stderr = child.stderr.take();
+    // The report is written once the run is over, before the display is waited for.
+    poll(Duration::from_secs(120), "the run to end", || {
+        repo.run_dirs()
+            .first()
+            .map(|d| d.join("report.json"))
+            .filter(|r| r.exists())
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "bitops should still be writing to its stderr"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let code = wait_bounded(&mut child, Duration::from_secs(30));
+    drop(stderr);
+    assert_eq!(code, 143);
+}
