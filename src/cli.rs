@@ -31,6 +31,8 @@ pub enum Command {
     Report(ReportArgs),
     /// List or install plugins
     Plugins(PluginsArgs),
+    /// The state store: list locks, runs and outputs; unlock an environment; show outputs
+    State(crate::app::state_cmd::StateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     #[command(hide = true)]
     Completions {
@@ -75,6 +77,10 @@ pub struct Common {
     /// Where runs, history, locks and plugins are kept [default: <ops-repo>/.bitops]
     #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep locks, outputs, journals, reports and history in a shared store:
+    /// s3://bucket/prefix, az://container/prefix, file:///path [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -216,6 +222,9 @@ pub struct ReportArgs {
     pub ops_repo: Option<PathBuf>,
     #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Read runs from this shared state store [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
     /// Write a self-contained HTML timeline of the run
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,

@@ -21,6 +21,10 @@ pub struct Loaded {
     pub selection: Selection,
     pub settings: RunSettings,
     pub state_dir: PathBuf,
+    /// Where locks, outputs, journals, reports and history live (the local folder by default).
+    pub state: crate::state::store::State,
+    /// What chose a shared store (`None`: the embedded local folder).
+    pub state_origin: Option<crate::state::store::choose::Origin>,
 }
 
 /// Whether selection guards (`--max-nodes`, protected environments) apply: not for `plan`.
@@ -102,11 +106,18 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
-    diags.into_result()?;
     let state_dir = common
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
+    let (state, state_origin) = crate::state::store::choose::resolve_for_repo(
+        common.state.as_deref(),
+        &env,
+        &repo,
+        state_dir.clone(),
+        &mut diags,
+    );
+    diags.into_result()?;
     Ok(Loaded {
         env,
         repo,
@@ -114,6 +125,8 @@ pub fn load(
         selection,
         settings,
         state_dir,
+        state,
+        state_origin,
     })
 }
 

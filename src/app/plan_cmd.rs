@@ -23,7 +23,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             return exit_code::CONFIG;
         }
     };
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let durations = loaded.state.load_durations();
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);
     if let Err(e) = problems.into_result() {
@@ -77,6 +77,20 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         PlanFormat::Dot => out.write_all(plan::graphviz::render_dot(&plan).as_bytes()),
         PlanFormat::Mermaid => out.write_all(plan::graphviz::render_mermaid(&plan).as_bytes()),
     };
+    // Which state store a run would use (text only: the JSON format is versioned).
+    let written = written.and_then(|()| match args.format {
+        PlanFormat::Text => writeln!(
+            out,
+            "\nState store: {}{}",
+            loaded.state.describe(),
+            loaded
+                .state_origin
+                .as_ref()
+                .map(|o| format!(" (from {o})"))
+                .unwrap_or_default()
+        ),
+        _ => Ok(()),
+    });
     // A closed pipe (`bitops plan | head`) is not an error worth a message.
     let _ = written.and_then(|()| out.flush());
     exit_code::SUCCESS
@@ -101,12 +115,13 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
     let live = live_display(&args.exec, &loaded.env, color);
     // Dry runs report everything they can: no fail-fast.
     let options = scheduler_options(&loaded, &args.exec, false);
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let durations = loaded.state.load_durations();
     let Loaded {
         repo,
         graph,
         selection,
         state_dir,
+        state,
         ..
     } = loaded;
     let req = crate::exec::run::RunRequest {
@@ -119,6 +134,9 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         options,
         in_place: args.exec.in_place,
         durations,
+        // Dry runs read saved outputs (from a shared store too) and keep none.
+        state,
+        lease: None,
     };
     let Some(result) = execute_reported(req, &graph, &selection, live, None) else {
         return exit_code::INTERNAL;

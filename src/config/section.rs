@@ -29,6 +29,8 @@ pub struct BitopsSection {
     pub deployments_loc: Option<Loc>,
     pub depends_on: Option<Vec<Spanned<String>>>,
     pub protected: Option<Spanned<bool>>,
+    /// Repo level only: the shared state store's URL (src/state/store/choose.rs).
+    pub state: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -82,6 +84,7 @@ const SECTION_KEYS: &[&str] = &[
     "deployments",
     "depends_on",
     "protected",
+    "state",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
 const PLUGIN_KEYS: &[&str] = &["source", "source_branch", "source_tag"];
@@ -135,6 +138,7 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
             "retries" => s.retries = r.uint(key, v, 0),
             "default_folder" => s.default_folder = r.string(key, v),
             "protected" => s.protected = r.bool(key, v),
+            "state" => s.state = r.string(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
                 s.pools = r.map(key, v).map(|pools| {

@@ -31,6 +31,10 @@ pub struct RunRequest {
     pub in_place: bool,
     /// Recorded seconds per node id, for priority and ETA.
     pub durations: HashMap<String, f64>,
+    /// Where saved outputs are read and kept (the state folder unless a shared store is used).
+    pub state: crate::state::store::State,
+    /// The environment leases of a shared store, watched for loss.
+    pub lease: Option<Arc<crate::state::store::lease::Watch>>,
 }
 
 pub struct RunResult {
@@ -180,8 +184,9 @@ pub async fn execute(
         jobs,
         masks,
         events: events.clone(),
-        upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
+        upstream: super::upstream::Upstream::with_state(graph, req.state.clone()),
         backoff: Duration::from_secs(2),
+        lease: req.lease.clone(),
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
