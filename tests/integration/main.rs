@@ -15,6 +15,7 @@ mod plan;
 mod props;
 mod reports;
 mod signals;
+mod state_store;
 mod terraform;
 mod tooling;
 mod workspace;
