@@ -77,17 +77,13 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         PlanFormat::Dot => out.write_all(plan::graphviz::render_dot(&plan).as_bytes()),
         PlanFormat::Mermaid => out.write_all(plan::graphviz::render_mermaid(&plan).as_bytes()),
     };
-    // Which state store a run would use (text only: the JSON format is versioned).
-    let written = written.and_then(|()| match args.format {
-        PlanFormat::Text => writeln!(
+    // Which shared state store a run would use (text only: the JSON format is versioned; with
+    // the embedded local folder the plan reads as it always did).
+    let written = written.and_then(|()| match (&args.format, &loaded.state_origin) {
+        (PlanFormat::Text, Some(origin)) => writeln!(
             out,
-            "\nState store: {}{}",
-            loaded.state.describe(),
-            loaded
-                .state_origin
-                .as_ref()
-                .map(|o| format!(" (from {o})"))
-                .unwrap_or_default()
+            "\nState store: {} (from {origin})",
+            loaded.state.describe()
         ),
         _ => Ok(()),
     });

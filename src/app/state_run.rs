@@ -93,7 +93,11 @@ pub(super) fn lease(
         eprintln!("error: {e}");
         exit_code::CONFIG
     })?;
-    match lease::acquire(store, envs, me, ttl, wait) {
+    // Said at the moment it happens, not only in the summary.
+    let notify: Box<dyn Fn(&str) + Send + Sync> = Box::new(|why: &str| {
+        eprintln!("bitops: warning: {why}; no new deployment will start (running ones finish)");
+    });
+    match lease::acquire(store, envs, me, ttl, wait, Some(notify)) {
         Ok(l) => Ok(Some(l)),
         Err(e @ lease::LeaseError::Held { .. }) => {
             eprintln!("error: {e}");

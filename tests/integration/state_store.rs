@@ -423,6 +423,46 @@ fn list_and_unlock(store: Store) {
     let _ = wait_bounded(&mut ca, Duration::from_secs(120));
 }
 
+/// A lease taken over mid-run (unlocked by hand, then taken by another run): the holder says
+/// so at once, starts no new deployment, lets the running one finish, and fails.
+fn lost_lease(store: Store) {
+    let (a, b) = checkouts(&store, &[("BITOPS_LEASE_TTL", "3s")]);
+    touch(&a.out_file("hold"));
+    touch(&a.out_file("fixed"));
+    // `app/slow` then `app/flaky` (the environment's order).
+    let mut ca = a.spawn(&[
+        "deploy",
+        "--only",
+        "app/slow",
+        "--only",
+        "app/flaky",
+        "--progress",
+        "plain",
+    ]);
+    poll(Duration::from_secs(60), "app/slow to start in A", || {
+        started(&a, "app/slow").then_some(())
+    });
+    let un = b.run(&["state", "unlock", "app", "--yes"]);
+    assert_eq!(un.code, 0, "{un}");
+    let r = b.run(&["deploy", "--only", "app/use", "--progress", "none"]);
+    assert_eq!(r.code, 0, "{r}");
+    poll(
+        Duration::from_secs(30),
+        "A to notice its lease is gone",
+        || {
+            a.stderr_so_far()
+                .contains("no new deployment will start")
+                .then_some(())
+        },
+    );
+    touch(&a.out_file("release"));
+    let code = wait_bounded(&mut ca, Duration::from_secs(120));
+    let err = a.stderr_so_far();
+    assert_eq!(code, 1, "{err}");
+    assert!(!started(&a, "app/flaky"), "nothing new started: {err}");
+    assert!(err.contains("lock of environment `app`"), "{err}");
+}
+
 /// A store that cannot be reached, or refuses writes, stops the run before anything starts,
 /// within 30 s, exit 2 with the URL and the error.
 fn unusable_store(store: Store) {
@@ -486,6 +526,10 @@ macro_rules! suite {
                 #[test]
                 fn state_list_and_unlock() {
                     if let Some(s) = super::$store() { super::list_and_unlock(s) }
+                }
+                #[test]
+                fn a_lease_lost_mid_run_stops_new_deployments() {
+                    if let Some(s) = super::$store() { super::lost_lease(s) }
                 }
                 #[test]
                 fn an_unusable_store_stops_the_run_before_anything_starts() {

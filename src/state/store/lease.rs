@@ -89,10 +89,18 @@ impl std::fmt::Display for LeaseError {
 }
 
 /// Whether the run still holds its leases.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Watch {
     lost: AtomicBool,
     why: Mutex<Option<String>>,
+    /// Told once, the moment the leases are lost (the app prints it).
+    notify: Option<Box<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Watch(lost: {:?})", self.lost())
+    }
 }
 
 impl Watch {
@@ -106,9 +114,13 @@ impl Watch {
 
     fn lose(&self, why: String) {
         if let Ok(mut w) = self.why.lock() {
-            w.get_or_insert(why);
+            w.get_or_insert(why.clone());
         }
-        self.lost.store(true, Ordering::Release);
+        if !self.lost.swap(true, Ordering::AcqRel) {
+            if let Some(n) = &self.notify {
+                n(&why);
+            }
+        }
     }
 }
 
@@ -130,9 +142,13 @@ pub fn acquire(
     me: &Holder,
     ttl: Duration,
     wait: Option<Duration>,
+    notify: Option<Box<dyn Fn(&str) + Send + Sync>>,
 ) -> Result<Leases, LeaseError> {
     let mut leases = Leases {
-        watch: Arc::new(Watch::default()),
+        watch: Arc::new(Watch {
+            notify,
+            ..Watch::default()
+        }),
         stop: None,
         renewer: None,
         held: Arc::new(Mutex::new(Vec::new())),
@@ -347,8 +363,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store: Arc<dyn StateStore> = Arc::new(FolderStore::new(t.path(), "file://t"));
         let envs = vec!["a".to_string()];
-        let first = acquire(&store, &envs, &me("r1"), Duration::from_secs(3), None).unwrap();
-        match acquire(&store, &envs, &me("r2"), Duration::from_secs(3), None) {
+        let first = acquire(&store, &envs, &me("r1"), Duration::from_secs(3), None, None).unwrap();
+        match acquire(&store, &envs, &me("r2"), Duration::from_secs(3), None, None) {
             Err(LeaseError::Held { holder, .. }) => assert_eq!(holder.run_id, "r1"),
             Err(e) => panic!("expected Held, got {e}"),
             Ok(_) => panic!("expected Held, got a lease"),
@@ -358,7 +374,7 @@ mod tests {
         let (lease, _) = read(store.as_ref(), "a").unwrap().unwrap();
         let wait = lease.remaining().unwrap_or_default() + Duration::from_millis(50);
         std::thread::sleep(wait);
-        let second = acquire(&store, &envs, &me("r2"), Duration::from_secs(3), None).unwrap();
+        let second = acquire(&store, &envs, &me("r2"), Duration::from_secs(3), None, None).unwrap();
         assert_eq!(
             read(store.as_ref(), "a").unwrap().unwrap().0.holder.run_id,
             "r2"
@@ -372,7 +388,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store: Arc<dyn StateStore> = Arc::new(FolderStore::new(t.path(), "file://t"));
         let envs = vec!["a".to_string()];
-        let held = acquire(&store, &envs, &me("r1"), Duration::from_secs(3), None).unwrap();
+        let held = acquire(&store, &envs, &me("r1"), Duration::from_secs(3), None, None).unwrap();
         store
             .put(
                 &lock_key("a"),
