@@ -94,7 +94,7 @@ pub(super) fn lease(
         exit_code::CONFIG
     })?;
     // Said at the moment it happens, not only in the summary.
-    let notify: Box<dyn Fn(&str) + Send + Sync> = Box::new(|why: &str| {
+    let notify: lease::Notify = Box::new(|why: &str| {
         eprintln!("bitops: warning: {why}; no new deployment will start (running ones finish)");
     });
     match lease::acquire(store, envs, me, ttl, wait, Some(notify)) {

@@ -89,12 +89,15 @@ impl std::fmt::Display for LeaseError {
 }
 
 /// Whether the run still holds its leases.
+/// Called once, with the reason, when the leases are lost.
+pub type Notify = Box<dyn Fn(&str) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Watch {
     lost: AtomicBool,
     why: Mutex<Option<String>>,
     /// Told once, the moment the leases are lost (the app prints it).
-    notify: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    notify: Option<Notify>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -142,7 +145,7 @@ pub fn acquire(
     me: &Holder,
     ttl: Duration,
     wait: Option<Duration>,
-    notify: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    notify: Option<Notify>,
 ) -> Result<Leases, LeaseError> {
     let mut leases = Leases {
         watch: Arc::new(Watch {
