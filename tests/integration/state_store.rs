@@ -541,3 +541,54 @@ macro_rules! suite {
 }
 
 suite!(folder, s3, azure);
+
+/// Choosing the store: a bad URL is a configuration error pointing at its line, the store is
+/// set for the whole repo only, and `--state` beats `BITOPS_STATE` beats `bitops.state`.
+#[test]
+fn choosing_the_store() {
+    let repo = TestRepo::with_repo_config("state: ftp://nowhere/x\n");
+    repo.dep("net", "tf", "true");
+    let r = repo.run(&["plan"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("unknown scheme `ftp`"), "{r}");
+    assert!(
+        r.stderr.contains("bitops.config.yaml"),
+        "points at the file: {r}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("file://{}/s", dir.path().display());
+    let r = repo.run_env(&["plan", "--state", &url], &[("BITOPS_STATE", "gs://b/p")]);
+    assert_eq!(
+        r.code, 0,
+        "--state wins over the variable and the config: {r}"
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("State store: {url} (from --state)")),
+        "{r}"
+    );
+    let r = repo.run_env(&["plan"], &[("BITOPS_STATE", "gs://b/p")]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("not built into this bitops"), "{r}");
+
+    let repo = TestRepo::new();
+    repo.env(
+        "net",
+        "state: s3://b/p\ndeployments:\n  tf:\n    plugin: sh\n",
+    );
+    repo.dep("net", "tf", "true");
+    let r = repo.run(&["plan"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains("the state store is set for the whole repo"),
+        "{r}"
+    );
+    // Without a shared store, the plan reads as it always did.
+    let repo = TestRepo::new();
+    repo.dep("net", "tf", "true");
+    let r = repo.run(&["plan"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stdout.contains("State store"), "{r}");
+}

@@ -166,3 +166,45 @@ impl StateStore for FolderStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_writes_and_listing() {
+        let t = tempfile::tempdir().unwrap();
+        let s = FolderStore::new(t.path(), "file://t");
+        let v1 = s.put("locks/a.json", b"1".to_vec(), Cond::Create).unwrap();
+        assert!(matches!(
+            s.put("locks/a.json", b"2".to_vec(), Cond::Create),
+            Err(StoreError::Exists { .. })
+        ));
+        let v2 = s
+            .put("locks/a.json", b"2".to_vec(), Cond::Matches(v1.clone()))
+            .unwrap();
+        assert!(matches!(
+            s.put("locks/a.json", b"3".to_vec(), Cond::Matches(v1)),
+            Err(StoreError::Changed { .. })
+        ));
+        assert_eq!(s.get("locks/a.json").unwrap().unwrap().version, v2);
+        s.put("runs/r1/report.json", b"{}".to_vec(), Cond::Overwrite)
+            .unwrap();
+        let keys: Vec<String> = s.list("").unwrap().into_iter().map(|l| l.key).collect();
+        assert_eq!(keys, ["locks/a.json", "runs/r1/report.json"]);
+        let keys: Vec<String> = s
+            .list("runs/")
+            .unwrap()
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        assert_eq!(keys, ["runs/r1/report.json"]);
+        s.delete("locks/a.json").unwrap();
+        s.delete("locks/a.json").unwrap();
+        assert!(s.get("locks/a.json").unwrap().is_none());
+        assert!(matches!(
+            s.put("locks/a.json", b"4".to_vec(), Cond::Matches(v2)),
+            Err(StoreError::Changed { .. })
+        ));
+    }
+}

@@ -321,3 +321,33 @@ pub fn key_path(root: &Path, key: &str) -> PathBuf {
     key.split('/')
         .fold(root.to_path_buf(), |p, part| p.join(part))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_and_history_in_a_shared_store() {
+        let t = tempfile::tempdir().unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(folder::FolderStore::new(
+            &t.path().join("shared"),
+            "file://x",
+        ));
+        let state = State::shared(t.path().join("local"), store);
+        state
+            .record_outputs("a/b", &vec![("K".into(), "v".into())])
+            .unwrap();
+        assert_eq!(
+            state.load_outputs("a/b").unwrap().unwrap(),
+            vec![("K".to_string(), "v".to_string())]
+        );
+        assert!(t.path().join("shared/outputs/a__b.json").exists());
+        assert!(!t.path().join("local").exists(), "nothing local");
+        state.record_outputs("a/b", &Vec::new()).unwrap();
+        assert!(state.load_outputs("a/b").unwrap().is_none());
+        state.record_durations(&[("a/b".into(), 4.0)]).unwrap();
+        state.record_durations(&[("a/b".into(), 2.0)]).unwrap();
+        assert_eq!(state.load_durations()["a/b"], 3.0);
+        state.check_writable().unwrap();
+    }
+}
