@@ -71,6 +71,16 @@ pub fn state_command(args: &StateArgs) -> u8 {
         Ok((s, _)) => s,
         Err(p) => return fail(p),
     };
+    // Names become keys and paths: only plain environment folder names are accepted.
+    let name = match &args.action {
+        StateAction::Unlock { env, .. } => Some(env.as_str()),
+        StateAction::Show { node } => node.split_once('/').map(|(e, _)| e),
+        StateAction::List => None,
+    };
+    if let Some(n) = name.filter(|n| !plain_name(n)) {
+        eprintln!("error: `{n}` is not an environment name");
+        return exit_code::CONFIG;
+    }
     match &args.action {
         StateAction::List => list(&state),
         StateAction::Unlock { env: name, yes } => unlock(&state, name, *yes),
@@ -102,6 +112,11 @@ pub(super) fn fetch_reports(
     })
 }
 
+/// A folder name as environments have: not empty, no `/`, not starting with `.` or `_`.
+fn plain_name(n: &str) -> bool {
+    !n.is_empty() && !n.contains(['/', '\\', '\0']) && !n.starts_with(['.', '_'])
+}
+
 fn age(t: Option<SystemTime>) -> String {
     t.and_then(|t| SystemTime::now().duration_since(t).ok())
         .map(|d| report::live::fmt_duration(std::time::Duration::from_secs(d.as_secs())))
@@ -119,10 +134,14 @@ fn store_error(state: &State, e: impl std::fmt::Display) -> u8 {
 fn list(state: &State) -> u8 {
     let store = state.store();
     let mut out = format!("State store: {}\n", state.describe());
-    let keys = match store.list("") {
-        Ok(k) => k,
-        Err(e) => return store_error(state, e),
-    };
+    // Only the store's own parts: the local folder also holds working copies and plugins.
+    let mut keys = Vec::new();
+    for prefix in ["locks/", "runs/", "outputs/"] {
+        match store.list(prefix) {
+            Ok(k) => keys.extend(k),
+            Err(e) => return store_error(state, e),
+        }
+    }
     out.push_str("\nLocks:\n");
     let mut any = false;
     for l in keys.iter().filter(|l| l.key.starts_with("locks/")) {
@@ -280,7 +299,7 @@ fn unlock(state: &State, env: &str, yes: bool) -> u8 {
 }
 
 fn show(state: &State, args: &StateArgs, node: &str, color: bool) -> u8 {
-    let Some((env_name, _)) = node.split_once('/') else {
+    let Some((env_name, _)) = node.split_once('/').filter(|(_, d)| plain_name(d)) else {
         eprintln!("error: `{node}` is not ENV/DEPLOYMENT");
         return exit_code::CONFIG;
     };

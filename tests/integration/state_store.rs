@@ -592,3 +592,22 @@ fn choosing_the_store() {
     assert_eq!(r.code, 0, "{r}");
     assert!(!r.stdout.contains("State store"), "{r}");
 }
+
+/// Names given to `bitops state` become keys and paths: anything but a plain environment
+/// name is refused, and nothing outside the store is touched.
+#[test]
+fn state_commands_refuse_paths_as_names() {
+    let repo = TestRepo::new();
+    repo.dep("net", "tf", "true");
+    repo.write("victim.lock", "keep me");
+    let r = repo.run(&["state", "unlock", "../../victim", "--yes"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(repo.path("victim.lock").exists());
+    let r = repo.run(&["state", "show", "../x/y"]);
+    assert_eq!(r.code, 2, "{r}");
+    let r = repo.run(&["state", "show", "net/../../x"]);
+    assert_eq!(r.code, 2, "{r}");
+    let r = repo.run(&["state", "list"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("(embedded default)"), "{r}");
+}
