@@ -86,7 +86,8 @@ impl ObjectBackend {
                 if env.get("AWS_REGION").is_none() && env.get("AWS_DEFAULT_REGION").is_some() {
                     b = b.with_region(env.get("AWS_DEFAULT_REGION").unwrap_or_default());
                 }
-                let allow_http = endpoint.is_some_and(|(_, e)| e.starts_with("http://"));
+                let allow_http = endpoint.is_some_and(|(_, e)| e.starts_with("http://"))
+                    || env.get("AWS_ALLOW_HTTP") == Some("true");
                 let s = b
                     .with_bucket_name(bucket)
                     .with_client_options(client_options(allow_http))
@@ -106,7 +107,8 @@ impl ObjectBackend {
                 }
                 let endpoint = first(env, &["AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"]);
                 // The emulator (Azurite) speaks http; asking for it names it explicitly.
-                let allow_http = endpoint.is_some_and(|(_, e)| e.starts_with("http://"));
+                let allow_http = endpoint.is_some_and(|(_, e)| e.starts_with("http://"))
+                    || env.get("AZURE_ALLOW_HTTP") == Some("true");
                 let s = b
                     .with_container_name(container)
                     .with_client_options(client_options(allow_http))
