@@ -283,7 +283,7 @@ impl Leases {
                                 ok = false;
                                 // Another attempt comes in a third of the TTL; if the lease
                                 // could expire before it, it is as good as lost.
-                                if renewed.elapsed() + every * 2 >= ttl {
+                                if renewed.elapsed() + every >= ttl {
                                     watch.lose(format!(
                                         "the lock of environment `{env}` could not be renewed in {}: {e}",
                                         store.url()
@@ -384,6 +384,70 @@ mod tests {
         );
         drop(second);
         assert!(read(store.as_ref(), "a").unwrap().is_none());
+    }
+
+    /// A folder store that can be made to fail every call (a store gone unreachable).
+    struct Flaky(FolderStore, AtomicBool);
+
+    impl StateStore for Flaky {
+        fn url(&self) -> &str {
+            self.0.url()
+        }
+        fn get(&self, key: &str) -> Result<Option<super::super::Object>, StoreError> {
+            self.check()?;
+            self.0.get(key)
+        }
+        fn put(&self, key: &str, data: Vec<u8>, cond: Cond) -> Result<Version, StoreError> {
+            self.check()?;
+            self.0.put(key, data, cond)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.0.delete(key)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<super::super::Listed>, StoreError> {
+            self.check()?;
+            self.0.list(prefix)
+        }
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.1.load(Ordering::SeqCst) {
+                Err(StoreError::Failed("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn renewals_that_keep_failing_lose_the_lease_before_it_expires() {
+        let t = tempfile::tempdir().unwrap();
+        let flaky = Arc::new(Flaky(
+            FolderStore::new(t.path(), "file://t"),
+            AtomicBool::new(false),
+        ));
+        let store: Arc<dyn StateStore> = Arc::clone(&flaky) as Arc<dyn StateStore>;
+        let held = acquire(
+            &store,
+            &["a".to_string()],
+            &me("r1"),
+            Duration::from_secs(3),
+            None,
+            None,
+        )
+        .unwrap();
+        flaky.1.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        while held.watch.lost().is_none() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let why = held.watch.lost().expect("lost");
+        assert!(
+            why.contains("could not be renewed") && why.contains("connection refused"),
+            "{why}"
+        );
     }
 
     #[test]
