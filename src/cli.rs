@@ -31,6 +31,8 @@ pub enum Command {
     Report(ReportArgs),
     /// List or install plugins
     Plugins(PluginsArgs),
+    /// The state store: list locks, runs and outputs; unlock an environment; show outputs
+    State(crate::app::state_cmd::StateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -85,6 +87,10 @@ pub struct Common {
         hide_env_values = true
     )]
     pub state_dir: Option<PathBuf>,
+    /// Keep locks, outputs, journals, reports and history in a shared store:
+    /// s3://bucket/prefix, az://container/prefix, file:///path [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -220,10 +226,6 @@ pub struct ExportArgs {
     /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
-    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
-    /// of CI artifacts
-    #[arg(long = "state", value_name = "URL")]
-    pub state: Option<String>,
 }
 
 /// The image exported jobs run in unless `--image` says otherwise.
@@ -253,6 +255,9 @@ pub struct ReportArgs {
         hide_env_values = true
     )]
     pub state_dir: Option<PathBuf>,
+    /// Read runs from this shared state store [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
     /// Write a self-contained HTML timeline of the run
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
