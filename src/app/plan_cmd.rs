@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
-use super::run_cmd::{execute_reported, live_display, scheduler_options};
+use super::run_cmd::{execute_reported, live_display, scheduler_options, take_locks};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::config::settings::EnvVars;
@@ -98,6 +98,13 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
     if let Err(code) = ensure_state_dir(&loaded) {
         return code;
     }
+    // A dry run uses the environments' persistent working folders (their local state): it
+    // holds their locks, so it never runs beside a deploy or destroy of the same environment.
+    let run_id = crate::state::new_run_id();
+    let _locks = match take_locks(&loaded, &run_id, None, false) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let live = live_display(&args.exec, &loaded.env, color);
     // Dry runs report everything they can: no fail-fast.
     let options = scheduler_options(&loaded, &args.exec, false);
@@ -113,11 +120,12 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         repo: std::sync::Arc::new(repo),
         registry: std::sync::Arc::new(registry),
         state_dir,
-        run_id: crate::state::new_run_id(),
+        run_id,
         action: Action::DryRun,
         base_env,
         options,
         in_place: args.exec.in_place,
+        fresh: args.exec.fresh,
         durations,
     };
     let Some(result) = execute_reported(req, &graph, &selection, live, None) else {

@@ -108,41 +108,9 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .deployments(&loaded.graph)
         .map(|i| loaded.graph.node(i).id.clone())
         .collect();
-    let mut lock_envs: Vec<String> = loaded
-        .selection
-        .deployments(&loaded.graph)
-        .map(|i| {
-            loaded.repo.environments[loaded.graph.node(i).env]
-                .name
-                .clone()
-        })
-        .collect();
-    lock_envs.sort_unstable();
-    lock_envs.dedup();
-    let holder = crate::state::lock::Holder {
-        pid: std::process::id(),
-        host: crate::state::lock::hostname(),
-        started: crate::state::rfc3339(std::time::SystemTime::now()),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        run_id: run_id.clone(),
-    };
-    let _locks = match crate::state::lock::acquire(
-        &loaded.state_dir,
-        &lock_envs,
-        &holder,
-        args.lock_timeout,
-        args.break_stale_locks,
-    ) {
+    let _locks = match take_locks(&loaded, &run_id, args.lock_timeout, args.break_stale_locks) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, crate::state::lock::LockError::Held { .. }) {
-                eprintln!(
-                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
-                );
-            }
-            return exit_code::LOCKED;
-        }
+        Err(code) => return code,
     };
     let durations = crate::state::load_durations(&loaded.state_dir);
     let header = crate::state::journal::Entry::Run {
@@ -182,6 +150,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         base_env,
         options,
         in_place: args.exec.in_place,
+        fresh: args.exec.fresh,
         durations,
     };
     let Some(result) = execute_reported(req, &graph, &selection, live, Some(journal)) else {
@@ -219,6 +188,45 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         args.junit.as_deref(),
     );
     code
+}
+
+/// The lock of every selected environment, for a run that uses their working folders
+/// (deploy, destroy and `plan --run`); a held lock is reported and gives exit 4.
+pub(super) fn take_locks(
+    loaded: &Loaded,
+    run_id: &str,
+    wait: Option<std::time::Duration>,
+    break_stale: bool,
+) -> Result<crate::state::lock::Locks, u8> {
+    let mut lock_envs: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            loaded.repo.environments[loaded.graph.node(i).env]
+                .name
+                .clone()
+        })
+        .collect();
+    lock_envs.sort_unstable();
+    lock_envs.dedup();
+    let holder = crate::state::lock::Holder {
+        pid: std::process::id(),
+        host: crate::state::lock::hostname(),
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        run_id: run_id.to_string(),
+    };
+    crate::state::lock::acquire(&loaded.state_dir, &lock_envs, &holder, wait, break_stale).map_err(
+        |e| {
+            eprintln!("error: {e}");
+            if matches!(e, crate::state::lock::LockError::Held { .. }) {
+                eprintln!(
+                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
+                );
+            }
+            exit_code::LOCKED
+        },
+    )
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {

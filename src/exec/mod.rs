@@ -7,6 +7,7 @@ pub mod events;
 pub mod log_sink;
 pub mod outputs;
 pub mod process;
+pub mod refresh;
 pub mod run;
 pub mod scheduler;
 pub mod upstream;

@@ -17,4 +17,5 @@ mod reports;
 mod signals;
 mod terraform;
 mod tooling;
+mod working_copy;
 mod workspace;
