@@ -7,6 +7,7 @@
 //! once: a FIFO, socket or device, a symlink leading out of the repo (it would be read as
 //! content, wherever it points), a dangling symlink or a symlink loop is a located error.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -71,8 +72,12 @@ pub fn read_regular_string(path: &Path) -> io::Result<String> {
 /// Walks `dir` (a folder of the repo at `root`, both canonical or both as found) and records a
 /// problem for every entry bitops could not copy safely. `skip` names folders not walked (the
 /// state folder).
-pub fn check_tree(root: &Path, dir: &Path, skip: &[PathBuf], diags: &mut Diagnostics) {
-    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+pub fn check_tree(root: &Path, dir: &Path, skip: &HashSet<PathBuf>, diags: &mut Diagnostics) {
+    // `root` is canonical; `dir` below it is its own real path unless it is a symlink.
+    let real = match std::fs::symlink_metadata(dir) {
+        Ok(m) if !m.file_type().is_symlink() && dir.starts_with(root) => dir.to_path_buf(),
+        _ => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+    };
     let mut ancestors = vec![real];
     walk(root, dir, skip, &mut ancestors, diags);
 }
@@ -80,7 +85,7 @@ pub fn check_tree(root: &Path, dir: &Path, skip: &[PathBuf], diags: &mut Diagnos
 fn walk(
     root: &Path,
     dir: &Path,
-    skip: &[PathBuf],
+    skip: &HashSet<PathBuf>,
     ancestors: &mut Vec<PathBuf>,
     diags: &mut Diagnostics,
 ) {
@@ -90,7 +95,7 @@ fn walk(
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if skip.iter().any(|s| s == &path) {
+        if !skip.is_empty() && skip.contains(&path) {
             continue;
         }
         let Ok(ft) = entry.file_type() else { continue };
@@ -113,7 +118,7 @@ fn walk(
 fn check_symlink(
     root: &Path,
     path: &Path,
-    skip: &[PathBuf],
+    skip: &HashSet<PathBuf>,
     ancestors: &mut Vec<PathBuf>,
     diags: &mut Diagnostics,
 ) {
@@ -208,7 +213,7 @@ mod tests {
         let err = read_regular(&fifo).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");
         let mut diags = Diagnostics::default();
-        check_tree(t.path(), t.path(), &[], &mut diags);
+        check_tree(t.path(), t.path(), &HashSet::new(), &mut diags);
         let codes: Vec<_> = diags.problems().iter().map(|p| p.to_string()).collect();
         assert!(
             codes.len() == 1 && codes[0].contains("`pipe` is a FIFO"),
@@ -225,13 +230,13 @@ mod tests {
         std::fs::write(repo.join("_shared/x"), "x").unwrap();
         std::os::unix::fs::symlink("../../_shared", repo.join("e/d/shared")).unwrap();
         let mut diags = Diagnostics::default();
-        check_tree(&repo, &repo, &[], &mut diags);
+        check_tree(&repo, &repo, &HashSet::new(), &mut diags);
         assert!(diags.is_empty(), "a link inside the repo is fine");
 
         std::os::unix::fs::symlink("/etc", repo.join("e/d/etc")).unwrap();
         std::os::unix::fs::symlink("..", repo.join("e/d/up")).unwrap();
         let mut diags = Diagnostics::default();
-        check_tree(&repo, &repo, &[], &mut diags);
+        check_tree(&repo, &repo, &HashSet::new(), &mut diags);
         let text: Vec<_> = diags.problems().iter().map(|p| p.to_string()).collect();
         let text = text.join("\n");
         assert!(text.contains("leading out of the ops repo"), "{text}");

@@ -89,7 +89,7 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         .map(|name| {
             let (env, mut d) = ctx.scan_env(name);
             // Every file a run copies or reads is checked before anything runs.
-            files::check_tree(root, &root.join(name), &[], &mut d);
+            files::check_tree(root, &root.join(name), &Default::default(), &mut d);
             (env, d)
         })
         .collect();
@@ -104,7 +104,8 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     }
     support_dirs.sort();
     // Root files and support folders (walked above: the environments).
-    let mut skip: Vec<PathBuf> = [".git", ".bitops"].iter().map(|n| root.join(n)).collect();
+    let mut skip: std::collections::HashSet<PathBuf> =
+        [".git", ".bitops"].iter().map(|n| root.join(n)).collect();
     skip.extend(env_names.iter().map(|n| root.join(n)));
     files::check_tree(root, root, &skip, &mut diags);
     environments.sort_by(|a, b| a.name.cmp(&b.name));

@@ -11,7 +11,7 @@
 //! Sources are read with `O_NONBLOCK` and must be regular files; symlinks are followed as
 //! content (as BitOps' copy did) only while they stay inside the repo.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -68,7 +68,7 @@ pub struct Unit<'a> {
     pub defaults: Option<&'a Path>,
     pub manifest: &'a Path,
     /// Folders of the repo not copied (the state folder, `.git`).
-    pub skip: &'a [PathBuf],
+    pub skip: &'a HashSet<PathBuf>,
 }
 
 /// What a refresh did, for tests and figures.
@@ -87,6 +87,7 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         collect(
             unit,
             defaults,
+            None,
             Path::new(""),
             &mut Vec::new(),
             &mut files,
@@ -100,6 +101,7 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         collect(
             unit,
             unit.src,
+            None,
             Path::new(""),
             &mut Vec::new(),
             &mut own,
@@ -185,17 +187,22 @@ fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
-/// Every file and folder below `dir`, symlinks followed while they stay in the repo.
+/// Every file and folder below `dir`, symlinks followed while they stay in the repo. `real` is
+/// `dir`'s real path when the caller knows it (for loops).
 fn collect(
     unit: &Unit<'_>,
     dir: &Path,
+    real: Option<PathBuf>,
     rel: &Path,
     ancestors: &mut Vec<PathBuf>,
     files: &mut BTreeMap<PathBuf, Source>,
     dirs: &mut BTreeSet<PathBuf>,
 ) -> Result<(), String> {
     let at = |e: io::Error, p: &Path| format!("{}: {e}", p.display());
-    let real = std::fs::canonicalize(dir).map_err(|e| at(e, dir))?;
+    let real = match real {
+        Some(r) => r,
+        None => std::fs::canonicalize(dir).map_err(|e| at(e, dir))?,
+    };
     if ancestors.contains(&real) {
         return Err(format!(
             "{} is a symlink loop (it leads back to {})",
@@ -207,12 +214,13 @@ fn collect(
     for entry in std::fs::read_dir(dir).map_err(|e| at(e, dir))? {
         let entry = entry.map_err(|e| at(e, dir))?;
         let path = entry.path();
-        if unit.skip.iter().any(|s| s == &path) {
+        if !unit.skip.is_empty() && unit.skip.contains(&path) {
             continue;
         }
         let rel = rel.join(entry.file_name());
         let mut ft = entry.file_type().map_err(|e| at(e, &path))?;
         let mut meta = None;
+        let mut real = ancestors.last().map(|a| a.join(entry.file_name()));
         if ft.is_symlink() {
             let target = std::fs::canonicalize(&path).map_err(|e| at(e, &path))?;
             if !target.starts_with(unit.repo) {
@@ -225,10 +233,11 @@ fn collect(
             let m = std::fs::metadata(&target).map_err(|e| at(e, &path))?;
             ft = m.file_type();
             meta = Some(m);
+            real = Some(target);
         }
         if ft.is_dir() {
             dirs.insert(rel.clone());
-            collect(unit, &path, &rel, ancestors, files, dirs)?;
+            collect(unit, &path, real, &rel, ancestors, files, dirs)?;
         } else if ft.is_file() {
             let m = match meta {
                 Some(m) => m,

@@ -137,17 +137,6 @@ pub async fn execute(
         })
         .collect();
     let run_dir = req.state_dir.join("runs").join(&req.run_id);
-    let workspace = Arc::new(
-        Workspace::new(
-            &repo.root,
-            &req.state_dir,
-            &run_dir,
-            &repo.default_folder,
-            req.in_place,
-        )
-        .with_environments(repo.environments.iter().map(|e| e.name.clone()).collect())
-        .with_fresh(req.fresh),
-    );
     // Working copies in run order, ahead of the deployments that need them.
     let mut seen_envs = std::collections::HashSet::new();
     let envs_in_order: Vec<String> = order
@@ -157,6 +146,20 @@ pub async fn execute(
         })
         .map(|i| repo.environments[graph.node(*i).env].name.clone())
         .collect();
+    let workspace = Arc::new(
+        Workspace::new(
+            &repo.root,
+            &req.state_dir,
+            &run_dir,
+            &repo.default_folder,
+            req.in_place,
+        )
+        .with_environments(
+            repo.environments.iter().map(|e| e.name.clone()).collect(),
+            &envs_in_order,
+        )
+        .with_fresh(req.fresh),
+    );
     let stop_ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ahead = workspace.prepare_ahead(envs_in_order, Arc::clone(&stop_ahead));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();

@@ -16,7 +16,7 @@
 //! their folder is missing and otherwise left as the last run that selected them made them. The
 //! ops repo is never written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +45,7 @@ pub struct Workspace {
     pub fresh: bool,
     /// Every environment of the repo: what is not one belongs to the shared part.
     environments: Vec<String>,
+    unselected: Vec<String>,
     base: OnceLock<Result<(), String>>,
     no_inputs: OnceLock<()>,
     envs: Mutex<HashMap<String, Arc<EnvCopy>>>,
@@ -74,15 +75,23 @@ impl Workspace {
             in_place,
             fresh: false,
             environments: Vec::new(),
+            unselected: Vec::new(),
             base: OnceLock::new(),
             no_inputs: OnceLock::new(),
             envs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The repo's environments (all of them, selected or not).
-    pub fn with_environments(mut self, names: Vec<String>) -> Self {
-        self.environments = names;
+    /// The repo's environments (all of them), and those this run selects: the others are
+    /// copied when missing, the selected ones refreshed under their locks.
+    pub fn with_environments(mut self, all: Vec<String>, selected: &[String]) -> Self {
+        let selected: std::collections::HashSet<&String> = selected.iter().collect();
+        self.unselected = all
+            .iter()
+            .filter(|e| !selected.contains(e))
+            .cloned()
+            .collect();
+        self.environments = all;
         self
     }
 
@@ -137,12 +146,14 @@ impl Workspace {
     }
 
     /// What is not copied from the repo: `.git`, the state folder.
-    fn skip_list(&self) -> Vec<PathBuf> {
-        vec![
+    fn skip_list(&self) -> HashSet<PathBuf> {
+        [
             self.repo_root.join(".git"),
             self.repo_root.join(".bitops"),
             self.state_dir.clone(),
         ]
+        .into_iter()
+        .collect()
     }
 
     /// Root files and every top-level folder that is not an environment; then the folders of
@@ -174,7 +185,7 @@ impl Workspace {
         .map_err(|e| format!("cannot refresh the working copy: {e}"))?;
         // Other environments, so that `../../other-env/...` resolves as in BitOps' copy.
         // Copied aside and renamed into place: a run that selects one may be making it too.
-        for env in &self.environments {
+        for env in &self.unselected {
             let dst = self.tempdir.join(env);
             if dst.exists() {
                 continue;
@@ -293,7 +304,7 @@ mod tests {
 
         let state = repo.join(".bitops");
         let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false)
-            .with_environments(vec!["env1".into()]);
+            .with_environments(vec!["env1".into()], &[]);
         let env = ws.env_dir("env1").unwrap();
         assert_eq!(
             std::fs::read_to_string(env.join("terraform/versions.tf")).unwrap(),
@@ -336,7 +347,7 @@ mod tests {
         std::os::unix::fs::symlink("..", src.join("up")).unwrap();
         let state = repo.join(".bitops");
         let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false)
-            .with_environments(vec!["env".into()]);
+            .with_environments(vec!["env".into()], &[]);
         let err = ws.env_dir("env").unwrap_err();
         assert!(err.contains("symlink loop"), "{err}");
         // A symlink to a folder elsewhere in the repo is followed (copied as content).
@@ -345,7 +356,7 @@ mod tests {
         std::fs::write(repo.join("_shared/mod.tf"), "# m").unwrap();
         std::os::unix::fs::symlink("../../_shared", src.join("shared")).unwrap();
         let ws = Workspace::new(&repo, &state, &state.join("runs/r2"), "_default", false)
-            .with_environments(vec!["env".into()]);
+            .with_environments(vec!["env".into()], &[]);
         let env = ws.env_dir("env").unwrap();
         assert_eq!(
             std::fs::read_to_string(env.join("terraform/shared/mod.tf")).unwrap(),
@@ -377,7 +388,7 @@ mod tests {
                 "_default",
                 false,
             )
-            .with_environments(envs.clone())
+            .with_environments(envs.clone(), &envs[..1])
             .with_fresh(fresh)
             .env_dir("e")
             .unwrap()
