@@ -126,10 +126,8 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         files.insert(rel, merged);
     }
 
-    let old: Manifest = std::fs::read(unit.manifest)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let old_bytes = std::fs::read(unit.manifest).unwrap_or_default();
+    let old: Manifest = serde_json::from_slice(&old_bytes).unwrap_or_default();
     let mut new = Manifest::default();
     let mut counts = Counts::default();
     if !files.contains_key(Path::new("")) {
@@ -175,7 +173,12 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         // Only when empty: a tool's files in it stay.
         let _ = std::fs::remove_dir(unit.dst.join(k));
     }
-    write_manifest(unit.manifest, &new).map_err(|e| format!("{}: {e}", unit.manifest.display()))?;
+    // Unchanged on most runs: writing it anyway would make a file per environment per run.
+    let bytes = serde_json::to_vec(&new).expect("a manifest serializes");
+    if bytes != old_bytes {
+        write_manifest(unit.manifest, &bytes)
+            .map_err(|e| format!("{}: {e}", unit.manifest.display()))?;
+    }
     Ok(counts)
 }
 
@@ -304,11 +307,62 @@ fn write_copy(src: &Source, dst: &Path) -> io::Result<Metadata> {
     out.metadata()
 }
 
-fn write_manifest(path: &Path, m: &Manifest) -> io::Result<()> {
+/// Written aside and renamed: a manifest is never half-written.
+fn write_manifest(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(m).expect("a manifest serializes"))?;
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_repo_copies_and_writes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = std::fs::canonicalize(t.path()).unwrap().join("repo");
+        std::fs::create_dir_all(repo.join("e/d")).unwrap();
+        std::fs::write(repo.join("e/d/a.tf"), "# a").unwrap();
+        std::fs::write(repo.join("e/d/b.yaml"), "x: 1\n").unwrap();
+        std::fs::create_dir_all(repo.join("_default/d")).unwrap();
+        std::fs::write(repo.join("_default/d/b.yaml"), "y: 2\n").unwrap();
+        let dst = t.path().join("work/e");
+        let manifest = t.path().join("m/e.json");
+        let defaults = repo.join("_default");
+        let skip = HashSet::new();
+        let unit = Unit {
+            repo: &repo,
+            src: &repo.join("e"),
+            dst: &dst,
+            defaults: Some(&defaults),
+            manifest: &manifest,
+            skip: &skip,
+        };
+        let first = refresh(&unit).unwrap();
+        assert_eq!((first.copied, first.kept), (2, 0));
+        let text = std::fs::read_to_string(dst.join("d/b.yaml")).unwrap();
+        assert!(text.contains('x') && text.contains('y'), "{text}");
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let before = ino(&manifest);
+        let again = refresh(&unit).unwrap();
+        assert_eq!(
+            again,
+            Counts {
+                copied: 0,
+                kept: 2,
+                removed: 0
+            }
+        );
+        assert_eq!(ino(&manifest), before, "the manifest was rewritten");
+        // A changed `_default` file re-merges.
+        std::fs::write(repo.join("_default/d/b.yaml"), "y: 3\n").unwrap();
+        assert_eq!(refresh(&unit).unwrap().copied, 1);
+        assert!(std::fs::read_to_string(dst.join("d/b.yaml"))
+            .unwrap()
+            .contains('3'));
+    }
 }
