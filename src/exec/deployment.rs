@@ -459,7 +459,8 @@ impl Runner {
             }
         }
         let mut result = NodeResult::new(Status::Succeeded);
-        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+        // Made by the plugin, so hostile: a FIFO there must not block bitops.
+        let written = crate::discover::files::read_regular_string(&output_file).unwrap_or_default();
         match outputs::parse(&written) {
             Ok(o) => {
                 for (k, v) in o {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::discover::files::{open_regular, read_regular_string, special_kind};
+use crate::discover::files::{open_regular, read_regular, read_regular_string, special_kind};
 
 /// What a file of the working folder is made from.
 enum Source {
@@ -126,7 +126,7 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         files.insert(rel, merged);
     }
 
-    let old_bytes = std::fs::read(unit.manifest).unwrap_or_default();
+    let old_bytes = read_regular(unit.manifest).unwrap_or_default();
     let old: Manifest = serde_json::from_slice(&old_bytes).unwrap_or_default();
     let mut new = Manifest::default();
     let mut counts = Counts::default();

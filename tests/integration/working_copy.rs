@@ -264,3 +264,19 @@ fn a_symlink_out_of_the_repo_is_refused() {
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("leading out of the ops repo"), "{out}");
 }
+
+#[test]
+fn a_fifo_made_by_a_deployment_does_not_hang_bitops() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    // The output file bitops reads afterwards, and a FIFO left in the working copy.
+    repo.dep(
+        "e",
+        "d",
+        "[ -p made-fifo ] || mkfifo made-fifo; mkfifo \"$BITOPS_OUTPUT_FILE\"",
+    );
+    for round in 1..=2 {
+        let (code, stderr) = run_bounded(&repo, &["deploy", "--progress", "plain"]);
+        assert_eq!(code, 0, "round {round}: {stderr}");
+    }
+}
