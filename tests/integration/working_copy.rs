@@ -280,3 +280,40 @@ fn a_fifo_made_by_a_deployment_does_not_hang_bitops() {
         assert_eq!(code, 0, "round {round}: {stderr}");
     }
 }
+
+#[test]
+fn concurrent_runs_on_different_environments_use_their_own_folders() {
+    let repo = TestRepo::new();
+    for (env, other) in [("a", "b"), ("b", "a")] {
+        repo.env(env, "deployments:\n  d: {plugin: sh}\n");
+        // Each waits until the other run is inside its deployment: both run at once.
+        repo.dep(
+            env,
+            "d",
+            &format!(
+                "pwd -P > \"$T_OUT/{env}.pwd\"; echo mine > state.txt; \
+                 waitfor \"$T_OUT/{other}.pwd\" 60 && [ \"$(cat state.txt)\" = mine ]"
+            ),
+        );
+    }
+    let mut first = repo.spawn(&["deploy", "-e", "a", "--progress", "plain"]);
+    // A second bitops with its own output files: the harness's go to `out/bitops.*`.
+    let mut second = std::process::Command::new(crate::harness::BIN)
+        .args(["deploy", "-e", "b", "--progress", "plain", "-C"])
+        .arg(&repo.root)
+        .env("PATH", {
+            let path = std::env::var("PATH").unwrap_or_default();
+            format!("{}:{path}", repo.out_file("bin").display())
+        })
+        .env("T_OUT", &repo.out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(wait_bounded(&mut first, Duration::from_secs(90)), 0);
+    assert_eq!(wait_bounded(&mut second, Duration::from_secs(90)), 0);
+    let a = repo.read_out("a.pwd");
+    let b = repo.read_out("b.pwd");
+    assert!(a.trim().ends_with("/.bitops/work/a/d"), "{a}");
+    assert!(b.trim().ends_with("/.bitops/work/b/d"), "{b}");
+}
