@@ -16,6 +16,16 @@ use crate::report;
 pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
+    // `--fresh` deletes local state; a plan, dry run included, never changes anything.
+    if args.exec.fresh {
+        let p = crate::diagnostic::Problem::new(
+            "bitops::usage::fresh",
+            "`--fresh` empties the environments' working folders (their local state): a plan never changes anything",
+        )
+        .help("start clean with `bitops deploy --fresh`; `plan --run` then shows what that deploy would do");
+        report::diagnostics::print(&crate::diagnostic::ConfigErrors::single(p), color);
+        return exit_code::CONFIG;
+    }
     let loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
         Ok(l) => l,
         Err(e) => {

@@ -317,3 +317,18 @@ fn concurrent_runs_on_different_environments_use_their_own_folders() {
     assert!(a.trim().ends_with("/.bitops/work/a/d"), "{a}");
     assert!(b.trim().ends_with("/.bitops/work/b/d"), "{b}");
 }
+
+#[test]
+fn a_plan_refuses_fresh_because_it_would_delete_local_state() {
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep("e", "d", "echo kept > tool-made.txt");
+    let out = repo.run(&["deploy", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    for args in [&["plan", "--fresh"][..], &["plan", "--run", "--fresh"]] {
+        let out = repo.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {out}");
+        assert!(out.stderr.contains("--fresh"), "{out}");
+    }
+    assert!(repo.path(".bitops/work/e/d/tool-made.txt").exists());
+}
