@@ -73,9 +73,13 @@ pub fn read_regular_string(path: &Path) -> io::Result<String> {
 /// problem for every entry bitops could not copy safely. `skip` names folders not walked (the
 /// state folder).
 pub fn check_tree(root: &Path, dir: &Path, skip: &HashSet<PathBuf>, diags: &mut Diagnostics) {
-    // `root` is canonical; `dir` below it is its own real path unless it is a symlink.
+    // `root` is canonical; `dir` below it is its own real path unless it is a symlink (an
+    // environment folder may be one), which is checked like any other.
     let real = match std::fs::symlink_metadata(dir) {
         Ok(m) if !m.file_type().is_symlink() && dir.starts_with(root) => dir.to_path_buf(),
+        Ok(m) if m.file_type().is_symlink() && dir != root => {
+            return check_symlink(root, dir, skip, &mut Vec::new(), diags);
+        }
         _ => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
     };
     let mut ancestors = vec![real];
@@ -234,6 +238,14 @@ mod tests {
         assert!(diags.is_empty(), "a link inside the repo is fine");
 
         std::os::unix::fs::symlink("/etc", repo.join("e/d/etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", repo.join("outside-env")).unwrap();
+        let mut d = Diagnostics::default();
+        check_tree(&repo, &repo.join("outside-env"), &HashSet::new(), &mut d);
+        assert_eq!(
+            d.len(),
+            1,
+            "a top-level link out of the repo is refused too"
+        );
         std::os::unix::fs::symlink("..", repo.join("e/d/up")).unwrap();
         let mut diags = Diagnostics::default();
         check_tree(&repo, &repo, &HashSet::new(), &mut diags);

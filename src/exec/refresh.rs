@@ -96,6 +96,17 @@ pub fn refresh(unit: &Unit<'_>) -> Result<Counts, String> {
         // Every `_default` file is overridden or merged by the environment's below.
     }
     let mut own: BTreeMap<PathBuf, Source> = BTreeMap::new();
+    if std::fs::symlink_metadata(unit.src).is_ok_and(|m| m.file_type().is_symlink()) {
+        let target =
+            std::fs::canonicalize(unit.src).map_err(|e| format!("{}: {e}", unit.src.display()))?;
+        if !target.starts_with(unit.repo) {
+            return Err(format!(
+                "{} is a symlink leading out of the ops repo (to {}); bitops never follows one",
+                unit.src.display(),
+                target.display()
+            ));
+        }
+    }
     let meta = std::fs::metadata(unit.src).map_err(|e| format!("{}: {e}", unit.src.display()))?;
     if meta.is_dir() {
         collect(
