@@ -164,9 +164,12 @@ pub struct ExecArgs {
     /// every line is always in the deployment's log file
     #[arg(long, value_enum, default_value_t = OutputMode::Compact)]
     pub output: OutputMode,
-    /// Run in the repo itself instead of a working copy (keeps local terraform state in place)
+    /// Run in the repo itself instead of the working copy in the state folder
     #[arg(long)]
     pub in_place: bool,
+    /// Empty the selected environments' working folders first (local state, tool caches)
+    #[arg(long, conflicts_with = "in_place")]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]

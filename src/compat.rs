@@ -73,6 +73,18 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "BitOps core performed no merge (only the helm plugin copied some chart folders); its docs described a merge that was never implemented.",
     ),
     (
+        "The working copy (`$BITOPS_TEMPDIR`, `<state>/work`) is kept between runs and refreshed from the repo at each: files the tools made there (local terraform state, `.terraform/`) survive; `--fresh` starts an environment's folder clean.",
+        "BitOps copied the whole repo into a new temp folder at every run, so local terraform state started empty each time: `destroy` after `deploy` destroyed nothing and reported success. The layout is the repo's, so relative paths (`../../scripts/x.sh`, other environments) resolve as before.",
+    ),
+    (
+        "A top-level folder that has neither a `bitops.config.yaml` nor a folder named after a plugin or a repo-level deployment is not an environment (it is copied into the working copy like a `_`-folder).",
+        "BitOps ran whichever folder `BITOPS_ENVIRONMENT` named; with a repo-level `deployments` list, selecting every environment would turn `scripts/` or `modules/` into an environment that fails.",
+    ),
+    (
+        "A FIFO, socket or device anywhere in the repo, a symlink leading out of it, a dangling symlink or a symlink loop is a located error before anything runs (`plan` included).",
+        "BitOps' copy blocked forever on a FIFO and followed symlinks wherever they led, copying their content into the run.",
+    ),
+    (
         "`logging.masks` are applied to the terminal output, the per-deployment log files and the outputs shown in reports.",
         "BitOps masked only its own stdout.",
     ),

@@ -5,7 +5,7 @@ use std::io::Write;
 use super::load::{
     ensure_state_dir, load, load_registry, preflight, print_warnings, Guards, Loaded,
 };
-use super::run_cmd::{closed_exit, live_display, scheduler_options};
+use super::run_cmd::{closed_exit, live_display, scheduler_options, take_locks};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::config::settings::EnvVars;
@@ -50,6 +50,19 @@ fn format_problem(args: &PlanArgs) -> Option<crate::diagnostic::Problem> {
 pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
+    // `--fresh` deletes local state; a plan, dry run included, never changes anything.
+    if args.exec.fresh {
+        let p = crate::diagnostic::Problem::new(
+            "bitops::usage::fresh",
+            "`--fresh` empties the environments' working folders (their local state): a plan never changes anything",
+        )
+        .help("start clean with `bitops deploy --fresh`; `plan --run` then shows what that deploy would do");
+        return config_error(
+            &crate::diagnostic::ConfigErrors::single(p),
+            color,
+            args.format,
+        );
+    }
     if let Some(p) = format_problem(args) {
         return config_error(
             &crate::diagnostic::ConfigErrors::single(p),
@@ -161,6 +174,13 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
     if let Err(e) = ensure_state_dir(&loaded) {
         return config_error(&e, color, args.format);
     }
+    // A dry run uses the environments' persistent working folders (their local state): it
+    // holds their locks, so it never runs beside a deploy or destroy of the same environment.
+    let run_id = crate::state::new_run_id();
+    let _locks = match take_locks(&loaded, &run_id, None, false) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let live = live_display(&args.exec, &loaded.env, color);
     let feed = super::reporter::feed_for(&live);
     // Dry runs report everything they can: no fail-fast.
@@ -188,11 +208,12 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         repo: std::sync::Arc::new(repo),
         registry: std::sync::Arc::new(registry),
         state_dir,
-        run_id: crate::state::new_run_id(),
+        run_id,
         action: Action::DryRun,
         base_env,
         options,
         in_place: args.exec.in_place,
+        fresh: args.exec.fresh,
         durations,
         live: feed,
         // Dry runs read saved outputs (from a shared store too) and keep none.

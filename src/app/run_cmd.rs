@@ -122,47 +122,12 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .deployments(&loaded.graph)
         .map(|i| loaded.graph.node(i).id.clone())
         .collect();
-    let mut lock_envs: Vec<String> = loaded
-        .selection
-        .deployments(&loaded.graph)
-        .map(|i| {
-            loaded.repo.environments[loaded.graph.node(i).env]
-                .name
-                .clone()
-        })
-        .collect();
-    lock_envs.sort_unstable();
-    lock_envs.dedup();
-    let holder = crate::state::lock::Holder {
-        pid: std::process::id(),
-        host: crate::state::lock::hostname(),
-        started: crate::state::rfc3339(std::time::SystemTime::now()),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        run_id: run_id.clone(),
-    };
-    let leases = match super::state_run::lease(&loaded, &lock_envs, &holder, args.lock_timeout) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let (leases, _locks) =
+        match take_locks(&loaded, &run_id, args.lock_timeout, args.break_stale_locks) {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
     let lease_watch = leases.as_ref().map(|l| std::sync::Arc::clone(&l.watch));
-    let _locks = match crate::state::lock::acquire(
-        &loaded.state_dir,
-        &super::state_run::local_lock_envs(&loaded, &lock_envs),
-        &holder,
-        args.lock_timeout,
-        args.break_stale_locks,
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, crate::state::lock::LockError::Held { .. }) {
-                eprintln!(
-                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
-                );
-            }
-            return exit_code::LOCKED;
-        }
-    };
     let durations = loaded.state.load_durations();
     let header = crate::state::journal::Entry::Run {
         run_id: run_id.clone(),
@@ -210,6 +175,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         base_env,
         options,
         in_place: args.exec.in_place,
+        fresh: args.exec.fresh,
         durations,
         live: feed,
         state: state.clone(),
@@ -265,6 +231,57 @@ pub(super) fn closed_exit(closed: super::reporter::Closed, code: u8) -> u8 {
         super::reporter::Closed::Signal(Sig::Term) => exit_code::TERMINATED,
         _ => code,
     }
+}
+
+/// The lock of every selected environment, for a run that uses their working folders
+/// (deploy, destroy and `plan --run`); a held lock is reported and gives exit 4.
+pub(super) fn take_locks(
+    loaded: &Loaded,
+    run_id: &str,
+    wait: Option<std::time::Duration>,
+    break_stale: bool,
+) -> Result<
+    (
+        Option<crate::state::store::lease::Leases>,
+        crate::state::lock::Locks,
+    ),
+    u8,
+> {
+    let mut lock_envs: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            loaded.repo.environments[loaded.graph.node(i).env]
+                .name
+                .clone()
+        })
+        .collect();
+    lock_envs.sort_unstable();
+    lock_envs.dedup();
+    let holder = crate::state::lock::Holder {
+        pid: std::process::id(),
+        host: crate::state::lock::hostname(),
+        started: crate::state::rfc3339(std::time::SystemTime::now()),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        run_id: run_id.to_string(),
+    };
+    // A shared store's leases stand for the local locks (which then cover nothing).
+    let leases = super::state_run::lease(loaded, &lock_envs, &holder, wait)?;
+    let locks = crate::state::lock::acquire(
+        &loaded.state_dir,
+        &super::state_run::local_lock_envs(loaded, &lock_envs),
+        &holder,
+        wait,
+        break_stale,
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        if matches!(e, crate::state::lock::LockError::Held { .. }) {
+            eprintln!("  help: wait for that run, or pass --lock-timeout DURATION to wait for it");
+        }
+        exit_code::LOCKED
+    })?;
+    Ok((leases, locks))
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {

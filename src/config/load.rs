@@ -18,7 +18,8 @@ pub struct Loaded {
 /// Reads and parses `path`; `display` is the name shown to the user. Returns `None` when the
 /// file does not exist, and records a problem (returning `None`) when it cannot be read or parsed.
 pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Option<Loaded> {
-    let bytes = match std::fs::read(path) {
+    // Never `std::fs::read`: a FIFO named like a config would block bitops in `open` forever.
+    let bytes = match crate::discover::files::read_regular(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {

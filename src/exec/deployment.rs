@@ -337,10 +337,41 @@ impl Runner {
 
         let ws = Arc::clone(&self.workspace);
         let env_name = env.name.clone();
-        let env_dir = match tokio::task::spawn_blocking(move || ws.env_dir(&env_name)).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return self.fail(sink, format!("preparing the working copy: {e}")),
-            Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
+        // Refreshing the working copy is file work on a blocking thread: the deployment still
+        // answers its stop request and its time limit while it goes on.
+        let refresh = tokio::task::spawn_blocking(move || ws.env_dir(&env_name));
+        let limit = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped = async {
+            while *stop.borrow_and_update() == StopRequest::None {
+                if stop.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let env_dir = tokio::select! {
+            r = refresh => match r {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => return self.fail(sink, format!("preparing the working copy: {e}")),
+                Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
+            },
+            () = stopped => {
+                sink.note("bitops: stopped while preparing the working copy");
+                return NodeResult::with_reason(
+                    Status::Interrupted,
+                    "interrupted while preparing the working copy".to_string(),
+                );
+            }
+            () = limit => {
+                return NodeResult::with_reason(
+                    Status::TimedOut,
+                    "while preparing the working copy".to_string(),
+                );
+            }
         };
         let plugin_dir = self.registry.plugin_dir(&dep.plugin);
         let (mut vars, output_file, inputs_file) =
@@ -467,7 +498,8 @@ impl Runner {
             }
             None => NodeResult::new(Status::Succeeded),
         };
-        let written = match std::fs::read(&output_file) {
+        // Made by the plugin, so hostile: a FIFO there must not block bitops.
+        let written = match crate::discover::files::read_regular(&output_file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),

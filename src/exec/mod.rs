@@ -9,6 +9,7 @@ pub mod log_sink;
 pub mod outputs;
 pub mod plain_output;
 pub mod process;
+pub mod refresh;
 pub mod run;
 pub mod scheduler;
 pub mod upstream;

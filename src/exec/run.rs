@@ -29,6 +29,8 @@ pub struct RunRequest {
     pub base_env: BTreeMap<String, String>,
     pub options: Options,
     pub in_place: bool,
+    /// `--fresh`: the selected environments' working folders start clean.
+    pub fresh: bool,
     /// Recorded seconds per node id, for priority and ETA.
     pub durations: HashMap<String, f64>,
     /// Where output lines for the live display go (bounded; the logs get everything).
@@ -49,7 +51,7 @@ pub struct RunResult {
     pub signal: Option<Sig>,
     pub started: SystemTime,
     pub elapsed: Duration,
-    /// The working copy, when kept (after a failure).
+    /// The persistent working copy (`<state>/work`), unless the run was `--in-place`.
     pub work_kept: Option<PathBuf>,
 }
 
@@ -149,13 +151,6 @@ pub async fn execute(
         })
         .collect();
     let run_dir = req.state_dir.join("runs").join(&req.run_id);
-    let workspace = Arc::new(Workspace::new(
-        &repo.root,
-        &req.state_dir,
-        &run_dir,
-        &repo.default_folder,
-        req.in_place,
-    ));
     // Working copies in run order, ahead of the deployments that need them.
     let mut seen_envs = std::collections::HashSet::new();
     let envs_in_order: Vec<String> = order
@@ -165,6 +160,20 @@ pub async fn execute(
         })
         .map(|i| repo.environments[graph.node(*i).env].name.clone())
         .collect();
+    let workspace = Arc::new(
+        Workspace::new(
+            &repo.root,
+            &req.state_dir,
+            &run_dir,
+            &repo.default_folder,
+            req.in_place,
+        )
+        .with_environments(
+            repo.environments.iter().map(|e| e.name.clone()).collect(),
+            &envs_in_order,
+        )
+        .with_fresh(req.fresh),
+    );
     let stop_ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ahead = workspace.prepare_ahead(envs_in_order, Arc::clone(&stop_ahead));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();
@@ -221,16 +230,9 @@ pub async fn execute(
     stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = ahead.join();
 
-    let all_ok = outcome.results.iter().all(|r| r.status.is_success()) && outcome.cancel.is_none();
-    let work_kept = if all_ok || req.in_place {
-        let _ = workspace.remove_work();
-        None
-    } else {
-        workspace
-            .tempdir
-            .exists()
-            .then(|| workspace.tempdir.clone())
-    };
+    // The working copy is kept (local state, tool caches): say where.
+    let work_kept =
+        (!req.in_place && workspace.tempdir.exists()).then(|| workspace.tempdir.clone());
     let nodes = sched
         .nodes
         .iter()

@@ -47,7 +47,8 @@ fn plain_folders(repo: &Repo, known: &[&str], diags: &mut Diagnostics) {
             !n.starts_with('.')
                 && !n.starts_with('_')
                 && *n != repo.default_folder
-                && !repo.support_dirs.contains(n)
+                // Not `support_dirs`: a folder whose only tool folder is misnamed is a support
+                // folder to discovery, and exactly the one to warn about.
                 && repo.environment(n).is_none()
         })
         .collect();

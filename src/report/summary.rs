@@ -129,7 +129,11 @@ pub fn render(s: &SummaryInput<'_>) -> String {
         s.run_dir.join("logs").display()
     );
     if let Some(w) = s.work_kept {
-        let _ = writeln!(out, "working copy kept for inspection: {}", w.display());
+        let _ = writeln!(
+            out,
+            "working copy (local state, tool caches; kept between runs, --fresh starts clean): {}",
+            w.display()
+        );
     }
     out
 }

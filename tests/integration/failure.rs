@@ -210,7 +210,7 @@ fn retries_rerun_a_failed_deployment() {
 }
 
 #[test]
-fn run_folder_is_removed_after_success_and_kept_after_failure() {
+fn the_working_copy_is_kept_and_printed_after_success_and_failure() {
     let repo = TestRepo::new();
     repo.env("e", "deployments:\n  d: {plugin: sh}\n");
     repo.dep("e", "d", "echo made > made-here.txt");
@@ -218,23 +218,26 @@ fn run_folder_is_removed_after_success_and_kept_after_failure() {
     assert_eq!(out.code, 0, "{out}");
     let runs = repo.run_dirs();
     assert_eq!(runs.len(), 1);
-    assert!(
-        !runs[0].join("work").exists(),
-        "the working copy stays after success"
-    );
     assert!(runs[0].join("logs/e/d.log").exists(), "logs are kept");
+    let kept = |out: &crate::harness::RunOutput| {
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("working copy ("))
+            .unwrap_or_else(|| panic!("the working copy is not printed: {out}"));
+        std::path::PathBuf::from(line.rsplit(": ").next().unwrap().trim())
+    };
+    assert_eq!(kept(&out), repo.path(".bitops/work"));
+    assert!(repo.path(".bitops/work/e/d/made-here.txt").exists());
 
-    repo.dep("e", "d", "echo made > made-here.txt; exit 1");
+    repo.dep("e", "d", "echo again > made-here.txt; exit 1");
     let out = repo.run(&["deploy", "--progress", "plain"]);
     assert_eq!(out.code, 1, "{out}");
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("working copy kept"))
-        .unwrap_or_else(|| panic!("the kept folder is not printed: {out}"));
-    let path = line.rsplit(": ").next().unwrap().trim();
-    let kept = std::path::Path::new(path);
-    assert!(kept.join("e/d/made-here.txt").exists(), "{path}");
+    let path = kept(&out);
+    assert_eq!(
+        std::fs::read_to_string(path.join("e/d/made-here.txt")).unwrap(),
+        "again\n"
+    );
     assert!(!repo.path("e/d/made-here.txt").exists());
 }
 

@@ -28,4 +28,5 @@ mod signals;
 mod state_store;
 mod terraform;
 mod tooling;
+mod working_copy;
 mod workspace;

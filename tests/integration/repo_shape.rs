@@ -7,7 +7,11 @@ use crate::harness::TestRepo;
 fn a_misnamed_tool_folder_is_a_warning_with_did_you_mean() {
     let repo = TestRepo::bare();
     repo.write("prod/terraform/main.tf", "# ok\n");
+    // An environment by its config file, whose only tool folder is misspelt.
+    repo.write("dev/bitops.config.yaml", "bitops: {}\n");
     repo.write("dev/terrafrom/main.tf", "# typo\n");
+    // No config file and no tool folder: not an environment at all, which is what to say.
+    repo.write("qa/terrafom/main.tf", "# typo\n");
     repo.write("stage/terraform/main.tf", "# ok\n");
     repo.write("stage/ansilbe/playbook.yaml", "# typo\n");
     let out = repo.run(&["plan", "--color", "never"]);
@@ -18,12 +22,17 @@ fn a_misnamed_tool_folder_is_a_warning_with_did_you_mean() {
         "{out}"
     );
     assert!(
+        out.stderr.contains("`qa/` is not an environment")
+            && out.stderr.contains("did you mean `qa/terraform/`?"),
+        "{out}"
+    );
+    assert!(
         out.stderr
             .contains("`stage/ansilbe/` looks like a tool folder but matches no plugin")
             && out.stderr.contains("did you mean `ansible`?"),
         "{out}"
     );
-    assert!(out.stderr.contains("warning: 2 warnings"), "{out}");
+    assert!(out.stderr.contains("warning: 3 warnings"), "{out}");
     // --strict: the same are errors, and nothing runs.
     let out = repo.run(&["plan", "--strict", "--color", "never"]);
     assert_eq!(out.code, 2, "{out}");
@@ -33,6 +42,7 @@ fn a_misnamed_tool_folder_is_a_warning_with_did_you_mean() {
 #[test]
 fn an_empty_environment_that_others_depend_on_is_an_error() {
     let repo = TestRepo::new();
+    repo.write("dev/bitops.config.yaml", "bitops: {}\n");
     repo.write("dev/terrafrom/main.tf", "# typo\n");
     repo.env(
         "web",
