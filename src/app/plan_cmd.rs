@@ -132,8 +132,7 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
     let (table, code) = plan::dry_run::table(&deployments);
     let _ = std::io::stdout().write_all(table.as_bytes());
     match result.signal {
-        Some(crate::exec::process::Sig::Int) => exit_code::INTERRUPTED,
-        Some(crate::exec::process::Sig::Term) => exit_code::TERMINATED,
+        Some(sig) => sig.exit_code(),
         None if args.detailed_exitcode => code,
         None if code == 1 => exit_code::FAILED,
         None => exit_code::SUCCESS,

@@ -119,13 +119,8 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .collect();
     lock_envs.sort_unstable();
     lock_envs.dedup();
-    let holder = crate::state::lock::Holder {
-        pid: std::process::id(),
-        host: crate::state::lock::hostname(),
-        started: crate::state::rfc3339(std::time::SystemTime::now()),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        run_id: run_id.clone(),
-    };
+    let holder =
+        crate::state::lock::Holder::me(&run_id, std::env::args().collect::<Vec<_>>().join(" "));
     let _locks = match crate::state::lock::acquire(
         &loaded.state_dir,
         &lock_envs,
@@ -222,11 +217,8 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
-    use crate::exec::process::Sig;
-    match result.signal {
-        Some(Sig::Int) => return exit_code::INTERRUPTED,
-        Some(Sig::Term) => return exit_code::TERMINATED,
-        None => {}
+    if let Some(sig) = result.signal {
+        return sig.exit_code();
     }
     if result
         .nodes

@@ -4,10 +4,12 @@
 
 pub mod deployment;
 pub mod events;
+pub mod lifetime;
 pub mod log_sink;
 pub mod outputs;
 pub mod process;
 pub mod run;
 pub mod scheduler;
+pub mod signals;
 pub mod upstream;
 pub mod workspace;

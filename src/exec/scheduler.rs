@@ -180,9 +180,12 @@ pub async fn run<E: Executor>(
     let mut running_count = 0usize;
     let mut cancel: Option<CancelReason> = None;
     let started = Instant::now();
+    // A deadline too far to represent is no deadline (config rejects such values; this only
+    // keeps an overflow from panicking).
     let deadline = opts
         .deadline
-        .map(|d| tokio::time::Instant::from_std(started + d));
+        .and_then(|d| started.checked_add(d))
+        .map(tokio::time::Instant::from_std);
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut first_signal: Option<Sig> = None;
     let jobs = opts.jobs.max(1);
@@ -275,7 +278,11 @@ pub async fn run<E: Executor>(
             sig = signals.recv() => {
                 let Some(sig) = sig else { continue };
                 first_signal.get_or_insert(sig);
-                let reason = match sig { Sig::Int => CancelReason::Interrupt, Sig::Term => CancelReason::Terminate };
+                // SIGHUP and SIGQUIT act like SIGTERM; only the exit code tells them apart.
+                let (reason, forward) = match sig {
+                    Sig::Int => (CancelReason::Interrupt, Sig::Int),
+                    Sig::Term | Sig::Hup | Sig::Quit => (CancelReason::Terminate, Sig::Term),
+                };
                 if cancel.is_some_and(|c| c >= CancelReason::Terminate) {
                     // The second signal: no more waiting.
                     cancel = Some(CancelReason::Kill);
@@ -283,14 +290,14 @@ pub async fn run<E: Executor>(
                     let _ = events.send(RunEvent::Cancel { reason: CancelReason::Kill });
                 } else {
                     cancel = Some(reason);
-                    let _ = stop_tx.send(StopRequest::Forward(sig));
+                    let _ = stop_tx.send(StopRequest::Forward(forward));
                     let _ = events.send(RunEvent::Cancel { reason });
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() && cancel.is_none_or(|c| c < CancelReason::Deadline) => {
                 cancel = Some(CancelReason::Deadline);
                 let _ = stop_tx.send(StopRequest::Forward(Sig::Term));
-                kill_at = Some(tokio::time::Instant::now() + opts.grace);
+                kill_at = tokio::time::Instant::now().checked_add(opts.grace);
                 let _ = events.send(RunEvent::Cancel { reason: CancelReason::Deadline });
             }
             _ = sleep_until(kill_at), if kill_at.is_some() => {
@@ -346,6 +353,8 @@ fn finish(
     results: &mut [Option<NodeResult>],
     events: &mpsc::UnboundedSender<RunEvent>,
 ) {
+    // Every result reaches the reporters and the run's result through here, masked.
+    let result = result.masked();
     let node = &schedule.nodes[i];
     let _ = events.send(RunEvent::NodeFinished {
         id: node.id.clone(),
