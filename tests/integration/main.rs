@@ -9,6 +9,7 @@ mod deploy_order;
 mod diagnostics;
 mod examples;
 mod failure;
+mod faults;
 mod masks;
 mod outputs;
 mod plan;
