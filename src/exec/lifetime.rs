@@ -80,8 +80,12 @@ pub fn next_tag() -> String {
 /// Makes bitops the reaper of its orphaned descendants. Failing (an old kernel) only loses the
 /// re-parenting; tagged processes are still found.
 pub fn become_subreaper() {
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    if nix::sys::prctl::set_child_subreaper(true).is_ok() {
+        SUBREAPER.store(true, Ordering::Relaxed);
+    }
 }
+
+static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The grace period used when bitops stops processes on its own (panic, signal outside a run).
 pub fn set_grace(grace: Duration) {
@@ -240,7 +244,22 @@ impl Match {
 /// started with `setsid`, a `nohup … &`). Processes started before the step (`first_pid`) are not
 /// looked at unless pids wrapped around. Blocking: at most about two grace periods.
 pub fn sweep_escaped(tag: &str, first_pid: i32, grace: Duration) -> usize {
-    kill_matching(&Match::Exact(tag.to_owned()), grace, Some(first_pid))
+    let what = Match::Exact(tag.to_owned());
+    // As subreaper, the root of every escaped tree is a child of bitops once the step's group
+    // is gone (its parent died with the group, or was the reaped leader). So the common case
+    // reads only `stat` (cheap) of the newer processes, and a tree is searched by environment
+    // only when one of its roots carries this step's tag.
+    if SUBREAPER.load(Ordering::Relaxed) {
+        let me = std::process::id() as i32;
+        let escaped = proc_pids(Some(first_pid))
+            .filter(|&p| Some(p) != watchdog_pid() && !is_active_group(p))
+            .filter(|&p| stat(p).is_some_and(|s| s.ppid == me && !s.zombie()))
+            .any(|p| environ(p).is_some_and(|e| what.hit(&e)));
+        if !escaped {
+            return 0;
+        }
+    }
+    kill_matching(&what, grace, Some(first_pid))
 }
 
 /// Ends everything this bitops started that is still alive, and every orphan re-parented to it

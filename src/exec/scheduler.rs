@@ -176,6 +176,8 @@ pub async fn run<E: Executor>(
 
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     let mut running: JoinSet<(usize, NodeResult)> = JoinSet::new();
+    let mut task_nodes: std::collections::HashMap<tokio::task::Id, usize> =
+        std::collections::HashMap::new();
     let mut pool_use: BTreeMap<String, usize> = BTreeMap::new();
     let mut running_count = 0usize;
     let mut cancel: Option<CancelReason> = None;
@@ -225,7 +227,8 @@ pub async fn run<E: Executor>(
                 let exec = Arc::clone(&executor);
                 let rx = stop_rx.clone();
                 let idx = r.node;
-                running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                let task = running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                task_nodes.insert(task.id(), idx);
             }
             ready.extend(held);
         }
@@ -234,15 +237,25 @@ pub async fn run<E: Executor>(
         }
 
         tokio::select! {
-            joined = running.join_next(), if running_count > 0 => {
-                let Some(joined) = joined else { continue };
-                let (idx, result) = joined.unwrap_or_else(|e| {
-                    // A panicking task is a bug; keep the run's bookkeeping whole anyway.
-                    (usize::MAX, NodeResult::with_reason(Status::Failed, format!("internal error: {e}")))
-                });
-                if idx == usize::MAX {
-                    continue;
-                }
+            joined = running.join_next_with_id(), if running_count > 0 => {
+                // A panicking task is a bug. The binary's panic hook ends bitops (exit 3) before
+                // this sees it; elsewhere (library use, tests) the node still fails and the
+                // count stays true: a task lost from the count would make this loop spin.
+                let (idx, result) = match joined {
+                    Some(Ok((id, done))) => {
+                        task_nodes.remove(&id);
+                        done
+                    }
+                    Some(Err(e)) => match task_nodes.remove(&e.id()) {
+                        Some(idx) => (idx, NodeResult::with_reason(Status::Failed, format!("internal error: {e}"))),
+                        None => continue,
+                    },
+                    None => {
+                        // Nothing left to join: whatever the count says, nothing runs.
+                        running_count = 0;
+                        continue;
+                    }
+                };
                 running_count -= 1;
                 if let Some(pool) = &schedule.nodes[idx].pool {
                     if let Some(c) = pool_use.get_mut(pool) {
