@@ -93,7 +93,15 @@ fn full_plan(root: &Path) -> usize {
         .collect();
     let reg = Registry::load(&repo, &root.join(".bitops"), used, &mut diags);
     let mut p = Plan::new(&repo, &g, &sel, &HashMap::new());
-    for (i, r) in plan::preview::prepare_all(&repo, &g, &sel, &reg, Action::Deploy, &env.0) {
+    for (i, r) in plan::preview::prepare_all(
+        &repo,
+        &g,
+        &sel,
+        &reg,
+        Action::Deploy,
+        &env.0,
+        &mut Vec::new(),
+    ) {
         p.invocations.insert(
             i,
             r.map(|x| plan::preview::invocation(&x, &[]))

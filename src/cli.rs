@@ -54,6 +54,13 @@ pub struct Common {
     /// Run only this node (`env` or `env/deployment`); repeatable
     #[arg(long, value_name = "NODE")]
     pub only: Vec<String>,
+    /// Every environment (the default, except for `destroy` and in the BitOps container, where
+    /// a selection must be explicit)
+    #[arg(long, conflicts_with_all = ["envs", "only"])]
+    pub all: bool,
+    /// Make every warning an error (legacy BitOps keys, folders that look like misnamed tools…)
+    #[arg(long)]
+    pub strict: bool,
     /// Add everything the selected nodes depend on
     #[arg(long)]
     pub with_deps: bool,
@@ -196,10 +203,19 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// The bitops container image the jobs run in
-    #[arg(long, default_value = "ghcr.io/bitops/bitops:latest")]
+    /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
+    #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
+    /// of CI artifacts
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
+
+/// The image exported jobs run in unless `--image` says otherwise.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/bitops/bitops:latest";
+/// `--image none`: jobs for shell runners, without a container image.
+pub const NO_IMAGE: &str = "none";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportTarget {
@@ -234,8 +250,19 @@ pub struct PluginsArgs {
 pub enum PluginsAction {
     /// List the plugins the repo can use and where they come from
     List(PluginsCommon),
-    /// Fetch git plugins into the state folder
-    Install(PluginsCommon),
+    /// Fetch git plugins into the state folder (and, if asked, run their install scripts)
+    Install(PluginsInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsInstallArgs {
+    #[command(flatten)]
+    pub common: PluginsCommon,
+    /// Also run each configured plugin's install script (`plugin.install.install_script`,
+    /// default install.sh), as BitOps did when building its image: it may install tools on
+    /// this machine
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 #[derive(Debug, Args)]

@@ -49,12 +49,20 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "BitOps kept its own working directory (`/opt/bitops`); the official plugins `cd` into the tool folder themselves, so they are unaffected.",
     ),
     (
-        "`BITOPS_DIR`, `BITOPS_SCRIPTS_DIR` and `BITOPS_PLUGINS_DIR` point into the state folder (`.bitops`), and `BITOPS_INSTALLED_PLUGIN_DIR` to the plugin's real folder.",
-        "BitOps hard-coded `/opt/bitops/...` inside its image; bitops also runs outside a container. Plugins that use the variables (as the official ones do) work either way.",
+        "`BITOPS_DIR` and `BITOPS_SCRIPTS_DIR` point into the state folder (`.bitops`); `BITOPS_PLUGINS_DIR` is a folder of the run (`.bitops/runs/<run-id>/plugins/`, with BitOps' trailing slash) holding a link named after every configured plugin, local ones included, to its real folder; `BITOPS_INSTALLED_PLUGIN_DIR` is the plugin's real folder.",
+        "BitOps hard-coded `/opt/bitops/...` inside its image, where every plugin was installed under `installed_plugins/`; bitops also runs outside a container and reads local plugins in place, so the official helm and cloudformation plugins' checks for `$BITOPS_PLUGINS_DIR/aws` (and helm's `${BITOPS_PLUGINS_DIR%/*}/aws`) need the links.",
     ),
     (
-        "Plugins can be read from a local folder at deploy time (`source: ./_plugins/x`) and git plugins are fetched by `bitops plugins install`, honouring `source_tag` and `source_branch`.",
-        "BitOps installed plugins only at image build and ignored `source_tag`.",
+        "`BITOPS_PLUGIN_DIR` is taken from the environment when set, else from `plugins.plugin_dir`, else it is the deploying plugin's own folder.",
+        "BitOps v2.6 exported its `plugin_dir` setting (default `/opt/bitops/scripts/plugins/`, BitOps' own Python code) and earlier 2.x versions the plugin's folder; the official helm and cloudformation plugins read their scripts from `$BITOPS_PLUGIN_DIR/scripts`, which only the plugin's folder satisfies.",
+    ),
+    (
+        "`BITOPS_KUBE_CONFIG_FILE` is `.kube/config` in the run folder (shared by the run's deployments), never in a working copy or the repo; `bitops plan` shows it as `<run>/.kube/config`.",
+        "BitOps put it in its temporary copy of the repo; with `--in-place` that would be the repo itself, and a plan could not show where it would be.",
+    ),
+    (
+        "Plugins can be read from a local folder at deploy time (`source: ./_plugins/x`) and git plugins are fetched by `bitops plugins install`, honouring `source_tag` and `source_branch`. Plugins' install scripts run only with `bitops plugins install --run-install-scripts`, never at deploy time.",
+        "BitOps installed plugins and ran their install scripts only at image build, and ignored `source_tag`; on a laptop or CI runner, installing tools system-wide is the user's decision.",
     ),
     (
         "A BitOps-format plugin with core schema parsing but no tool-level `bitops.config.yaml` runs with the schema defaults.",
@@ -69,12 +77,48 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "BitOps masked only its own stdout.",
     ),
     (
-        "`bitops plan --run` runs before-deploy hooks but not after-deploy hooks; `destroy` passes `destroy` as a BitOps-format plugin's stack action.",
-        "BitOps had no whole-repo dry run or destroy command (#102); after-deploy hooks typically check or announce a deployment that a dry run did not make.",
+        "`bitops plan --run` runs before-deploy hooks but not after-deploy hooks.",
+        "BitOps had no whole-repo dry run (#102); after-deploy hooks typically check or announce a deployment that a dry run did not make.",
+    ),
+    (
+        "A deployment whose deploy only planned (terraform's default `stack-action: plan`, or a BitOps-format plugin whose stack action is its plan word) is reported `planned only` (report status `planned`, JUnit `<skipped>`), with the config line that makes it apply; one skipped by its config or because its plugin has no action for the command is reported `skipped` (report status `not_applicable`) with the reason. Neither fails the run.",
+        "BitOps reported both as a successful deployment, so a repo on the default `plan` looked deployed while nothing was ever applied, and a destroy that did not run looked like a teardown.",
     ),
     (
         "`run_mode: validate_config` / `BITOPS_MODE=validate_config` (and `settings_test`) validate everything, print the plan and exit 0 without running anything.",
         "BitOps printed its settings or the deployment config and exited 0; the plan shows the same and more.",
+    ),
+    (
+        "A key written twice in one mapping of a `bitops.config.yaml` (any level) is an error naming both lines; in repo- and environment-level files every top-level key other than `bitops` (and the built-in tool roots) is an error.",
+        "PyYAML kept the last value of a duplicate silently and BitOps ignored other top-level keys, so a `bitop:` typo or a second `jobs:` changed a run without a word.",
+    ),
+    (
+        "Plugin, environment, deployment and pool names, run ids and output keys use one character set (letters, digits, `_`, `-`, `.`; not starting with `.` or `-`; at most 100 characters); others are errors.",
+        "BitOps used names as paths unchecked: a plugin named `../../x` or `/srv/x` made the installer remove that folder. See docs/guarantees.md.",
+    ),
+    (
+        "Durations are at most 365 days, `retries` at most 100, `jobs` and pool sizes at most 4096; out of range is a located error.",
+        "BitOps never enforced timeouts; without limits a huge value overflowed clock arithmetic and `retries: 4294967296` wrapped to 0.",
+    ),
+    (
+        "YAML documents nest at most 128 levels, aliases included, and expand to at most 200,000 nodes.",
+        "PyYAML had no such limits; deep documents exhausted the stack.",
+    ),
+    (
+        "A deployment fails when its `$BITOPS_OUTPUT_FILE` is not UTF-8, has two keys that become the same variable name, or a value with NUL or over 128 KiB.",
+        "Such outputs were dropped silently or made every dependent fail to start.",
+    ),
+    (
+        "A set-but-empty `BITOPS_ENVIRONMENT`/`ENVIRONMENT` is a usage error (exit 2); `bitops destroy`, and any run in the BitOps container (`/opt/bitops_deployment`), needs an explicit selection (`-e`/`BITOPS_ENVIRONMENT`, `--only` or `--all`).",
+        "BitOps exited 1 without an environment; bitops can run several environments, so an empty value must not silently mean all of them, production included.",
+    ),
+    (
+        "A run that selects no deployment (wrong folder, environment folder passed as the repo, a selection of empty environments) is exit 2 with what was searched; nothing is written.",
+        "BitOps exited 1 when an environment had no deployments; bitops' earlier `OK: 0 succeeded` hid a wrong `-C`.",
+    ),
+    (
+        "Tool-config keys that BitOps' v1/v2 documentation used and v2 ignored (`terraform.options.command`, `helm.options.kubeconfig.fetch.*`, `cloudformation.cli.cfn-stack-action`, …) are warnings (errors with `--strict`), and are read from their v2 place when one exists: `options.command: apply` applies, `parameters.enabled: true` passes the parameters file. A legacy `command: destroy` is never carried over.",
+        "BitOps v2 ignored them silently, so its own documentation examples planned where they said apply; refusing them would refuse those repos, ignoring them would keep the surprise.",
     ),
 ];
 

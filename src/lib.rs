@@ -14,9 +14,12 @@ pub mod discover;
 pub mod exec;
 pub mod exit_code;
 pub mod export;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod graph;
 pub mod mask;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod plugins;
 pub mod report;

@@ -43,6 +43,10 @@ pub struct PluginRef {
     pub name: String,
     pub source: PluginSource,
     pub decl: Loc,
+    /// `plan_action` / `destroy_action` as written (`Some("")`: explicitly none); `None`
+    /// takes the official plugins' words (see `plugins::actions`).
+    pub plan_action: Option<String>,
+    pub destroy_action: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,18 +155,68 @@ fn python_float(f: f64) -> String {
 pub struct SyntaxError {
     pub message: String,
     pub span: Span,
+    /// The text is YAML but breaks a limit (nesting, alias expansion): refused even where a
+    /// file that is not YAML at all is tolerated (a helm template in `_default`).
+    pub limit: bool,
+}
+
+impl SyntaxError {
+    /// `line N: message`, for places that show no source (working-copy merges).
+    pub fn at_line(&self, text: &str) -> String {
+        let end = self.span.offset.min(text.len());
+        let line = text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        format!("line {line}: {}", self.message)
+    }
 }
 
 /// Upper bound on nodes a document may expand to through aliases ("billion laughs").
 const MAX_NODES: usize = 200_000;
-/// Upper bound on nesting, so hostile input cannot exhaust the stack.
-const MAX_DEPTH: usize = 128;
+/// Upper bound on nesting, so hostile input cannot exhaust the stack. Every tree [`parse`]
+/// returns is at most this deep, aliases included, so code that walks a tree recursively is
+/// safe on any thread.
+pub const MAX_DEPTH: usize = 128;
+const NESTING: &str = "nesting too deep: YAML may nest at most 128 levels (aliases included)";
+
+/// A key written twice in one mapping: YAML leaves this to the loader (PyYAML keeps the last
+/// value silently); bitops' config reader reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    pub key: String,
+    /// The first occurrence.
+    pub first: Span,
+    /// The later one, whose value wins.
+    pub again: Span,
+}
 
 /// Parses the first document of `text`. An empty document is `Ok(None)`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    parse_with_duplicates(text).map(|(root, _)| root)
+}
+
+/// [`parse`], also returning every key written twice in one mapping.
+pub fn parse_with_duplicates(text: &str) -> Result<(Option<Node>, Vec<Duplicate>), SyntaxError> {
     let mut builder = Builder::new(text);
     let mut parser = Parser::new_from_str(text);
-    let result = parser.load(&mut builder, false);
+    // Events are pulled one by one rather than through `Parser::load`, which recurses once per
+    // level of block nesting (`- - - - …` on one line is thousands of levels in a few KB and
+    // overflowed the stack); this loop stops at the first document's end or at the first
+    // limit the builder hits, so no part of parsing is deeper than MAX_DEPTH.
+    let result = loop {
+        match parser.next_token() {
+            Ok((ev, mark)) => {
+                let end = ev == Event::StreamEnd;
+                builder.on_event(ev, mark);
+                if end || builder.done || builder.error.is_some() {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
     if let Some(err) = builder.error.take() {
         return Err(err);
     }
@@ -178,12 +228,15 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
         if offset >= written && written > 0 {
             offset = text[..written].char_indices().last().map_or(0, |(i, _)| i);
         }
+        let message = e.info().to_string();
         return Err(SyntaxError {
-            message: e.info().to_string(),
+            // The parser's own guard against deep flow nesting is a limit too.
+            limit: message.contains("recursion limit"),
+            message,
             span: Span { offset, len: 1 },
         });
     }
-    Ok(builder.root)
+    Ok((builder.root, builder.duplicates))
 }
 
 /// Renders a serializable value as YAML (used for generated CI pipelines).
@@ -214,6 +267,25 @@ pub fn merge(base: &Node, over: &Node) -> Node {
             }
         }
         _ => over.clone(),
+    }
+}
+
+/// Deep-merges two YAML texts as the working copy does for `_default` (see [`merge`]).
+/// `Ok(None)` when either side is not a YAML mapping (the environment's file is then kept as it
+/// is: a helm template is not YAML); an error when either breaks a limit of [`parse`], so a
+/// hostile `_default` file is refused, never half-merged or walked into a stack overflow.
+pub fn merge_text(base: &str, over: &str) -> Result<Option<String>, (bool, String)> {
+    let parse_side = |text: &str, is_base: bool| match parse(text) {
+        Ok(n) => Ok(n),
+        Err(e) if e.limit => Err((is_base, e.at_line(text))),
+        Err(_) => Ok(None),
+    };
+    let (b, o) = (parse_side(base, true)?, parse_side(over, false)?);
+    match (b, o) {
+        (Some(b), Some(o)) if b.as_map().is_some() && o.as_map().is_some() => {
+            Ok(Some(node_to_string(&merge(&b, &o))))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -286,6 +358,7 @@ struct Builder<'a> {
     nodes: usize,
     error: Option<SyntaxError>,
     done: bool,
+    duplicates: Vec<Duplicate>,
 }
 
 impl<'a> Builder<'a> {
@@ -299,6 +372,7 @@ impl<'a> Builder<'a> {
             nodes: 0,
             error: None,
             done: false,
+            duplicates: Vec::new(),
         }
     }
 
@@ -307,6 +381,7 @@ impl<'a> Builder<'a> {
             self.error = Some(SyntaxError {
                 message: message.into(),
                 span: Span { offset, len: 1 },
+                limit: true,
             });
         }
     }
@@ -335,6 +410,31 @@ impl<'a> Builder<'a> {
                 None => *key = Some(node),
                 Some(k) => entries.push((k, node)),
             },
+        }
+    }
+
+    /// Records keys written twice (merge keys `<<` aside: their keys are meant to be
+    /// overridden). Keys that came in through an alias carry the alias' span and are skipped.
+    fn find_duplicates(&mut self, entries: &[(Node, Node)]) {
+        if entries.len() < 2 {
+            return;
+        }
+        let mut seen: HashMap<(&'static str, String), Span> = HashMap::new();
+        for (k, _) in entries {
+            if matches!(k.value, Value::Seq(_) | Value::Map(_)) || k.as_str() == Some("<<") {
+                continue;
+            }
+            let key = (k.kind(), k.to_python_str());
+            match seen.get(&key) {
+                Some(first) => self.duplicates.push(Duplicate {
+                    key: key.1,
+                    first: *first,
+                    again: k.span,
+                }),
+                None => {
+                    seen.insert(key, k.span);
+                }
+            }
         }
     }
 
@@ -383,6 +483,12 @@ impl MarkedEventReceiver for Builder<'_> {
                     if !self.count(count_nodes(&node), offset) {
                         return;
                     }
+                    // An alias puts a whole tree where it stands: a chain of aliases nests
+                    // deeper than any one of them is written, and every later walk of the
+                    // tree (merging, rendering, dropping) recurses.
+                    if self.stack.len() + height(&node) > MAX_DEPTH {
+                        return self.fail(NESTING, offset);
+                    }
                     node.span = Span { offset, len: 1 };
                     self.push_value(node, 0);
                 }
@@ -390,7 +496,7 @@ impl MarkedEventReceiver for Builder<'_> {
             },
             Event::SequenceStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
-                    return self.fail("nesting too deep", offset);
+                    return self.fail(NESTING, offset);
                 }
                 self.stack.push(Frame::Seq {
                     start: offset,
@@ -400,7 +506,7 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
-                    return self.fail("nesting too deep", offset);
+                    return self.fail(NESTING, offset);
                 }
                 self.stack.push(Frame::Map {
                     start: offset,
@@ -424,7 +530,10 @@ impl MarkedEventReceiver for Builder<'_> {
                         entries,
                         anchor,
                         ..
-                    } => (start, Value::Map(apply_merge_keys(entries)), anchor),
+                    } => {
+                        self.find_duplicates(&entries);
+                        (start, Value::Map(apply_merge_keys(entries)), anchor)
+                    }
                 };
                 let end = offset.max(start + 1);
                 self.push_value(
@@ -440,6 +549,21 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
         }
+    }
+}
+
+/// Levels of collections in a tree (a scalar is 0, `[x]` is 1).
+fn height(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(height).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| height(k).max(height(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
     }
 }
 
@@ -676,6 +800,35 @@ mod tests {
         let text = "a:\n  b: [unclosed\n";
         let err = parse(text).unwrap_err();
         assert_eq!(err.span.offset, text.trim_end().len() - 1, "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_both_places() {
+        let text = "a: 1\nb: {x: 1, x: 2}\na: 3\nbase: &b {k: 1}\nc:\n  <<: *b\n  k: 2\n";
+        let (_, d) = parse_with_duplicates(text).unwrap();
+        let keys: Vec<&str> = d.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, ["x", "a"], "{d:?}");
+        assert_eq!(&text[d[1].first.offset..d[1].first.offset + 1], "a");
+        assert_eq!(d[1].again.offset, text.rfind("a: 3").unwrap());
+    }
+
+    #[test]
+    fn nesting_through_aliases_is_limited() {
+        // Each line nests 100 levels and puts the previous one inside: 5 lines exceed 128.
+        let mut text = format!("a0: &a0 {}x{}\n", "[".repeat(100), "]".repeat(100));
+        for i in 1..5 {
+            text.push_str(&format!(
+                "a{i}: &a{i} {}*a{}{}\n",
+                "[".repeat(100),
+                i - 1,
+                "]".repeat(100)
+            ));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.limit && e.message.contains("nesting too deep"), "{e:?}");
+        // Deep flow nesting, caught by the parser itself, is a limit too.
+        let e = parse(&format!("{}{}", "[".repeat(5000), "]".repeat(5000))).unwrap_err();
+        assert!(e.limit, "{e:?}");
     }
 
     #[test]

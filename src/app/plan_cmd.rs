@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
+use super::load::{
+    ensure_state_dir, load, load_registry, preflight, print_warnings, Guards, Loaded,
+};
 use super::run_cmd::{execute_reported, live_display, scheduler_options};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
@@ -16,13 +18,14 @@ use crate::report;
 pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
-    let loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
+    let mut loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let durations = crate::state::load_durations(&loaded.state_dir);
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);
@@ -36,6 +39,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         return dry_run(loaded, registry, args, color);
     }
     let base_env = loaded.env.0.clone();
+    let mut warnings = Vec::new();
     let prepared = if shows_commands {
         plan::preview::prepare_all(
             &loaded.repo,
@@ -44,18 +48,31 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             &registry,
             Action::Deploy,
             &base_env,
+            &mut warnings,
         )
     } else {
         Default::default()
     };
     // A plan is a validation too: a deployment that could not run is an error, not a note.
     let mut problems = crate::diagnostic::Diagnostics::default();
+    warnings.into_iter().for_each(|w| problems.push(w));
     let masks: Vec<Vec<crate::exec::log_sink::Mask>> = loaded
         .repo
         .environments
         .iter()
         .map(|e| e.settings.masks.iter().map(|m| m.mask.clone()).collect())
         .collect();
+    // A plan runs nothing, so a missing tool is worth knowing, not a reason to refuse.
+    let mut tools = crate::diagnostic::Diagnostics::default();
+    plan::preview::missing_tools(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut tools);
+    for p in tools.problems() {
+        let mut p = p.clone().warning();
+        p.help = Some(format!(
+            "{}; `bitops deploy` refuses to start without it",
+            p.help.unwrap_or_default()
+        ));
+        problems.push(p);
+    }
     for (i, r) in prepared {
         match r {
             Ok(p) => {
@@ -66,10 +83,12 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             Err(list) => list.into_iter().for_each(|p| problems.push(p)),
         }
     }
+    let warnings = problems.take_warnings(loaded.strict);
     if let Err(e) = problems.into_result() {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
+    report::diagnostics::print_warnings(&warnings, color);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
         PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),

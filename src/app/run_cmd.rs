@@ -2,13 +2,15 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
+use super::load::{
+    ensure_state_dir, load_for, load_registry, preflight, print_warnings, Guards, Loaded,
+};
 use super::stderr_color;
 use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::ConfigErrors;
 use crate::discover::find_ops_repo;
-use crate::exec::events::{RunEvent, Status};
+use crate::exec::events::RunEvent;
 use crate::exit_code;
 use crate::graph::{Graph, Selection};
 use crate::plan::{self, Plan};
@@ -54,13 +56,16 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             }
         }
     }
-    let loaded = match load(&common, &args.exec, Guards::Check, env) {
+    // `destroy` tears down only what it was told to: never "everything" by default.
+    let need_explicit = (action == Action::Destroy).then_some(command);
+    let mut loaded = match load_for(&common, &args.exec, Guards::Check, env, need_explicit) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let (registry, diags) = load_registry(&loaded);
     if let Err(code) = preflight(&loaded, &registry, diags, action, color) {
         return code;
@@ -191,7 +196,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .collect();
     let finished: Vec<(String, f64)> = deployments
         .iter()
-        .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
+        .filter(|(_, r)| r.status.is_success() && r.attempts > 0)
         .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
         .collect();
     let _ = crate::state::record_durations(&state_dir, &finished);
@@ -220,11 +225,7 @@ pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
     if let Some(sig) = result.signal {
         return sig.exit_code();
     }
-    if result
-        .nodes
-        .iter()
-        .any(|(_, _, r)| r.status != Status::Succeeded)
-    {
+    if result.nodes.iter().any(|(_, _, r)| !r.status.is_success()) {
         exit_code::FAILED
     } else {
         exit_code::SUCCESS

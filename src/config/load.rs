@@ -55,8 +55,36 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
         }
     };
     let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
-    match yaml::parse(&file.text) {
-        Ok(root) => Some(Loaded { file, root }),
+    match yaml::parse_with_duplicates(&file.text) {
+        Ok((root, duplicates)) => {
+            // PyYAML kept the last value silently; which one was meant is the user's call.
+            for d in duplicates {
+                let first = file.line_of(d.first.offset);
+                diags.push(
+                    Problem::new(
+                        "bitops::config::duplicate_key",
+                        format!("`{}` is written twice in `{display}`", d.key),
+                    )
+                    .at(
+                        &Loc::new(&file, d.again),
+                        format!("again here (first on line {first})"),
+                    )
+                    .help("remove one of them: only the last would count"),
+                );
+            }
+            Some(Loaded { file, root })
+        }
+        Err(e) if e.limit => {
+            diags.push(
+                Problem::new(
+                    "bitops::config::limit",
+                    format!("`{display}` is over bitops' YAML limits"),
+                )
+                .at(&Loc::new(&file, e.span), e.message)
+                .help("flatten the structure or use fewer aliases (docs/guarantees.md lists the limits)"),
+            );
+            None
+        }
         Err(e) => {
             diags.push(
                 Problem::new(

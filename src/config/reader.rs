@@ -100,6 +100,29 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Checks a name that will become a path or variable name (see [`crate::names`]);
+    /// reports it and returns `false` when it is not allowed.
+    pub fn name(&mut self, kind: crate::names::Kind, name: &Spanned<String>) -> bool {
+        match crate::names::check(kind, &name.value) {
+            Ok(()) => true,
+            Err(why) => {
+                self.diags.push(
+                    Problem::new(
+                        "bitops::config::name",
+                        format!(
+                            "`{}` is not a valid {}",
+                            name.value.escape_debug(),
+                            kind.noun()
+                        ),
+                    )
+                    .at(&name.loc, why)
+                    .help(format!("use {}", crate::names::ALLOWED)),
+                );
+                false
+            }
+        }
+    }
+
     pub fn bool(&mut self, key: &str, node: &Node) -> Option<Spanned<bool>> {
         match &node.value {
             Value::Bool(b) => Some(Spanned::new(*b, self.loc(node))),
@@ -118,6 +141,12 @@ impl<'a> Reader<'a> {
     }
 
     pub fn uint(&mut self, key: &str, node: &Node, min: u64) -> Option<Spanned<u64>> {
+        self.uint_in(key, node, min, u64::MAX)
+    }
+
+    /// A whole number in `min..=max`: a number out of range is a located error, never wrapped
+    /// or truncated (`retries: 4294967296` once became 0).
+    pub fn uint_in(&mut self, key: &str, node: &Node, min: u64, max: u64) -> Option<Spanned<u64>> {
         let n = match &node.value {
             Value::Int(i) if *i >= 0 => *i as u64,
             // A negative number is the right type, just too small: say so.
@@ -135,6 +164,7 @@ impl<'a> Reader<'a> {
             }
             Value::Str(s) => match s.trim().parse::<u64>() {
                 Ok(n) => n,
+                Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => u64::MAX,
                 Err(_) => {
                     self.wrong_type(key, node, "a whole number", "4");
                     return None;
@@ -153,6 +183,18 @@ impl<'a> Reader<'a> {
                     format!("`{key}` must be at least {min}"),
                 )
                 .at(&loc, "too small"),
+            );
+            return None;
+        }
+        if n > max {
+            let loc = self.loc(node);
+            self.diags.push(
+                Problem::new(
+                    "bitops::config::range",
+                    format!("`{key}` must be at most {max}"),
+                )
+                .at(&loc, "too large")
+                .help(format!("write a number from {min} to {max}")),
             );
             return None;
         }
@@ -202,14 +244,25 @@ impl<'a> Reader<'a> {
     /// A duration: a number of seconds (BitOps' `timeout: 600`) or a text such as `15m`.
     pub fn duration(&mut self, key: &str, node: &Node) -> Option<Spanned<Duration>> {
         let d = match &node.value {
-            Value::Int(i) if *i >= 0 => Some(Duration::from_secs(*i as u64)),
-            Value::Float(f) if *f >= 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
-            Value::Str(s) => parse_duration(s).ok(),
-            _ => None,
+            Value::Int(i) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
+            Value::Float(f) if *f >= 0.0 && f.is_finite() => {
+                Ok(Duration::try_from_secs_f64(*f).unwrap_or(Duration::MAX))
+            }
+            Value::Str(s) => parse_duration(s).map_err(Some),
+            _ => Err(None),
         };
-        match d {
-            Some(d) => Some(Spanned::new(d, self.loc(node))),
-            None => {
+        match d.and_then(|d| cap_duration(d).map_err(Some)) {
+            Ok(d) => Some(Spanned::new(d, self.loc(node))),
+            Err(Some(why)) if why.contains("at most") => {
+                let loc = self.loc(node);
+                self.diags.push(
+                    Problem::new("bitops::config::range", format!("`{key}` is too long"))
+                        .at(&loc, "too long")
+                        .help(why),
+                );
+                None
+            }
+            Err(_) => {
                 self.wrong_type(key, node, "a duration", "15m");
                 None
             }
@@ -227,14 +280,35 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// `600` (seconds), `90s`, `15m`, `1h 30m`.
+/// The longest duration bitops accepts anywhere (timeouts, `--deadline`, `--lock-timeout`):
+/// far above any real deployment, and small enough that adding it to any clock reading cannot
+/// overflow (`timeout: 500000000000y` once panicked a worker).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Refuses a duration above [`MAX_DURATION`].
+pub fn cap_duration(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        Err("a duration may be at most 365 days (`365d`)".into())
+    } else {
+        Ok(d)
+    }
+}
+
+/// `600` (seconds), `90s`, `15m`, `1h 30m`; at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `90s`, `15m` or `1h`"))
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: seconds; too many of them is too long, not "not a duration".
+        Duration::from_secs(t.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        humantime::parse_duration(t).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => {
+                format!("`{s}` is too long: a duration may be at most 365 days (`365d`)")
+            }
+            e => format!("`{s}` is not a duration ({e}); write e.g. `90s`, `15m` or `1h`"),
+        })?
+    };
+    cap_duration(d).map_err(|why| format!("`{s}` is too long: {why}"))
 }
 
 #[cfg(test)]
@@ -256,5 +330,15 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("365d").is_ok());
+        for huge in [
+            "366d",
+            "500000000000y",
+            "18446744073709551615",
+            "99999999999999999999999",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("at most 365 days"), "{huge}: {e}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::diagnostic::{Diagnostics, Loc, Problem, SourceFile, Spanned};
 use crate::yaml::Node;
 
 use super::reader::Reader;
+use crate::names::Kind;
 
 #[derive(Clone, Debug, Default)]
 pub struct BitopsSection {
@@ -55,6 +56,9 @@ pub struct PluginSpec {
     pub source: Option<Spanned<String>>,
     pub source_branch: Option<Spanned<String>>,
     pub source_tag: Option<Spanned<String>>,
+    /// The plugin's stack action for `plan --run` / `destroy` (`""`: it has none).
+    pub plan_action: Option<Spanned<String>>,
+    pub destroy_action: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +72,10 @@ pub struct DeploymentSpec {
     pub retries: Option<Spanned<u64>>,
     pub pool: Option<Spanned<String>>,
 }
+
+/// Limits on numbers (docs/guarantees.md): out of range is a located error, never truncated.
+pub const MAX_JOBS: u64 = 4096;
+pub const MAX_RETRIES: u64 = 100;
 
 const SECTION_KEYS: &[&str] = &[
     "fail_fast",
@@ -84,7 +92,13 @@ const SECTION_KEYS: &[&str] = &[
     "protected",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
-const PLUGIN_KEYS: &[&str] = &["source", "source_branch", "source_tag"];
+const PLUGIN_KEYS: &[&str] = &[
+    "source",
+    "source_branch",
+    "source_tag",
+    "plan_action",
+    "destroy_action",
+];
 const DEPLOYMENT_KEYS: &[&str] = &["plugin", "depends_on", "timeout", "retries", "pool"];
 
 /// Reads the `bitops:` section of a parsed repo- or environment-level file.
@@ -100,20 +114,45 @@ pub fn read_file_section(
     let Some(top) = r.map("(top level)", root) else {
         return BitopsSection::default();
     };
-    let Some((_, section)) = top.iter().find(|(k, _)| k.value == "bitops") else {
-        if let Some((k, _)) = top
-            .iter()
-            .find(|(k, _)| crate::diagnostic::did_you_mean(&k.value, ["bitops"]).is_some())
-        {
+    // Besides `bitops:`, BitOps ignored every top-level key: a `bitop:` typo silently dropped
+    // its settings. A tool's settings here (`terraform:` in a repo or environment config) are
+    // read by no one, in BitOps as in bitops: say where they belong rather than drop them.
+    for (k, _) in &top {
+        if k.value == "bitops" {
+            continue;
+        }
+        if crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
             r.diags.push(
                 Problem::new(
-                    "bitops::config::unknown_key",
-                    format!("unknown top-level key `{}`", k.value),
+                    "bitops::config::tool_section",
+                    format!("`{}:` in `{}` is not read", k.value, file.name),
                 )
-                .at(&k.loc, "unknown key")
-                .help("did you mean `bitops`?"),
+                .at(&k.loc, "tool settings here are ignored")
+                .help(format!(
+                    "tool settings belong in the tool folder's own file, `<environment>/{}/bitops.config.yaml`; this file only holds `bitops:`",
+                    k.value
+                ))
+                .warning(),
             );
+            continue;
         }
+        let help = match crate::diagnostic::did_you_mean(&k.value, ["bitops"]) {
+            Some(_) => "did you mean `bitops`?".to_string(),
+            None => format!(
+                "this file holds `bitops:` only; a tool's settings go in its folder's {}",
+                super::CONFIG_FILE
+            ),
+        };
+        r.diags.push(
+            Problem::new(
+                "bitops::config::unknown_key",
+                format!("unknown top-level key `{}`", k.value),
+            )
+            .at(&k.loc, "unknown key")
+            .help(help),
+        );
+    }
+    let Some((_, section)) = top.iter().rev().find(|(k, _)| k.value == "bitops") else {
         return BitopsSection::default();
     };
     read_section(&mut r, section)
@@ -130,17 +169,25 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
         match key {
             "fail_fast" => s.fail_fast = r.bool(key, v),
             "run_mode" => s.run_mode = r.string(key, v),
-            "jobs" => s.jobs = r.uint(key, v, 1),
+            "jobs" => s.jobs = r.uint_in(key, v, 1, MAX_JOBS),
             "timeout" => s.timeout = r.duration(key, v),
-            "retries" => s.retries = r.uint(key, v, 0),
-            "default_folder" => s.default_folder = r.string(key, v),
+            "retries" => s.retries = r.uint_in(key, v, 0, MAX_RETRIES),
+            "default_folder" => {
+                s.default_folder = r.string(key, v).filter(|f| r.name(Kind::Folder, f))
+            }
             "protected" => s.protected = r.bool(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
                 s.pools = r.map(key, v).map(|pools| {
                     pools
                         .into_iter()
-                        .filter_map(|(name, n)| Some((name, r.uint("pools.<name>", n, 1)?)))
+                        .filter_map(|(name, n)| {
+                            let size = r.uint_in("pools.<name>", n, 1, MAX_JOBS);
+                            if !r.name(Kind::Pool, &name) {
+                                return None;
+                            }
+                            Some((name, size?))
+                        })
                         .collect()
                 })
             }
@@ -248,11 +295,17 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             s.plugin_dir = r.string("plugins.plugin_dir", v);
             continue;
         }
+        // The name becomes `<state>/plugins/<name>`: a hostile one must never reach a path.
+        if !r.name(Kind::Plugin, name) {
+            continue;
+        }
         let mut p = PluginSpec {
             name: name.clone(),
             source: None,
             source_branch: None,
             source_tag: None,
+            plan_action: None,
+            destroy_action: None,
         };
         if let Some(fields) = r.map(&format!("plugins.{}", name.value), v) {
             r.check_keys(
@@ -265,6 +318,19 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
                     "source" => p.source = r.string("source", v),
                     "source_branch" => p.source_branch = r.string("source_branch", v),
                     "source_tag" => p.source_tag = r.string("source_tag", v),
+                    // An empty value says the plugin has no such action.
+                    "plan_action" | "destroy_action" => {
+                        let word = if v.is_null() {
+                            Some(crate::diagnostic::Spanned::new(String::new(), r.loc(v)))
+                        } else {
+                            r.string(&k.value, v)
+                        };
+                        if k.value == "plan_action" {
+                            p.plan_action = word;
+                        } else {
+                            p.destroy_action = word;
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -278,6 +344,9 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
     let entries = r.map("deployments", node)?;
     let mut out = Vec::with_capacity(entries.len());
     for (name, v) in entries {
+        if !r.name(Kind::Deployment, &name) {
+            continue;
+        }
         let mut d = DeploymentSpec {
             name: name.clone(),
             plugin: None,
@@ -297,7 +366,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                     "plugin" => d.plugin = r.string("plugin", v),
                     "depends_on" => d.depends_on = r.string_list("depends_on", v),
                     "timeout" => d.timeout = r.duration("timeout", v),
-                    "retries" => d.retries = r.uint("retries", v, 0),
+                    "retries" => d.retries = r.uint_in("retries", v, 0, MAX_RETRIES),
                     "pool" => d.pool = r.string("pool", v),
                     _ => {}
                 }

@@ -192,8 +192,12 @@ pub fn run_settings(
             env_value(
                 env,
                 "BITOPS_DEFAULT_FOLDER",
-                |s| Some(s.to_string()),
-                "a folder name",
+                |s| {
+                    crate::names::check(crate::names::Kind::Folder, s)
+                        .ok()
+                        .map(|()| s.to_string())
+                },
+                "a folder name of the repo (letters, digits, `_`, `-`, `.`)",
                 diags,
             ),
             from_config(&e.default_folder),
@@ -251,7 +255,7 @@ pub fn env_settings(
                 env,
                 "BITOPS_TIMEOUT",
                 |s| parse_duration(s).ok().map(Some),
-                "a duration such as 15m",
+                "a duration such as 15m (at most 365d)",
                 diags,
             ),
             from_config_as(&own.timeout, Some),
@@ -268,8 +272,13 @@ pub fn env_settings(
             env_value(
                 env,
                 "BITOPS_RETRIES",
-                |s| s.trim().parse().ok(),
-                "a whole number",
+                |s| {
+                    s.trim()
+                        .parse()
+                        .ok()
+                        .filter(|n: &u32| u64::from(*n) <= super::section::MAX_RETRIES)
+                },
+                "a whole number from 0 to 100",
                 diags,
             ),
             from_config_as(&own.retries, |v| v as u32),

@@ -36,6 +36,8 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     let default_folder = input
         .env
         .get("BITOPS_DEFAULT_FOLDER")
+        // An invalid one (`/etc`) is reported by the settings; never read it meanwhile.
+        .filter(|f| crate::names::check(crate::names::Kind::Folder, f).is_ok())
         .map(str::to_string)
         .or_else(|| config.default_folder.as_ref().map(|s| s.value.clone()))
         .unwrap_or_else(|| DEFAULT_FOLDER.to_string());
@@ -171,6 +173,11 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
             name: p.name.value.clone(),
             source: src,
             decl: p.name.loc.clone(),
+            plan_action: p.plan_action.as_ref().map(|a| a.value.trim().to_string()),
+            destroy_action: p
+                .destroy_action
+                .as_ref()
+                .map(|a| a.value.trim().to_string()),
         });
     }
     out
@@ -190,6 +197,23 @@ impl EnvCtx<'_> {
     fn scan_env(&self, name: &str) -> (Environment, Diagnostics) {
         let mut diags = Diagnostics::default();
         let dir = self.root.join(name);
+        // The name becomes run-folder paths and variable names (crate::names).
+        if let Err(why) = crate::names::check(crate::names::Kind::Environment, name) {
+            diags.push(
+                Problem::new(
+                    "bitops::config::name",
+                    format!(
+                        "folder `{}` cannot be an environment: {why}",
+                        name.escape_debug()
+                    ),
+                )
+                .path(&dir)
+                .help(format!(
+                    "rename it using {}; folders starting with `_` or `.` are not environments",
+                    crate::names::ALLOWED
+                )),
+            );
+        }
         let (config, config_file) = match load_file(
             &dir.join(CONFIG_FILE),
             format!("{name}/{CONFIG_FILE}"),

@@ -50,6 +50,9 @@ pub struct Runner {
     pub upstream: super::upstream::Upstream,
     /// First retry delay; doubled each time, at most 60 s.
     pub backoff: Duration,
+    /// `$BITOPS_PLUGINS_DIR`: the run's folder of links to every configured plugin, or why it
+    /// could not be made (then every deployment fails with that reason).
+    pub plugins_dir: Result<PathBuf, String>,
 }
 
 /// The runner as the scheduler's executor: each node task holds its own `Arc` of it.
@@ -154,7 +157,7 @@ impl Runner {
                 r.reason.as_deref().unwrap_or_default()
             ));
         }
-        if r.status == Status::Succeeded && r.exit.is_none() {
+        if matches!(r.status, Status::Succeeded | Status::Planned) && r.exit.is_none() {
             r.exit = Some(ExitInfo::Code(0));
         }
         r.started = Some(started_at);
@@ -167,14 +170,14 @@ impl Runner {
                 .get_or_insert_with(|| format!("writing the log failed: {e}"));
         }
         // A dry run changed nothing: downstream dry runs see the last real outputs instead.
-        if r.status == Status::Succeeded && self.action != Action::DryRun {
+        if r.status.is_success() && self.action != Action::DryRun {
             if let Err(e) = outputs::record(&self.workspace.state_dir, &job.id, &r.outputs) {
                 sink.note(&format!(
                     "bitops: could not keep outputs in the state folder: {e}"
                 ));
             }
             self.upstream.record(&job.id, &r.outputs);
-        } else if r.status != Status::Succeeded && !self.workspace.in_place {
+        } else if !r.status.is_success() && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
         // Outputs (keys and values) and the reason are masked by the scheduler as the result
@@ -196,7 +199,10 @@ impl Runner {
         let tool_dir = env_dir.join(&dep.name);
         let mut vars = self.base_env.clone();
         let state = ws.state_dir.display().to_string();
-        let plugins_dir = ws.state_dir.join("plugins");
+        let plugins_dir = match &self.plugins_dir {
+            Ok(d) => d.clone(),
+            Err(_) => ws.run_dir.join("plugins"),
+        };
         let set = |vars: &mut BTreeMap<String, String>, k: &str, v: String| {
             vars.insert(k.to_string(), v);
         };
@@ -208,20 +214,23 @@ impl Runner {
         set(&mut vars, "BITOPS_ENVROOT", env_dir.display().to_string());
         set(&mut vars, "BITOPS_DIR", state.clone());
         set(&mut vars, "BITOPS_SCRIPTS_DIR", format!("{state}/scripts"));
+        // Every configured plugin is `$BITOPS_PLUGINS_DIR<name>`, with BitOps' trailing slash.
         set(
             &mut vars,
             "BITOPS_PLUGINS_DIR",
-            format!("{}/", plugins_dir.display()),
+            crate::plugins::links::plugins_dir_var(&plugins_dir),
         );
         set(
             &mut vars,
             "BITOPS_FAIL_FAST",
             if self.fail_fast { "True" } else { "False" }.into(),
         );
+        // In the run folder, not the working copy: `bitops plan` shows the same path (as
+        // `<run>/.kube/config`), and it is never inside the repo, even with `--in-place`.
         set(
             &mut vars,
             "BITOPS_KUBE_CONFIG_FILE",
-            ws.tempdir.join(".kube/config").display().to_string(),
+            crate::plan::preview::kube_config_file(&ws.run_dir.display().to_string()),
         );
         set(
             &mut vars,
@@ -230,23 +239,25 @@ impl Runner {
         );
         set(&mut vars, "BITOPS_ENVIRONMENT", env.name.clone());
         set(&mut vars, "ENVIRONMENT", env.name.clone());
-        set(
-            &mut vars,
-            "BITOPS_INSTALLED_PLUGIN_DIR",
-            plugin_dir
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| plugins_dir.join(&dep.plugin))
-                .display()
-                .to_string(),
-        );
-        let plugin_setting = self
-            .repo
-            .config
-            .plugin_dir
-            .as_ref()
-            .map(|p| p.value.clone())
-            .unwrap_or_else(|| format!("{}/", plugins_dir.display()));
-        set(&mut vars, "BITOPS_PLUGIN_DIR", plugin_setting);
+        let own_dir = plugin_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| plugins_dir.join(&dep.plugin))
+            .display()
+            .to_string();
+        set(&mut vars, "BITOPS_INSTALLED_PLUGIN_DIR", own_dir.clone());
+        // BitOps read `BITOPS_PLUGIN_DIR` from the environment, else `plugins.plugin_dir`; by
+        // default it is the plugin's own folder, where the official helm and cloudformation
+        // plugins look for their scripts (`$BITOPS_PLUGIN_DIR/scripts`).
+        if !self.base_env.contains_key("BITOPS_PLUGIN_DIR") {
+            let setting = self
+                .repo
+                .config
+                .plugin_dir
+                .as_ref()
+                .map(|p| p.value.clone())
+                .unwrap_or(own_dir);
+            set(&mut vars, "BITOPS_PLUGIN_DIR", setting);
+        }
         set(
             &mut vars,
             "BITOPS_OPSREPO_ENVIRONMENT_DIR",
@@ -298,8 +309,12 @@ impl Runner {
     ) -> NodeResult {
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
-        // A limit too far away to represent is no limit (and no overflow panic).
+        // Checked: a deadline past the clock's range is no deadline, never a panic (durations
+        // are capped when read, so this is the second line of defence).
         let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
+        if let Err(e) = &self.plugins_dir {
+            return self.fail(sink, format!("preparing $BITOPS_PLUGINS_DIR: {e}"));
+        }
 
         let ws = Arc::clone(&self.workspace);
         let env_name = env.name.clone();
@@ -322,13 +337,19 @@ impl Runner {
         // inputs file is written only when there is something upstream: on wide graphs of
         // small deployments every file created shows in the per-deployment cost.
         if let Some(parent) = output_file.parent() {
-            let _ = std::fs::create_dir_all(parent);
+            let _ = crate::state::fsutil::private_dir(parent);
         }
-        let _ = std::fs::remove_file(&output_file);
+        // An empty file made 0600 here keeps that mode when the plugin appends or truncates.
+        let _ = crate::state::fsutil::write_private(&output_file, "");
+        // Likewise terraform's saved plan (it holds every value of the plan): terraform
+        // truncates an existing file and keeps its mode.
+        if dep.plugin == "terraform" {
+            let _ = crate::state::fsutil::write_private(&output_file.with_extension("tfplan"), "");
+        }
         let inputs_file = if upstream.is_empty() {
             self.workspace.no_inputs_file()
         } else {
-            let _ = std::fs::write(
+            let _ = crate::state::fsutil::write_private(
                 &inputs_file,
                 serde_json::to_vec_pretty(&upstream).expect("string maps serialize"),
             );
@@ -373,12 +394,13 @@ impl Runner {
             }
         };
         if let Some(why) = &prepared.skip {
-            sink.note(&format!("bitops: skipped by its configuration: {why}"));
-            let mut r = NodeResult::new(Status::Succeeded);
-            r.reason = Some(format!("skipped: {why}"));
-            return r;
+            sink.note(&format!("bitops: skipped: {why}"));
+            return NodeResult::with_reason(Status::NotApplicable, why.clone());
         }
         vars.extend(prepared.exports.clone());
+        for k in &prepared.unset {
+            vars.remove(k);
+        }
 
         let mut captured: Outputs = Vec::new();
         let mut changes: Option<crate::plan::dry_run::Changes> = None;
@@ -419,9 +441,19 @@ impl Runner {
                 return r;
             }
         }
-        let mut result = NodeResult::new(Status::Succeeded);
-        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
-        match outputs::parse(&written) {
+        let mut result = match &prepared.planned_only {
+            Some(how) => {
+                sink.note(&format!("bitops: planned only: {how}"));
+                NodeResult::with_reason(Status::Planned, how.clone())
+            }
+            None => NodeResult::new(Status::Succeeded),
+        };
+        let written = match std::fs::read(&output_file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),
+        };
+        match outputs::parse_bytes(&written) {
             Ok(o) => {
                 for (k, v) in o {
                     captured.retain(|(c, _)| *c != k);
@@ -429,6 +461,11 @@ impl Runner {
                 }
             }
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: {e}")),
+        }
+        // The producer fails for outputs its dependents could not be given, not they.
+        let (env_name, dep_name) = job.id.split_once('/').unwrap_or((&job.id, ""));
+        if let Err(e) = outputs::validate(env_name, dep_name, &captured) {
+            return self.fail(sink, format!("outputs: {e}"));
         }
         result.outputs = captured;
         result.changes = changes;

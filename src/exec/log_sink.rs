@@ -2,7 +2,7 @@
 //! written, and a bounded tail kept for the final summary.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ impl LogSink {
     /// retried deployment ends up in one file; it keeps the mode it already has.
     pub fn create(path: &Path, masks: Arc<[Mask]>, tail_lines: usize) -> io::Result<LogSink> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)?;
+            crate::state::fsutil::private_dir(parent)?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -93,6 +93,7 @@ impl LogSink {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;

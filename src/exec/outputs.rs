@@ -13,23 +13,96 @@ pub type Outputs = Vec<(String, String)>;
 
 /// `BITOPS_OUTPUT_<ENV>_<DEPLOYMENT>_<KEY>`: upper case, every non-alphanumeric as `_`.
 pub fn variable_name(env: &str, deployment: &str, key: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    use crate::names::var_name;
     format!(
         "BITOPS_OUTPUT_{}_{}_{}",
-        clean(env),
-        clean(deployment),
-        clean(key)
+        var_name(env),
+        var_name(deployment),
+        var_name(key)
     )
+}
+
+/// The longest `NAME=value` one environment variable may be on Linux (`MAX_ARG_STRLEN`, 32
+/// pages): a longer output would make every dependent fail to start, so its producer fails.
+pub const MAX_VARIABLE_BYTES: usize = 128 * 1024 - 1;
+
+/// Parses the bytes of an output file; a line that is not UTF-8 is an error naming it (it once
+/// made every output of the file vanish silently).
+pub fn parse_bytes(bytes: &[u8]) -> Result<Outputs, String> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            Err(format!(
+                "line {line} is not UTF-8 text (byte {} of the file); write outputs as UTF-8",
+                e.valid_up_to() + 1
+            ))
+        }
+    }
+}
+
+/// Checks a producer's outputs before anyone depends on them: valid key names, no two keys
+/// that become the same variable name (`a.b` and `a_b`), and values an environment variable
+/// can hold (no NUL, not over [`MAX_VARIABLE_BYTES`]). The error names the key or keys.
+pub fn validate(env: &str, deployment: &str, outputs: &Outputs) -> Result<(), String> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (k, v) in outputs {
+        crate::names::check(crate::names::Kind::OutputKey, k)
+            .map_err(|why| format!("output `{}`: {why}", k.escape_debug()))?;
+        let name = variable_name(env, deployment, k);
+        if let Some(other) = seen.insert(name.clone(), k) {
+            return Err(format!(
+                "outputs `{other}` and `{k}` both become {name}; rename one of them"
+            ));
+        }
+        if v.contains('\0') {
+            return Err(format!(
+                "output `{k}` contains a NUL byte, which no environment variable can hold"
+            ));
+        }
+        let size = name.len() + 1 + v.len();
+        if size > MAX_VARIABLE_BYTES {
+            return Err(format!(
+                "output `{k}` is {} bytes: as {name} it would exceed the limit of {MAX_VARIABLE_BYTES} bytes for one environment variable (Linux MAX_ARG_STRLEN); pass large values through a file",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Two deployments whose variable prefixes are the same (`x-y/d` and `x_y/d`, or `a/b_c` and
+/// `a_b/c`) would overwrite each other's `BITOPS_OUTPUT_…` variables in their dependents: an
+/// error naming both, before anything runs.
+pub fn check_variable_prefixes(
+    repo: &crate::model::Repo,
+    diags: &mut crate::diagnostic::Diagnostics,
+) {
+    use crate::names::var_name;
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for env in &repo.environments {
+        for d in &env.deployments {
+            let id = format!("{}/{}", env.name, d.name);
+            let prefix = format!("{}_{}", var_name(&env.name), var_name(&d.name));
+            if let Some(other) = seen.insert(prefix.clone(), id.clone()) {
+                let p = crate::diagnostic::Problem::new(
+                    "bitops::config::name_clash",
+                    format!(
+                        "deployments `{other}` and `{id}` both publish outputs as BITOPS_OUTPUT_{prefix}_…"
+                    ),
+                )
+                .help("rename one of the environments or deployments: names that differ only in `-`, `.`, `_` or case become the same variable name");
+                diags.push(match &d.decl {
+                    Some(loc) => p.at(loc, "clashes with another deployment"),
+                    None => p.path(&d.dir),
+                });
+            }
+        }
+    }
 }
 
 /// Parses an output file: `KEY=value` or `export KEY=value`; blank lines and `#` comments are
@@ -47,12 +120,12 @@ pub fn parse(text: &str) -> Result<Outputs, String> {
             return Err(format!("line {}: `{line}` is not KEY=value", n + 1));
         };
         let k = k.trim();
-        if k.is_empty()
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        {
-            return Err(format!("line {}: `{k}` is not a valid output name", n + 1));
+        if let Err(why) = crate::names::check(crate::names::Kind::OutputKey, k) {
+            return Err(format!(
+                "line {}: `{}` is not a valid output name ({why})",
+                n + 1,
+                k.escape_debug()
+            ));
         }
         let v = unquote(v);
         out.retain(|(old, _)| old != k);
@@ -120,18 +193,16 @@ pub fn saved_path(state_dir: &Path, node_id: &str) -> PathBuf {
 pub fn save(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Result<()> {
     let path = saved_path(state_dir, node_id);
     if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
+        crate::state::fsutil::own_dir(p, "outputs")?;
     }
     let map: BTreeMap<&str, &str> = outputs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
+    crate::state::fsutil::write_private_atomic(
+        &path,
         serde_json::to_vec_pretty(&map).expect("string map serializes"),
-    )?;
-    std::fs::rename(tmp, path)
+    )
 }
 
 /// Keeps a deployment's outputs for later runs; a deployment without outputs leaves no file
@@ -146,10 +217,15 @@ pub fn record(state_dir: &Path, node_id: &str, outputs: &Outputs) -> std::io::Re
     save(state_dir, node_id, outputs)
 }
 
+/// The outputs kept from an earlier run. A file that fails today's checks (written by an older
+/// bitops, or edited) is not handed on: the producer must run again.
 pub fn load_saved(state_dir: &Path, node_id: &str) -> Option<Outputs> {
     let text = std::fs::read_to_string(saved_path(state_dir, node_id)).ok()?;
     let map: BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
-    Some(map.into_iter().collect())
+    let outputs: Outputs = map.into_iter().collect();
+    let (env, dep) = node_id.split_once('/').unwrap_or((node_id, ""));
+    validate(env, dep, &outputs).ok()?;
+    Some(outputs)
 }
 
 #[cfg(test)]
@@ -176,6 +252,23 @@ mod tests {
             ]
         );
         assert!(parse("oops\n").is_err());
+    }
+
+    #[test]
+    fn hostile_output_files_fail_the_producer() {
+        let e = parse_bytes(b"A=1\nB=\xff\xfe\nC=3\n").unwrap_err();
+        assert!(e.starts_with("line 2 "), "{e}");
+        let clash: Outputs = vec![("a.b".into(), "1".into()), ("a_b".into(), "2".into())];
+        let e = validate("env", "dep", &clash).unwrap_err();
+        assert!(e.contains("`a.b` and `a_b`"), "{e}");
+        let nul: Outputs = vec![("k".into(), "a\0b".into())];
+        assert!(validate("e", "d", &nul).unwrap_err().contains("NUL"));
+        let big: Outputs = vec![("k".into(), "x".repeat(MAX_VARIABLE_BYTES))];
+        assert!(validate("e", "d", &big)
+            .unwrap_err()
+            .contains("MAX_ARG_STRLEN"));
+        let ok: Outputs = vec![("k".into(), "x".repeat(1000))];
+        assert_eq!(validate("e", "d", &ok), Ok(()));
     }
 
     #[test]

@@ -68,13 +68,14 @@ pub fn schedule(
         known.iter().sum::<f64>() / known.len() as f64
     };
     let mut deps = vec![Vec::new(); order.len()];
+    let mut order_only = vec![Vec::new(); order.len()];
     for (k, &i) in order.iter().enumerate() {
-        for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
+        for (p, kind) in graph.selected_dependency_kinds(i, |x| selection.contains(x)) {
             if let Some(&pk) = pos.get(&p) {
-                if reverse {
-                    deps[pk].push(k);
-                } else {
-                    deps[k].push(pk);
+                let (node, dep) = if reverse { (pk, k) } else { (k, pk) };
+                deps[node].push(dep);
+                if kind == crate::graph::EdgeKind::Order {
+                    order_only[node].push(dep);
                 }
             }
         }
@@ -95,7 +96,14 @@ pub fn schedule(
             }
         })
         .collect();
-    (Schedule { nodes, deps }, order)
+    (
+        Schedule {
+            nodes,
+            deps,
+            order_only,
+        },
+        order,
+    )
 }
 
 /// Runs the request; `events` receives everything as it happens.
@@ -190,6 +198,11 @@ pub async fn execute(
         events: events.clone(),
         upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
         backoff: Duration::from_secs(2),
+        plugins_dir: crate::plugins::links::create(
+            &run_dir.join("plugins"),
+            &crate::plugins::links::plugin_dirs(repo, &req.state_dir),
+        )
+        .map_err(|e| e.to_string()),
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();
@@ -219,11 +232,7 @@ pub async fn execute(
     let _ = tokio::task::spawn_blocking(move || super::lifetime::sweep_all(grace)).await;
     super::lifetime::stop_watchdog();
 
-    let all_ok = outcome
-        .results
-        .iter()
-        .all(|r| r.status == super::events::Status::Succeeded)
-        && outcome.cancel.is_none();
+    let all_ok = outcome.results.iter().all(|r| r.status.is_success()) && outcome.cancel.is_none();
     let work_kept = if all_ok || req.in_place {
         let _ = workspace.remove_work();
         None

@@ -39,9 +39,17 @@ pub struct SchedNode {
 pub struct Schedule {
     pub nodes: Vec<SchedNode>,
     pub deps: Vec<Vec<usize>>,
+    /// Per node, the dependencies in `deps` it only waits for (an order, not a need): it
+    /// starts once they have finished, whatever their result. Empty: every edge needs success.
+    pub order_only: Vec<Vec<usize>>,
 }
 
 impl Schedule {
+    /// Whether `node` only waits for `dep` to finish (not to succeed).
+    fn order_only(&self, node: usize, dep: usize) -> bool {
+        self.order_only.get(node).is_some_and(|o| o.contains(&dep))
+    }
+
     fn dependents(&self) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); self.nodes.len()];
         for (i, ds) in self.deps.iter().enumerate() {
@@ -207,11 +215,16 @@ pub async fn run<E: Executor>(
                         &mut results,
                         events,
                     );
-                    for &d in &dependents[r.node] {
-                        indeg[d] -= 1;
-                        if indeg[d] == 0 {
-                            push(&mut ready, &mut seq, d);
-                        }
+                    for d in release(
+                        r.node,
+                        true,
+                        schedule,
+                        &dependents,
+                        &mut indeg,
+                        &mut results,
+                        events,
+                    ) {
+                        push(&mut ready, &mut seq, d);
                     }
                     continue;
                 }
@@ -273,19 +286,12 @@ pub async fn run<E: Executor>(
                 }
                 let status = result.status;
                 finish(idx, result, schedule, &mut results, events);
-                if status == Status::Succeeded {
-                    for &d in &dependents[idx] {
-                        indeg[d] -= 1;
-                        if indeg[d] == 0 {
-                            push(&mut ready, &mut seq, d);
-                        }
-                    }
-                } else {
-                    skip_dependents(idx, schedule, &dependents, &mut results, events);
-                    if opts.fail_fast && cancel.is_none() {
-                        cancel = Some(CancelReason::Failure);
-                        let _ = events.send(RunEvent::Cancel { reason: CancelReason::Failure });
-                    }
+                for d in release(idx, status.is_success(), schedule, &dependents, &mut indeg, &mut results, events) {
+                    push(&mut ready, &mut seq, d);
+                }
+                if !status.is_success() && opts.fail_fast && cancel.is_none() {
+                    cancel = Some(CancelReason::Failure);
+                    let _ = events.send(RunEvent::Cancel { reason: CancelReason::Failure });
                 }
             }
             sig = signals.recv() => {
@@ -377,29 +383,45 @@ fn finish(
     results[i] = Some(result);
 }
 
-/// Everything downstream of a failure is skipped, naming the failure.
-fn skip_dependents(
-    failed: usize,
+/// After `done` finished: its dependents that may now start (returned), and, when it did not
+/// succeed, everything downstream that needed its success skipped, naming it. A dependent
+/// that only waits for the order is released whatever the result, and so is one behind a
+/// skipped node by order only.
+fn release(
+    done: usize,
+    succeeded: bool,
     schedule: &Schedule,
     dependents: &[Vec<usize>],
+    indeg: &mut [usize],
     results: &mut [Option<NodeResult>],
     events: &mpsc::UnboundedSender<RunEvent>,
-) {
-    let reason = format!("`{}` did not succeed", schedule.nodes[failed].id);
-    let mut stack = dependents[failed].clone();
-    while let Some(i) = stack.pop() {
-        if results[i].is_some() {
-            continue;
+) -> Vec<usize> {
+    let reason = format!("`{}` did not succeed", schedule.nodes[done].id);
+    let mut now_ready = Vec::new();
+    let mut stack = vec![(done, succeeded)];
+    while let Some((n, ok)) = stack.pop() {
+        for &d in &dependents[n] {
+            if results[d].is_some() {
+                continue;
+            }
+            if ok || schedule.order_only(d, n) {
+                indeg[d] -= 1;
+                if indeg[d] == 0 {
+                    now_ready.push(d);
+                }
+            } else {
+                finish(
+                    d,
+                    NodeResult::with_reason(Status::Skipped, reason.clone()),
+                    schedule,
+                    results,
+                    events,
+                );
+                stack.push((d, false));
+            }
         }
-        finish(
-            i,
-            NodeResult::with_reason(Status::Skipped, reason.clone()),
-            schedule,
-            results,
-            events,
-        );
-        stack.extend(dependents[i].iter().copied());
     }
+    now_ready
 }
 
 #[cfg(test)]

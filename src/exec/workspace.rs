@@ -68,8 +68,7 @@ impl Workspace {
     pub fn no_inputs_file(&self) -> PathBuf {
         let path = self.outputs_dir().join("no-inputs.json");
         self.no_inputs.get_or_init(|| {
-            let _ = std::fs::create_dir_all(self.outputs_dir());
-            let _ = std::fs::write(&path, "{}\n");
+            let _ = crate::state::fsutil::write_private(&path, "{}\n");
         });
         path
     }
@@ -93,7 +92,7 @@ impl Workspace {
 
     /// Root files and `_`/`.` folders (not `.git`, not the state folder).
     fn copy_base(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.tempdir)
+        crate::state::fsutil::private_dir(&self.tempdir)
             .map_err(|e| format!("cannot create {}: {e}", self.tempdir.display()))?;
         let entries = std::fs::read_dir(&self.repo_root)
             .map_err(|e| format!("cannot list the ops repo: {e}"))?;
@@ -150,7 +149,7 @@ impl Workspace {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let _ = std::fs::create_dir_all(ws.logs_dir().join(&env));
+                let _ = crate::state::fsutil::private_dir(&ws.logs_dir().join(&env));
                 // A failure is reported by the deployment that needs the copy.
                 let _ = ws.env_dir(&env);
             }
@@ -222,23 +221,20 @@ pub fn merge_defaults(defaults: &Path, env_dir: &Path) -> io::Result<()> {
         } else if is_yaml(&src) {
             let base = std::fs::read_to_string(&src)?;
             let over = std::fs::read_to_string(&dst)?;
-            if let Some(merged) = merge_yaml_text(&base, &over) {
+            // A file over yaml.rs' limits fails the merge (never a silent keep, never a crash).
+            let merged = yaml::merge_text(&base, &over).map_err(|(in_base, why)| {
+                let file = if in_base { &src } else { &dst };
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {why}", file.display()),
+                )
+            })?;
+            if let Some(merged) = merged {
                 std::fs::write(&dst, merged)?;
             }
         }
     }
     Ok(())
-}
-
-/// Deep-merged YAML text, or `None` when either side is not a YAML mapping (then the
-/// environment's file is kept as it is).
-pub fn merge_yaml_text(base: &str, over: &str) -> Option<String> {
-    let b = yaml::parse(base).ok()??;
-    let o = yaml::parse(over).ok()??;
-    if b.as_map().is_none() || o.as_map().is_none() {
-        return None;
-    }
-    Some(yaml::node_to_string(&yaml::merge(&b, &o)))
 }
 
 #[cfg(test)]

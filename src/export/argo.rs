@@ -7,7 +7,8 @@
 use serde::Serialize;
 
 use super::{ids, limits, sh_quote, to_yaml, with_header, Ctx, Export, Job, OrderedMap};
-use crate::diagnostic::ConfigErrors;
+use crate::cli::DEFAULT_IMAGE;
+use crate::diagnostic::{ConfigErrors, Problem};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +123,13 @@ pub(super) const NODE_ANNOTATION: &str = "bitops.dev/node";
 const ENTRYPOINT: &str = "bitops";
 
 pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
+    // An Argo task is a pod: there is no host to run on without a container image.
+    let Some(image) = &ctx.opts.image else {
+        return Err(ConfigErrors::single(
+            Problem::new("bitops::export::argo_needs_image", "Argo runs every task in a container, so `--image none` (jobs on shell runners) cannot be exported to Argo")
+                .help(format!("pass the bitops image with --image IMAGE (the default is {DEFAULT_IMAGE}), or export a shell-runner pipeline with --to gitlab-ci or --to github-actions")),
+        ));
+    };
     let dg = ctx.dg;
     // Entry template `bitops` has no `--`, every task name has: they cannot collide.
     let names = ids::unique(dg.units.iter().map(|u| ids::ARGO.id(&u.id)).collect(), "-");
@@ -136,6 +144,8 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     for (k, u) in dg.units.iter().enumerate() {
         let name = &names[k];
         let upstream: Vec<&String> = u.needs.iter().map(|p| &names[*p]).collect();
+        // With a state store, bitops fetches upstream outputs itself: tasks only wait.
+        let fetched: &[&String] = if ctx.artifacts() { &upstream } else { &[] };
         let input_name = |t: &str| format!("in-{t}");
         let mut inputs = vec![Artifact {
             name: "source".into(),
@@ -146,7 +156,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             }),
             ..Artifact::default()
         }];
-        inputs.extend(upstream.iter().map(|t| Artifact {
+        inputs.extend(fetched.iter().map(|t| Artifact {
             name: input_name(t),
             path: Some(format!("{INPUTS}/{t}")),
             ..Artifact::default()
@@ -155,7 +165,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             "set -e".to_string(),
             format!("mkdir -p {}", sh_quote(&outputs_dir)),
         ];
-        if !upstream.is_empty() {
+        if !fetched.is_empty() {
             script.push(format!(
                 "for d in {INPUTS}/*/; do cp -R \"$d\". {}/; done",
                 sh_quote(&outputs_dir)
@@ -171,7 +181,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 annotations: OrderedMap(vec![(NODE_ANNOTATION, u.id.clone())]),
             }),
             inputs: Some(Io { artifacts: inputs }),
-            outputs: Some(Io {
+            outputs: ctx.artifacts().then(|| Io {
                 artifacts: vec![Artifact {
                     name: "outputs".into(),
                     path: Some(outputs_dir.clone()),
@@ -179,15 +189,15 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 }],
             }),
             container: Some(Container {
-                image: ctx.opts.image.clone(),
+                image: image.clone(),
                 command: vec!["sh".into(), "-c".into()],
                 args: vec![script.join("\n")],
             }),
             dag: None,
         });
-        let arguments = (!upstream.is_empty()).then(|| Arguments {
+        let arguments = (!fetched.is_empty()).then(|| Arguments {
             parameters: Vec::new(),
-            artifacts: upstream
+            artifacts: fetched
                 .iter()
                 .map(|t| Artifact {
                     name: input_name(t),
@@ -236,14 +246,24 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     };
     let yaml = to_yaml(&wf)?;
     let mut header = ctx.header("Argo Workflows", dg.units.len());
-    header.extend([
+    if ctx.artifacts() {
+        header.extend([
         String::new(),
         "Needs an artifact repository: outputs travel as Argo artifacts (each task's `outputs` is the".into(),
         "state folder's outputs/, unpacked into its dependents' before they run), so configure the".into(),
         "controller's default artifact repository or add `spec.artifactRepositoryRef`.".into(),
-        format!("Each task clones {{{{workflow.parameters.repo}}}} to {CHECKOUT} (set `repo`, and a"),
-        "git credentials secret on the `source` artifact for a private repo). Credentials for the".into(),
-        "deployments (cloud, kubeconfig) come from the pod: a service account or env from secrets.".into(),
+        ]);
+    } else {
+        header.extend(ctx.store_header());
+    }
+    header.extend([
+        format!(
+            "Each task clones {{{{workflow.parameters.repo}}}} to {CHECKOUT} (set `repo`, and a"
+        ),
+        "git credentials secret on the `source` artifact for a private repo). Credentials for the"
+            .into(),
+        "deployments (cloud, kubeconfig) come from the pod: a service account or env from secrets."
+            .into(),
         String::new(),
     ]);
     let text = with_header(&header, &yaml);

@@ -45,7 +45,9 @@ struct GhJob {
     needs: Vec<String>,
     #[serde(rename = "runs-on")]
     runs_on: String,
-    container: Container,
+    /// Absent for shell runners (`--image none`): the job runs on the runner host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<Container>,
     steps: Vec<Step>,
 }
 
@@ -88,6 +90,13 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     let outputs = ctx.outputs_rel();
     let runs = format!("{}/runs/", ctx.state_rel());
     let inputs = format!("{}/inputs", ctx.state_rel());
+    // Without a container, jobs need a runner that has bitops installed: a self-hosted one
+    // (GitHub's hosted runners do not).
+    let runs_on = if ctx.opts.image.is_some() {
+        "ubuntu-latest"
+    } else {
+        "self-hosted"
+    };
     let mut out = OrderedMap::default();
     for (j, job) in jobs.iter().enumerate() {
         let mut steps = vec![Step {
@@ -96,7 +105,9 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         }];
         // Each upstream artifact goes to its own folder (download-artifact does not promise to
         // overwrite files), then all are merged into outputs/ before bitops runs.
-        for &p in &job.needs {
+        // With a state store, bitops fetches upstream outputs itself: no artifacts to move.
+        let needs_in = if ctx.artifacts() { &job.needs[..] } else { &[] };
+        for &p in needs_in {
             steps.push(Step {
                 name: Some(format!("Outputs of {}", jobs[p].title)),
                 uses: Some(DOWNLOAD.into()),
@@ -108,7 +119,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             });
         }
         let mut script = Vec::new();
-        if !job.needs.is_empty() {
+        if !needs_in.is_empty() {
             script.push(format!("mkdir -p {}", sh_quote(&outputs)));
             script.push(format!(
                 "for d in {}/*/; do cp -R \"$d\". {}/; done",
@@ -122,7 +133,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             run: Some(script.join("\n")),
             ..Step::default()
         });
-        steps.push(Step {
+        steps.extend(ctx.artifacts().then(|| Step {
             name: Some("Upload outputs".into()),
             uses: Some(UPLOAD.into()),
             with: OrderedMap(vec![
@@ -134,7 +145,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 ("overwrite", With::Bool(true)),
             ]),
             ..Step::default()
-        });
+        }));
         steps.push(Step {
             name: Some("Upload logs".into()),
             condition: Some("always()".into()),
@@ -154,10 +165,10 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             GhJob {
                 name: job.title.clone(),
                 needs: job.needs.iter().map(|p| keys[*p].clone()).collect(),
-                runs_on: "ubuntu-latest".into(),
-                container: Container {
-                    image: ctx.opts.image.clone(),
-                },
+                runs_on: runs_on.into(),
+                container: ctx.opts.image.as_ref().map(|image| Container {
+                    image: image.clone(),
+                }),
                 steps,
             },
         ));
@@ -178,7 +189,14 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         jobs: out,
     };
     let mut header = ctx.header("GitHub Actions", jobs.len());
-    header.extend([
+    if !ctx.artifacts() {
+        header.extend(ctx.store_header());
+        header.push(
+            "Credentials (cloud, kubeconfig) are not set here: add them as `env:` from secrets."
+                .into(),
+        );
+    } else {
+        header.extend([
         String::new(),
         "Outputs travel as artifacts. Each job downloads the `outputs-<job>` artifact of every job"
             .into(),
@@ -191,6 +209,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         "`outputs-<job>`, so outputs reach every transitive dependent. Logs: `logs-<job>`.".into(),
         "Credentials (cloud, kubeconfig) are not set here: add them as `env:` from secrets.".into(),
     ]);
+    }
     let mut notes = Vec::new();
     if let Some(n) = note {
         header.push(n.clone());

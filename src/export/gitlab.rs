@@ -15,7 +15,9 @@ use crate::diagnostic::ConfigErrors;
 struct Pipeline {
     stages: Vec<String>,
     workflow: Workflow,
-    default: Default,
+    /// Absent for shell runners (`--image none`): jobs run on the runner host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default: Option<Default>,
     #[serde(flatten)]
     jobs: OrderedMap<String, GlJob>,
 }
@@ -50,7 +52,9 @@ struct GlJob {
     #[serde(skip_serializing_if = "OrderedMap::is_empty")]
     variables: OrderedMap<&'static str, String>,
     script: Vec<String>,
-    artifacts: Artifacts,
+    /// Absent on gates when outputs travel through the state store (they have nothing to pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<Artifacts>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +93,16 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     let mut fan = FanIn::new(limits::GITLAB_MAX_NEEDS, &env_jobs, names.iter().cloned());
     let outputs = format!("{}/", ctx.outputs_rel());
     let runs = format!("{}/runs/", ctx.state_rel());
+    let with_artifacts = ctx.artifacts();
+    let need_out = |needs: Vec<String>| -> Vec<NeedOut> {
+        needs
+            .into_iter()
+            .map(|job| NeedOut {
+                job,
+                artifacts: with_artifacts,
+            })
+            .collect()
+    };
     let mut jobs: Vec<(String, GlJob)> = Vec::with_capacity(dg.units.len());
     for (k, u) in dg.units.iter().enumerate() {
         let needs: Vec<Need> = u
@@ -101,28 +115,30 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             .collect();
         let needs = fan.reduce(&needs);
         let job = super::Job::single(dg, k);
+        let deploy = ctx.deploy_command(&ctx.opts.repo_path, &job);
+        // With a state store, upstream jobs' artifacts hold only their logs: nothing to fetch.
+        let script = if with_artifacts {
+            // Upstream jobs' logs came with their artifacts: publish only this job's.
+            vec![format!("rm -rf {}", super::sh_quote(&runs)), deploy]
+        } else {
+            vec![deploy]
+        };
+        let mut paths = vec![runs.clone()];
+        if with_artifacts {
+            paths.insert(0, outputs.clone());
+        }
         jobs.push((
             names[k].clone(),
             GlJob {
                 stage: STAGE.into(),
-                needs: needs
-                    .into_iter()
-                    .map(|job| NeedOut {
-                        job,
-                        artifacts: true,
-                    })
-                    .collect(),
+                needs: need_out(needs),
                 variables: OrderedMap::default(),
-                script: vec![
-                    // Upstream jobs' logs came with their artifacts: publish only this job's.
-                    format!("rm -rf {}", super::sh_quote(&runs)),
-                    ctx.deploy_command(&ctx.opts.repo_path, &job),
-                ],
-                artifacts: Artifacts {
+                script,
+                artifacts: Some(Artifacts {
                     when: Some("always".into()),
-                    paths: vec![outputs.clone(), runs.clone()],
+                    paths,
                     expire_in: EXPIRE.into(),
-                },
+                }),
             },
         ));
     }
@@ -134,24 +150,17 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             g.name.clone(),
             GlJob {
                 stage: STAGE.into(),
-                needs: g
-                    .needs
-                    .into_iter()
-                    .map(|job| NeedOut {
-                        job,
-                        artifacts: true,
-                    })
-                    .collect(),
+                needs: need_out(g.needs),
                 variables: OrderedMap(vec![("GIT_STRATEGY", "none".to_string())]),
                 script: vec![format!(
                     "echo {}",
                     super::sh_quote(&format!("bitops: {} finished", g.covers))
                 )],
-                artifacts: Artifacts {
+                artifacts: with_artifacts.then(|| Artifacts {
                     when: None,
                     paths: vec![outputs.clone()],
                     expire_in: EXPIRE.into(),
-                },
+                }),
             },
         ));
     }
@@ -173,23 +182,31 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 },
             ],
         },
-        default: Default {
+        default: ctx.opts.image.as_ref().map(|name| Default {
             image: Image {
-                name: ctx.opts.image.clone(),
+                name: name.clone(),
                 entrypoint: vec![String::new()],
             },
-        },
+        }),
         jobs: OrderedMap(all),
     };
     let mut header = ctx.header("GitLab CI", dg.units.len() + gate_count);
-    header.extend([
-        String::new(),
-        "Outputs travel as artifacts: each job publishes the state folder's outputs/ (its own outputs".into(),
-        "and everything it received), and `needs: [{job, artifacts: true}]` unpacks the upstream".into(),
-        "jobs' into the checkout, where `bitops deploy` reads the outputs of upstream deployments".into(),
-        "that are not part of its own run. Runs on the default branch, from the web UI, or as a".into(),
-        "child pipeline. Credentials (cloud, kubeconfig) come from CI/CD variables.".into(),
-    ]);
+    if with_artifacts {
+        header.extend([
+            String::new(),
+            "Outputs travel as artifacts: each job publishes the state folder's outputs/ (its own outputs".into(),
+            "and everything it received), and `needs: [{job, artifacts: true}]` unpacks the upstream".into(),
+            "jobs' into the checkout, where `bitops deploy` reads the outputs of upstream deployments".into(),
+            "that are not part of its own run. Runs on the default branch, from the web UI, or as a".into(),
+            "child pipeline. Credentials (cloud, kubeconfig) come from CI/CD variables.".into(),
+        ]);
+    } else {
+        header.extend(ctx.store_header());
+        header.extend([
+            "Runs on the default branch, from the web UI, or as a child pipeline. Credentials (cloud,".into(),
+            "kubeconfig) come from CI/CD variables.".into(),
+        ]);
+    }
     let mut notes = Vec::new();
     if gate_count > 0 {
         let n = format!(

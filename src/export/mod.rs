@@ -35,19 +35,24 @@ use crate::diagnostic::{ConfigErrors, Problem};
 use crate::graph::{Graph, NodeKind, Selection};
 use crate::model::Repo;
 
+pub use crate::cli::{DEFAULT_IMAGE, NO_IMAGE};
 pub use limits::{ARGO_MAX_BYTES, GITHUB_MAX_JOBS, GITLAB_MAX_NEEDS};
 
 /// How the pipeline is written (everything except the graph).
 #[derive(Clone, Debug)]
 pub struct Options {
     pub target: ExportTarget,
-    /// The bitops container image every job runs in.
-    pub image: String,
+    /// The bitops container image every job runs in; `None` (`--image none`) for shell runners,
+    /// where jobs run on the runner host and find `bitops` on its PATH.
+    pub image: Option<String>,
     /// The ops repo relative to the root of its git checkout (`.` when it is the root): where
     /// it is in a CI job's checkout.
     pub repo_path: String,
     /// Argo: the git URL jobs clone (`origin`), if known.
     pub git_url: Option<String>,
+    /// The shared state store every job's `bitops deploy --state` uses (`--state URL`); outputs
+    /// then travel through it, not as CI artifacts.
+    pub state: Option<String>,
     /// Flags every `bitops deploy` in the pipeline gets (`--allow-protected`).
     pub deploy_flags: Vec<String>,
     /// The command that writes this file again, shown in its header.
@@ -156,6 +161,9 @@ pub fn export(
         ));
     }
     check_strings(repo, &dg, opts)?;
+    if let Some(url) = &opts.state {
+        check_state_url(url)?;
+    }
     let ctx = Ctx {
         repo,
         dg: &dg,
@@ -199,8 +207,33 @@ impl Ctx<'_> {
             words.push("--only".into());
             words.push(sh_quote(o));
         }
+        if let Some(url) = &self.opts.state {
+            words.push("--state".into());
+            words.push(sh_quote(url));
+        }
         words.extend(self.opts.deploy_flags.iter().map(|f| sh_quote(f)));
         words.join(" ")
+    }
+
+    /// Whether outputs travel as CI artifacts (no shared state store).
+    pub(crate) fn artifacts(&self) -> bool {
+        self.opts.state.is_none()
+    }
+
+    /// Header lines for pipelines whose outputs travel through the state store.
+    pub(crate) fn store_header(&self) -> Vec<String> {
+        let url = self.opts.state.as_deref().unwrap_or_default();
+        vec![
+            String::new(),
+            format!("Outputs travel through the shared state store {url}: every job runs"),
+            "`bitops deploy --state` with it, which reads the last outputs of upstream deployments"
+                .into(),
+            "from the store and records its own there; jobs only wait for each other. The store's"
+                .into(),
+            "credentials (AWS_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS) come from the CI"
+                .into(),
+            "system's secrets.".into(),
+        ]
     }
 
     /// The lines every header starts with.
@@ -216,10 +249,12 @@ impl Ctx<'_> {
                 self.dg.units.len()
             ),
             format!("  {}", self.opts.regenerate),
-            format!(
-                "Every job runs `bitops deploy --only <env/deployment>` in {}.",
-                self.opts.image
-            ),
+            match &self.opts.image {
+                Some(image) => {
+                    format!("Every job runs `bitops deploy --only <env/deployment>` in {image}.")
+                }
+                None => "Every job runs `bitops deploy --only <env/deployment>` on a shell runner (no container image): `bitops` must be on the runner's PATH.".to_string(),
+            },
         ]
     }
 }
@@ -255,11 +290,11 @@ fn check_strings(repo: &Repo, dg: &DeploymentGraph, opts: &Options) -> Result<()
         ExportTarget::GitlabCi => return Ok(()),
     };
     let mut problems = Vec::new();
-    let texts = dg
-        .units
-        .iter()
-        .map(|u| u.id.as_str())
-        .chain([opts.repo_path.as_str(), opts.image.as_str()]);
+    let texts = dg.units.iter().map(|u| u.id.as_str()).chain([
+        opts.repo_path.as_str(),
+        opts.image.as_deref().unwrap_or(""),
+        opts.state.as_deref().unwrap_or(""),
+    ]);
     for t in texts {
         if t.contains(bad) {
             problems.push(
@@ -274,6 +309,25 @@ fn check_strings(repo: &Repo, dg: &DeploymentGraph, opts: &Options) -> Result<()
     } else {
         Err(ConfigErrors { problems })
     }
+}
+
+/// A store URL names its kind (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///path`); the
+/// store itself checks the rest when a job opens it, so only what export can tell is checked.
+fn check_state_url(url: &str) -> Result<(), ConfigErrors> {
+    let scheme_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !rest.is_empty()
+    });
+    if scheme_ok && !url.chars().any(char::is_whitespace) {
+        return Ok(());
+    }
+    Err(ConfigErrors::single(
+        Problem::new("bitops::export::state_url", format!("`--state {url}` is not a state store URL"))
+            .help("name the store with its scheme: s3://bucket/prefix, az://container/prefix, gs://bucket/prefix or file:///path (a folder every runner sees)"),
+    ))
 }
 
 /// The generated text: a comment header, then the YAML document.
@@ -362,9 +416,10 @@ pub fn options(args: &ExportArgs, repo_root: &Path) -> (Options, Vec<String>) {
     (
         Options {
             target: args.target,
-            image: args.image.clone(),
+            image: image_option(&args.image),
             repo_path,
             git_url,
+            state: state_url(args).map(str::to_string),
             deploy_flags,
             regenerate,
         },
@@ -420,8 +475,11 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
     if c.allow_protected {
         w.push("--allow-protected".into());
     }
-    if args.image != default_image() {
+    if args.image != DEFAULT_IMAGE {
         w.extend(["--image".to_string(), sh_quote(&args.image)]);
+    }
+    if let Some(url) = state_url(args) {
+        w.extend(["--state".to_string(), sh_quote(url)]);
     }
     if let Some(o) = &args.output {
         w.extend(["-o".to_string(), sh_quote(&o.display().to_string())]);
@@ -429,17 +487,15 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
     w.join(" ")
 }
 
-fn default_image() -> String {
-    use clap::CommandFactory;
-    crate::cli::Cli::command()
-        .find_subcommand("export")
-        .and_then(|c| {
-            c.get_arguments()
-                .find(|a| a.get_id() == "image")
-                .and_then(|a| a.get_default_values().first().cloned())
-        })
-        .map(|v| v.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// `export --state URL`. Only the flag counts, never `BITOPS_STATE` from the exporting shell:
+/// where outputs travel is a property of the written file, chosen explicitly.
+fn state_url(args: &ExportArgs) -> Option<&str> {
+    args.state.as_deref()
+}
+
+/// `--image` as given: `none` means shell runners (no container image).
+pub fn image_option(image: &str) -> Option<String> {
+    (image != NO_IMAGE).then(|| image.to_string())
 }
 
 /// Environments in the selection marked `protected` while `--allow-protected` was not given: their

@@ -30,9 +30,10 @@ const TARGETS: [ExportTarget; 3] = [
 fn options(target: ExportTarget, repo_path: &str) -> Options {
     Options {
         target,
-        image: "ghcr.io/bitops/bitops:latest".into(),
+        image: Some(crate::cli::DEFAULT_IMAGE.into()),
         repo_path: repo_path.into(),
         git_url: None,
+        state: None,
         deploy_flags: Vec::new(),
         regenerate: "bitops export (test)".into(),
     }
@@ -294,6 +295,7 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
             }
         }
         ExportTarget::GitlabCi => {
+            let through_store = text.contains(" --state ");
             for (name, job) in entries(&doc) {
                 if ["stages", "workflow", "default", "variables", "include"]
                     .contains(&name.as_str())
@@ -303,9 +305,10 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
                 let needs: Vec<String> = seq(get(job, "needs").expect("needs"))
                     .iter()
                     .map(|n| {
+                        // Outputs come with the needs' artifacts, unless a store carries them.
                         assert_eq!(
                             get(n, "artifacts").map(|a| a.value.clone()),
-                            Some(Value::Bool(true)),
+                            Some(Value::Bool(!through_store)),
                             "{name}: needs artifacts"
                         );
                         str_of(get(n, "job").expect("job"))
@@ -319,6 +322,7 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
             }
         }
         ExportTarget::Argo => {
+            let through_store = text.contains(" --state ");
             let spec = get(&doc, "spec").expect("spec");
             let entry = str_of(get(spec, "entrypoint").expect("entrypoint"));
             let templates: HashMap<String, &Node> = seq(get(spec, "templates").expect("templates"))
@@ -343,8 +347,10 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
                             .collect()
                     })
                     .unwrap_or_default();
+                // A store carries the outputs instead: then nothing is passed.
                 let want: BTreeSet<String> = deps
                     .iter()
+                    .filter(|_| !through_store)
                     .map(|d| format!("{{{{tasks.{d}.outputs.artifacts.outputs}}}}"))
                     .collect();
                 assert_eq!(passed, want, "{name}: artifacts from its dependencies");
@@ -610,6 +616,145 @@ fn every_export_matches_the_plan_and_validates() {
             ));
         }
         validate(target, &files);
+    }
+}
+
+/// `--image none`: GitLab jobs without `image`, GitHub jobs without `container` (on
+/// self-hosted runners), still the plan's graph and valid; Argo refuses.
+#[test]
+fn shell_runner_exports_have_no_image_and_validate() {
+    let f = rich_repo();
+    let out = tempfile::tempdir().expect("temp dir");
+    for target in [ExportTarget::GithubActions, ExportTarget::GitlabCi] {
+        let mut files = Vec::new();
+        for (name, sel) in selections() {
+            let l = f.load_with(sel);
+            let mut o = options(target, "ops");
+            o.image = None;
+            let e = export(&l.repo, &l.graph, &l.selection, &o)
+                .unwrap_or_else(|e| panic!("{name}: {:?}", e.problems));
+            assert_same_graph(target, &l, &e.text);
+            let doc = yaml::parse(&e.text).unwrap().unwrap();
+            match target {
+                ExportTarget::GitlabCi => assert!(get(&doc, "default").is_none(), "{name}"),
+                _ => {
+                    for (job, j) in entries(get(&doc, "jobs").expect("jobs")) {
+                        assert!(get(j, "container").is_none(), "{name}: {job}");
+                        assert_eq!(str_of(get(j, "runs-on").expect("runs-on")), "self-hosted");
+                    }
+                }
+            }
+            assert!(!e.text.contains("image:"), "{name}:\n{}", e.text);
+            assert!(e.text.contains("`bitops` must be on the runner's PATH"));
+            files.extend(write_files(
+                out.path(),
+                &[(format!("{}-none-{name}.yml", target_name(target)), &e)],
+            ));
+        }
+        validate(target, &files);
+    }
+    let l = f.load(&[]);
+    let mut o = options(ExportTarget::Argo, "ops");
+    o.image = None;
+    let err = export(&l.repo, &l.graph, &l.selection, &o).unwrap_err();
+    assert_eq!(err.problems[0].code, "bitops::export::argo_needs_image");
+}
+
+/// `--state URL`: every job's `bitops deploy` gets `--state URL`, jobs still wait for each other
+/// (the plan's graph), and no outputs artifacts are published or fetched; files stay valid.
+/// Only the YAML is checked here: the store itself is `bitops deploy --state`'s.
+#[test]
+fn store_exports_pass_state_instead_of_outputs_artifacts() {
+    const URL: &str = "s3://ops-state/team-a";
+    let f = rich_repo();
+    let out = tempfile::tempdir().expect("temp dir");
+    for target in TARGETS {
+        let mut files = Vec::new();
+        for (name, sel) in selections() {
+            let l = f.load_with(sel);
+            let mut o = options(target, "ops");
+            o.state = Some(URL.into());
+            let e = export(&l.repo, &l.graph, &l.selection, &o)
+                .unwrap_or_else(|e| panic!("{name}: {:?}", e.problems));
+            assert_same_graph(target, &l, &e.text);
+            let deploys: Vec<&str> = e
+                .text
+                .lines()
+                .filter(|l| l.contains("bitops deploy -C"))
+                .collect();
+            assert!(!deploys.is_empty(), "{name}");
+            for line in deploys {
+                let words = shell_words(line);
+                assert!(
+                    words.windows(2).any(|w| w[0] == "--state" && w[1] == URL),
+                    "{name}: {line}"
+                );
+            }
+            for artifact_text in [
+                "artifacts: true",
+                ".bitops/outputs/",
+                "outputs-",
+                super::github::DOWNLOAD,
+                "outputs.artifacts",
+                "artifactRepositoryRef",
+            ] {
+                assert!(
+                    !e.text.contains(artifact_text),
+                    "{name}: `{artifact_text}` in a store pipeline:\n{}",
+                    e.text
+                );
+            }
+            assert!(e
+                .text
+                .contains(&format!("through the shared state store {URL}")));
+            files.extend(write_files(
+                out.path(),
+                &[(format!("{}-state-{name}.yml", target_name(target)), &e)],
+            ));
+        }
+        validate(target, &files);
+    }
+
+    // Gates pass nothing on either: no artifacts of their own.
+    let f = Fixture::new(&[]);
+    let spokes: Vec<String> = (0..60).map(|i| format!("s{i:02}")).collect();
+    for s in &spokes {
+        f.env(
+            s,
+            "bitops:\n  deployments:\n    terraform: {plugin: terraform}\n",
+            &["terraform"],
+        );
+    }
+    f.env(
+        "hub",
+        &format!(
+            "bitops:\n  depends_on: [{}]\n  deployments:\n    terraform: {{plugin: terraform}}\n",
+            spokes.join(", ")
+        ),
+        &["terraform"],
+    );
+    let l = f.load(&[]);
+    let mut o = options(ExportTarget::GitlabCi, ".");
+    o.state = Some(URL.into());
+    let e = export(&l.repo, &l.graph, &l.selection, &o).unwrap();
+    assert_same_graph(ExportTarget::GitlabCi, &l, &e.text);
+    let doc = yaml::parse(&e.text).unwrap().unwrap();
+    let gates: Vec<(String, &Node)> = entries(&doc)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("gate:"))
+        .collect();
+    assert!(!gates.is_empty());
+    for (k, g) in gates {
+        assert!(get(g, "artifacts").is_none(), "{k}");
+    }
+    let file = write_files(out.path(), &[("gitlab-state-gates.yml".into(), &e)]);
+    validate(ExportTarget::GitlabCi, &file);
+
+    for bad in ["ops-state/team-a", "s3://", "://x", "s3://a b"] {
+        let mut o = options(ExportTarget::GitlabCi, ".");
+        o.state = Some(bad.into());
+        let err = export(&l.repo, &l.graph, &l.selection, &o).unwrap_err();
+        assert_eq!(err.problems[0].code, "bitops::export::state_url", "{bad}");
     }
 }
 
@@ -1081,28 +1226,21 @@ fn argo_refuses_a_workflow_too_large_for_etcd() {
 
 #[test]
 fn names_a_ci_system_would_evaluate_are_refused() {
+    // Refused when the repo is read (crate::names), so no export ever sees one; the export's
+    // own `unsafe_name` check stays as a second line of defence.
     let f = Fixture::new(&[]);
     f.env(
         "x{{y",
         "bitops:\n  deployments:\n    terraform: {plugin: terraform}\n",
         &["terraform"],
     );
-    let l = f.load(&[]);
-    let err = export(
-        &l.repo,
-        &l.graph,
-        &l.selection,
-        &options(ExportTarget::Argo, "."),
-    )
-    .unwrap_err();
-    assert_eq!(err.problems[0].code, "bitops::export::unsafe_name");
-    assert!(export(
-        &l.repo,
-        &l.graph,
-        &l.selection,
-        &options(ExportTarget::GitlabCi, ".")
-    )
-    .is_ok());
+    let env = crate::config::settings::EnvVars(Default::default());
+    let (_, diags) = crate::discover::scan(&crate::discover::Input {
+        root: f.dir.path().to_path_buf(),
+        flags: &crate::config::settings::Flags::default(),
+        env: &env,
+    });
+    assert_eq!(diags.problems()[0].code, "bitops::config::name");
 }
 
 #[test]
@@ -1136,11 +1274,24 @@ fn generated_examples_are_current_and_valid() {
             "gitlab-ci.generated.yml",
             "gitlab-ci",
         ),
+        (
+            ExportTarget::GitlabCi,
+            "gitlab-ci.shell-runner.generated.yml",
+            "gitlab-ci --image none",
+        ),
         (ExportTarget::Argo, "argo.generated.yaml", "argo"),
     ] {
         let mut o = options(target, "examples/ops-repo");
+        // The command line as `bitops export` writes it: its own options after `-C`.
+        let (flag, extra) = match flag.split_once(' ') {
+            Some((to, rest)) => (to, format!(" {rest}")),
+            None => (flag, String::new()),
+        };
+        if extra == " --image none" {
+            o.image = None;
+        }
         o.regenerate =
-            format!("bitops export --to {flag} -C examples/ops-repo -o examples/ci/{file}");
+            format!("bitops export --to {flag} -C examples/ops-repo{extra} -o examples/ci/{file}");
         let e = export(&l.repo, &l.graph, &l.selection, &o).unwrap();
         let path = root.join("examples/ci").join(file);
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();

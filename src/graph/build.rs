@@ -33,10 +33,39 @@ pub struct Node {
 pub enum Edge {
     /// A deployment belongs to its environment node.
     Member,
-    /// Implicit order of `bitops.deployments` inside an environment.
+    /// Implicit order of `bitops.deployments` inside an environment: order only (BitOps ran
+    /// them one after another; with fail-fast off, a later one still ran after a failure).
     Sequence,
     /// A `depends_on` entry, with where it was written.
     Declared(Loc),
+}
+
+/// What a dependent needs of a dependency before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EdgeKind {
+    /// It must have succeeded (declared `depends_on`, environment membership, inputs).
+    Success,
+    /// It must have finished, whatever its result (the implicit order inside an environment).
+    Order,
+}
+
+impl EdgeKind {
+    /// The word plans use (`success`, `order`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Success => "success",
+            EdgeKind::Order => "order",
+        }
+    }
+}
+
+impl Edge {
+    pub fn kind(&self) -> EdgeKind {
+        match self {
+            Edge::Sequence => EdgeKind::Order,
+            Edge::Member | Edge::Declared(_) => EdgeKind::Success,
+        }
+    }
 }
 
 /// The validated, acyclic dependency graph of a whole repo.
@@ -88,6 +117,36 @@ impl Graph {
                 stack.extend(self.dependencies(p));
             }
         }
+        out.sort_unstable();
+        out
+    }
+
+    /// [`Graph::selected_dependencies`] with what each one must do first. Looking through an
+    /// unselected environment node waits for its deployments to succeed (membership is a
+    /// success edge).
+    pub fn selected_dependency_kinds(
+        &self,
+        i: NodeIndex,
+        selected: impl Fn(NodeIndex) -> bool,
+    ) -> Vec<(NodeIndex, EdgeKind)> {
+        use petgraph::visit::EdgeRef;
+        // Reached twice (directly in order, and through an environment): success wins.
+        let mut found: HashMap<NodeIndex, EdgeKind> = HashMap::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(NodeIndex, EdgeKind)> = self
+            .dag
+            .edges_directed(i, Direction::Incoming)
+            .map(|e| (e.source(), e.weight().kind()))
+            .collect();
+        while let Some((p, kind)) = stack.pop() {
+            if selected(p) {
+                let k = found.entry(p).or_insert(kind);
+                *k = (*k).min(kind);
+            } else if self.dag[p].kind == NodeKind::Environment && seen.insert(p) {
+                stack.extend(self.dependencies(p).map(|q| (q, EdgeKind::Success)));
+            }
+        }
+        let mut out: Vec<(NodeIndex, EdgeKind)> = found.into_iter().collect();
         out.sort_unstable();
         out
     }
@@ -282,12 +341,25 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
                 Edge::Declared(loc) => Some(loc.clone()),
                 _ => None,
             });
+        // Every declared edge of the cycle, so the user sees all the entries to choose from.
+        let edges: Vec<String> = path
+            .windows(2)
+            .filter_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
+                Edge::Declared(loc) => {
+                    Some(format!("{} → {} at {loc}", dag[w[0]].id, dag[w[1]].id))
+                }
+                _ => None,
+            })
+            .collect();
         let p = Problem::new(
             "bitops::graph::cycle",
             format!("dependency cycle: {}", text.join(" → ")),
         )
         .at_opt(declared.as_ref(), "this dependency closes the cycle")
-        .help("remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments)");
+        .help(format!(
+            "remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            edges.join("; ")
+        ));
         diags.push(p);
     }
 }

@@ -142,6 +142,19 @@ impl<'a> Plan<'a> {
         v
     }
 
+    /// Direct dependencies that are part of the run with what each must do first (`success`:
+    /// succeed; `order`: finish, whatever its result), sorted by id.
+    pub fn dependencies(&self, i: NodeIndex) -> Vec<(&str, crate::graph::EdgeKind)> {
+        let mut v: Vec<(&str, crate::graph::EdgeKind)> = self
+            .graph
+            .selected_dependency_kinds(i, |x| self.selection.contains(x))
+            .into_iter()
+            .map(|(p, k)| (self.graph.node(p).id.as_str(), k))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn deployment_count(&self) -> usize {
         self.waves.iter().map(Vec::len).sum()
     }

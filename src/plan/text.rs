@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::Plan;
 use crate::config::settings::RunSettings;
+use crate::graph::EdgeKind;
 use crate::model::DeploymentsFrom;
 
 pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
@@ -91,7 +92,14 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
             DeploymentsFrom::Folders => "found from its folder",
         };
         field(&mut out, "plugin", &format!("{} ({from})", d.plugin));
-        let deps = plan.depends_on(i);
+        let deps: Vec<String> = plan
+            .dependencies(i)
+            .into_iter()
+            .map(|(id, k)| match k {
+                EdgeKind::Success => id.to_string(),
+                EdgeKind::Order => format!("{id} (order: waits for it to finish, not to succeed)"),
+            })
+            .collect();
         field(
             &mut out,
             "depends on",

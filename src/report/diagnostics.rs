@@ -8,6 +8,33 @@ use crate::diagnostic::ConfigErrors;
 
 /// Renders every problem, then a one-line count.
 pub fn render(errors: &ConfigErrors, color: bool) -> String {
+    let mut out = render_problems(errors, color);
+    out.push_str(&format!("error: {errors}; nothing was run\n"));
+    out
+}
+
+/// Warnings: printed before the command goes on, with a count and how to make them errors.
+pub fn render_warnings(warnings: &[crate::diagnostic::Problem], color: bool) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let list = ConfigErrors {
+        problems: warnings.to_vec(),
+    };
+    let mut out = render_problems(&list, color);
+    let n = warnings.len();
+    out.push_str(&format!(
+        "warning: {n} warning{}; going on (--strict makes warnings errors)\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+pub fn print_warnings(warnings: &[crate::diagnostic::Problem], color: bool) {
+    let _ = std::io::stderr().write_all(render_warnings(warnings, color).as_bytes());
+}
+
+fn render_problems(errors: &ConfigErrors, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
@@ -23,7 +50,6 @@ pub fn render(errors: &ConfigErrors, color: bool) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!("error: {errors}; nothing was run\n"));
     out
 }
 

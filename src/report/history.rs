@@ -324,7 +324,10 @@ mod tests {
     use crate::report::run_report::{build, tests::sample, write};
 
     fn ran(status: Status) -> bool {
-        !matches!(status, Status::Skipped | Status::NotRun)
+        !matches!(
+            status,
+            Status::Skipped | Status::NotRun | Status::NotApplicable
+        )
     }
 
     fn keep(state: &Path, id: &str, started: &str, durations: &[(&str, u64, Status)]) {

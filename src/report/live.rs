@@ -192,7 +192,11 @@ impl Live {
                 }
                 if matches!(
                     result.status,
-                    Status::Succeeded | Status::Failed | Status::TimedOut | Status::Interrupted
+                    Status::Succeeded
+                        | Status::Planned
+                        | Status::Failed
+                        | Status::TimedOut
+                        | Status::Interrupted
                 ) {
                     self.done += 1;
                 }
@@ -223,7 +227,14 @@ impl Live {
                 let (mark, code) = status_mark(result.status);
                 let detail = match result.status {
                     Status::Succeeded => format!("in {}", fmt_duration(result.duration)),
-                    Status::Skipped | Status::NotRun => result.reason.clone().unwrap_or_default(),
+                    Status::Skipped | Status::NotRun | Status::NotApplicable => {
+                        result.reason.clone().unwrap_or_default()
+                    }
+                    Status::Planned => format!(
+                        "in {}: {}",
+                        fmt_duration(result.duration),
+                        result.reason.clone().unwrap_or_default()
+                    ),
                     _ => format!(
                         "after {}: {}",
                         fmt_duration(result.duration),
@@ -269,7 +280,9 @@ pub fn status_mark(s: Status) -> (&'static str, &'static str) {
         Status::Succeeded => ("✔", "32"),
         Status::Failed | Status::TimedOut => ("✘", "31"),
         Status::Interrupted => ("■", "31"),
-        Status::Skipped | Status::NotRun => ("○", "33"),
+        Status::Skipped | Status::NotRun | Status::NotApplicable => ("○", "33"),
+        // Ran fine, but nothing was applied: not the green of a deployment that did its job.
+        Status::Planned => ("◐", "33"),
     }
 }
 

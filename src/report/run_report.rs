@@ -74,6 +74,12 @@ pub struct Counts {
     pub interrupted: usize,
     pub skipped: usize,
     pub not_run: usize,
+    /// Ran, but only planned: nothing was applied.
+    #[serde(default)]
+    pub planned: usize,
+    /// Not run because it does not apply (skip-deploy, no destroy or dry-run action).
+    #[serde(default)]
+    pub not_applicable: usize,
 }
 
 /// One deployment of the run.
@@ -114,13 +120,15 @@ mod wire {
 
     use crate::exec::events::{CancelReason, Status};
 
-    pub(super) const STATUSES: [(Status, &str); 6] = [
+    pub(super) const STATUSES: [(Status, &str); 8] = [
         (Status::Succeeded, "succeeded"),
         (Status::Failed, "failed"),
         (Status::TimedOut, "timed_out"),
         (Status::Interrupted, "interrupted"),
         (Status::Skipped, "skipped"),
         (Status::NotRun, "not_run"),
+        (Status::Planned, "planned"),
+        (Status::NotApplicable, "not_applicable"),
     ];
     const CANCELS: [(CancelReason, &str); 5] = [
         (CancelReason::Failure, "failure"),
@@ -280,6 +288,8 @@ pub fn build(info: &RunInfo, result: &RunResult, exit_code: u8) -> RunReport {
             Status::Interrupted => &mut counts.interrupted,
             Status::Skipped => &mut counts.skipped,
             Status::NotRun => &mut counts.not_run,
+            Status::Planned => &mut counts.planned,
+            Status::NotApplicable => &mut counts.not_applicable,
         } += 1;
     }
     let (critical_path, critical_path_ms) = critical_path(&deployments);
@@ -408,18 +418,9 @@ pub fn critical_path(deployments: &[DeploymentReport]) -> (Vec<String>, u64) {
 
 /// Writes a report as pretty JSON, through a temporary file so a reader never sees half of it.
 pub fn write(report: &RunReport, path: &Path) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut text = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
     text.push('\n');
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::state::fsutil::write_private_atomic(path, text)
 }
 
 /// Reads a report; a newer, incompatible version is refused with a clear message.
@@ -484,10 +485,7 @@ pub fn finish_run(
 
 /// Writes a text file, creating its folder.
 pub fn write_text(path: &Path, text: &str) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, text)
+    crate::state::fsutil::write_private(path, text)
 }
 
 /// Parses the RFC 3339 text reports hold (`2026-11-21T06:15:02.123Z`, or with a `+hh:mm`
@@ -735,7 +733,9 @@ pub(crate) mod tests {
                 timed_out: 1,
                 interrupted: 0,
                 skipped: 1,
-                not_run: 1
+                not_run: 1,
+                planned: 0,
+                not_applicable: 0,
             }
         );
         let app = &r.deployments[2];

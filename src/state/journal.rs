@@ -43,12 +43,14 @@ impl Journal {
     /// Creates the journal with its header; a failure to write it is returned, later write
     /// failures are remembered and do not stop the run.
     pub fn create(run_dir: &Path, header: &Entry) -> std::io::Result<Journal> {
-        std::fs::create_dir_all(run_dir)?;
+        // The run folder holds working copies, logs, outputs and plan files: 0700, and
+        // `runs/` too (older versions made both 0755).
+        if let Some(runs) = run_dir.parent() {
+            super::fsutil::own_dir(runs, "runs")?;
+        }
+        super::fsutil::private_dir(run_dir)?;
         let path = run_dir.join(JOURNAL_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = super::fsutil::append_private(&path)?;
         let mut j = Journal {
             file: Some(file),
             path,
@@ -115,9 +117,14 @@ impl Replay {
     }
 }
 
+/// Reads a run's journal. One without its header line (empty, or not a journal at all) is an
+/// error naming the file: read as "nothing left to do" it once made `--resume` claim success.
 pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
-    let text = std::fs::read_to_string(run_dir.join(JOURNAL_FILE))?;
+    let path = run_dir.join(JOURNAL_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut r = Replay::default();
+    let mut header = false;
     let mut last: std::collections::HashMap<String, Status> = Default::default();
     for line in text.lines() {
         // A run killed mid-write leaves a torn last line; everything before it is intact.
@@ -132,6 +139,7 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
                 deployments,
                 ..
             } => {
+                header = true;
                 r.run_id = run_id;
                 r.command = command;
                 r.config_hash = config_hash;
@@ -145,10 +153,24 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
             }
         }
     }
+    if !header {
+        let what = if text.trim().is_empty() {
+            "is empty"
+        } else {
+            "has no run header"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} {what}: the run stopped before it started, or the file was damaged; start a new run instead of resuming this one",
+                path.display()
+            ),
+        ));
+    }
     r.succeeded = r
         .deployments
         .iter()
-        .filter(|d| last.get(*d) == Some(&Status::Succeeded))
+        .filter(|d| last.get(*d).is_some_and(|s| s.is_success()))
         .cloned()
         .collect();
     Ok(r)
@@ -157,6 +179,12 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
 /// The newest run folder (run ids sort by time), or the one named by id or unique prefix.
 pub fn find_run(state_dir: &Path, wanted: Option<&str>) -> Result<PathBuf, String> {
     let runs = state_dir.join("runs");
+    // Only ids listed in `runs/` are ever used as paths; an id outside the set is refused
+    // with a clear message rather than "no such run".
+    if let Some(w) = wanted.filter(|w| !w.is_empty()) {
+        crate::names::check(crate::names::Kind::RunId, w)
+            .map_err(|why| format!("`{}` is not a run id: {why}", w.escape_debug()))?;
+    }
     let mut ids: Vec<String> = std::fs::read_dir(&runs)
         .map_err(|_| format!("no runs recorded in {}", runs.display()))?
         .flatten()
@@ -209,6 +237,26 @@ pub fn config_hash<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use crate::exec::events::NodeResult;
+
+    #[test]
+    fn an_empty_or_headless_journal_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(JOURNAL_FILE), "").unwrap();
+        let e = read(t.path()).unwrap_err().to_string();
+        assert!(e.contains(JOURNAL_FILE) && e.contains("is empty"), "{e}");
+        std::fs::write(
+            t.path().join(JOURNAL_FILE),
+            "{\"kind\":\"started\",\"node\":\"a/b\",\"attempt\":1,\"at\":\"x\"}\n",
+        )
+        .unwrap();
+        let e = read(t.path()).unwrap_err().to_string();
+        assert!(e.contains("no run header"), "{e}");
+        std::fs::remove_file(t.path().join(JOURNAL_FILE)).unwrap();
+        assert!(read(t.path())
+            .unwrap_err()
+            .to_string()
+            .contains(JOURNAL_FILE));
+    }
 
     #[test]
     fn replay_finds_what_did_not_succeed_and_ignores_a_torn_line() {

@@ -12,6 +12,7 @@
 //! (`--lock-timeout`) or a panic releases them; only a SIGKILL leaves them (stale) behind.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -191,13 +192,14 @@ pub fn acquire(
 
 fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::state::fsutil::own_dir(dir, "locks")?;
     }
     // O_EXCL makes the lock; the content only names the holder. No fsync: after a crash of the
     // machine the lock is stale anyway, and one fsync per environment is seconds on big runs.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(crate::state::fsutil::FILE_MODE)
         .open(path)?;
     f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))
 }

@@ -1,6 +1,7 @@
 //! The state folder (`<ops-repo>/.bitops` or `--state-dir`): run ids and recorded durations.
 //! It is the only place bitops writes inside an ops repo.
 
+pub mod fsutil;
 pub mod journal;
 pub mod lock;
 
@@ -85,14 +86,11 @@ pub fn record_durations(state_dir: &Path, finished: &[(String, f64)]) -> std::io
             .map_or(*secs, |old| 0.5 * old + 0.5 * secs);
         h.durations.insert(id.clone(), v);
     }
-    std::fs::create_dir_all(state_dir)?;
-    let path = history_path(state_dir);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
+    fsutil::state_dir(state_dir)?;
+    fsutil::write_private_atomic(
+        &history_path(state_dir),
         serde_json::to_vec_pretty(&h).expect("plain map serializes"),
-    )?;
-    std::fs::rename(tmp, path)
+    )
 }
 
 #[cfg(test)]

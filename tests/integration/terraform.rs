@@ -89,7 +89,7 @@ fn plan_only_changes_nothing_and_apply_then_destroy_empties_the_state() {
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(resources(&repo), vec!["a".to_string(), "b".to_string()]);
 
-    let out = repo.run(&["destroy", "--in-place", "--progress", "plain"]);
+    let out = repo.run(&["destroy", "--all", "--in-place", "--progress", "plain"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(resources(&repo).is_empty(), "{out}");
 }

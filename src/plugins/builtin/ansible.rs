@@ -34,7 +34,9 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
         return Ok(p);
     }
     if ctx.action == Action::Destroy {
-        p.skip = Some("ansible has no destroy action: nothing to undo for this deployment".into());
+        p.skip = Some(
+            "ansible has no destroy action: not run by `destroy`; nothing was destroyed".into(),
+        );
         return Ok(p);
     }
 
