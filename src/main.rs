@@ -15,14 +15,13 @@ fn main() -> ExitCode {
         return ExitCode::from(bitops::exec::lifetime::watchdog_main(&args[2..]));
     }
     bitops::exec::signals::install();
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        eprintln!(
-            "bitops: internal error (a bug in bitops, please report it): stopping every \
-             deployment, releasing the locks, exit 3"
+    std::panic::set_hook(Box::new(|info| {
+        // Stop first, tell after: the message must not wait on a blocked stderr.
+        let message = format!(
+            "bitops: internal error (a bug in bitops, please report it): {info}\n\
+             bitops: stopped every deployment and released the locks; exit 3\n"
         );
-        bitops::exec::lifetime::emergency_exit(bitops::exit_code::INTERNAL);
+        bitops::exec::lifetime::emergency_exit_with(bitops::exit_code::INTERNAL, Some(message));
     }));
     let cli = bitops::cli::Cli::parse();
     ExitCode::from(bitops::app::run(cli))

@@ -138,6 +138,12 @@ pub(crate) fn release_lock(path: &Path) {
 /// (SIGTERM, the grace period, SIGKILL), kills every tagged process, removes the locks held, and
 /// exits with `code`. Never returns, never waits unboundedly.
 pub fn emergency_exit(code: u8) -> ! {
+    emergency_exit_with(code, None)
+}
+
+/// [`emergency_exit`], then `message` on stderr — after the cleanup, and given at most a second:
+/// a blocked stderr must neither keep deployments running nor hold bitops up.
+pub fn emergency_exit_with(code: u8, message: Option<String>) -> ! {
     // The panicking thread may hold the registry; wait a little, then go on without it.
     let until = Instant::now() + Duration::from_secs(2);
     let mut taken = None;
@@ -188,7 +194,27 @@ pub fn emergency_exit(code: u8) -> ! {
     for l in &locks {
         let _ = std::fs::remove_file(l);
     }
-    std::process::exit(i32::from(code))
+    if let Some(text) = message {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = std::thread::Builder::new().spawn(move || {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = tx.send(());
+        });
+        if writer.is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
+    }
+    exit_now(code)
+}
+
+/// Ends the process without `std::process::exit`'s cleanup, which flushes stdout's buffer and
+/// would block on a full pipe. No safe API offers `_exit`.
+#[allow(unsafe_code)]
+fn exit_now(code: u8) -> ! {
+    // SAFETY: `_exit` has no preconditions; it ends the process at once, and nothing of this
+    // process runs afterwards that could observe a broken invariant.
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// Test-only fault injection: with `BITOPS_TEST_PANIC=<point>` a debug build panics at that
