@@ -293,7 +293,20 @@ pub async fn run(
     // pipes are read, until EOF or this deadline.
     let mut drain_until: Option<Instant> = None;
 
+    let mut swept = false;
     loop {
+        if drain_until.is_some() && !swept {
+            // The group is gone: what left it (`setsid`, a double fork) still carries the tag
+            // and is ended now, not left running after a step bitops reports as finished.
+            // Done before draining, so the pipes such a process held close at once. Without
+            // escapees this is one pass over /proc from the child's pid up.
+            swept = true;
+            let (tag, grace) = (tag.clone(), limits.grace);
+            let _ = tokio::task::spawn_blocking(move || {
+                super::lifetime::sweep_escaped(&tag, pid, grace)
+            })
+            .await;
+        }
         let pipes_open = stdout.is_some() || stderr.is_some();
         if let Some(until) = drain_until {
             if !pipes_open || Instant::now() >= until {
@@ -420,12 +433,6 @@ pub async fn run(
     // A partial last line read so far is still delivered.
     out_lines.finish(&mut |l: &str| on_line(Stream::Stdout, l));
     err_lines.finish(&mut |l: &str| on_line(Stream::Stderr, l));
-    // What left the group (`setsid`, a double fork) still carries the tag: it is ended now, not
-    // left running after a step bitops reports as finished. Without escapees this is one pass
-    // over /proc from the child's pid up.
-    let grace = limits.grace;
-    let _ =
-        tokio::task::spawn_blocking(move || super::lifetime::sweep_escaped(&tag, pid, grace)).await;
     super::lifetime::unregister_group(pid);
 
     match status {

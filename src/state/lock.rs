@@ -261,6 +261,24 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_pid_or_another_boot_does_not_fake_liveness() {
+        let me = Holder::me("r-liveness", "bitops deploy".into());
+        assert!(!me.is_stale(), "this process holds it");
+        // Same pid, another process (a different start time): its bitops is gone.
+        let reused = Holder {
+            start_time: me.start_time.map(|t| t + 1),
+            ..me.clone()
+        };
+        assert!(reused.is_stale());
+        // Same pid and start time, but recorded before a reboot.
+        let rebooted = Holder {
+            boot_id: Some("not-this-boot".into()),
+            ..me.clone()
+        };
+        assert!(rebooted.is_stale());
+    }
+
+    #[test]
     fn stale_locks_are_reported_and_broken_on_request() {
         let t = tempfile::tempdir().unwrap();
         // A pid that cannot exist (above pid_max).
