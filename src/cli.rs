@@ -32,13 +32,11 @@ pub enum Command {
     /// List or install plugins
     Plugins(PluginsArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
-    #[command(hide = true)]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff)
-    #[command(hide = true)]
     Man,
 }
 
@@ -80,7 +78,12 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Where runs, history, locks and plugins are kept [default: <ops-repo>/.bitops]
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -99,22 +102,29 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
-    /// Run every deployment's own dry run (terraform plan, ansible --check, …)
+    /// Run every deployment's own dry run (terraform plan, ansible --check, …); the options
+    /// under "With --run" only matter then
     #[arg(long)]
     pub run: bool,
-    /// With --run: exit 0 when nothing would change, 2 when something would, 1 on error
-    #[arg(long, requires = "run")]
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long, requires = "run", help_heading = "With --run")]
     pub detailed_exitcode: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "With --run")]
     pub exec: ExecArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
+    /// For people (with --run: a table of what would change)
     Text,
+    /// For machines (docs/plan-json.md); errors too are a JSON document
     Json,
+    /// The graph for Graphviz (without --run)
     Dot,
+    /// The graph as a Mermaid flowchart (without --run)
     Mermaid,
+    /// With --run: a table and each deployment's changes, for a pull-request comment
+    Markdown,
 }
 
 /// Options of commands that run deployments.
@@ -135,8 +145,8 @@ pub struct ExecArgs {
     /// Time limit for the whole run
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub deadline: Option<Duration>,
-    /// Reruns of a failed deployment [env: BITOPS_RETRIES]
-    #[arg(long, value_name = "N")]
+    /// Reruns of a failed deployment (at most 100) [env: BITOPS_RETRIES]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Between SIGTERM and SIGKILL when stopping a deployment
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30s")]
@@ -144,8 +154,9 @@ pub struct ExecArgs {
     /// Progress display
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
-    /// How deployment output is shown when not on a terminal
-    #[arg(long, value_enum, default_value_t = OutputMode::Lines)]
+    /// How deployment output is shown when not on a terminal (or with --progress plain);
+    /// every line is always in the deployment's log file
+    #[arg(long, value_enum, default_value_t = OutputMode::Compact)]
     pub output: OutputMode,
     /// Run in the repo itself instead of a working copy (keeps local terraform state in place)
     #[arg(long)]
@@ -156,7 +167,7 @@ pub struct ExecArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Running")]
     pub exec: ExecArgs,
     /// Write a JSON report of the run
     #[arg(long, value_name = "FILE")]
@@ -186,9 +197,12 @@ pub enum Progress {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputMode {
-    /// Each output line as it comes, prefixed `[env/deployment]`
+    /// A line when each deployment starts and ends, and the end of its log when it fails
     #[default]
-    Lines,
+    Compact,
+    /// Every output line as it comes, prefixed `[env/deployment]`
+    #[value(alias = "lines")]
+    Stream,
     /// Each deployment's whole log when it ends (`::group::` folds on GitHub Actions)
     Grouped,
 }
@@ -226,11 +240,18 @@ pub enum ExportTarget {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run id (default: the last run)
+    /// The run id or a unique prefix of it (default: the last run with a report)
     pub run: Option<String>,
+    /// The operations repo whose runs to show [default: $BITOPS_OPS_REPO, or .]
     #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
     pub ops_repo: Option<PathBuf>,
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    /// Where runs are kept [default: <ops-repo>/.bitops]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
     /// Write a self-contained HTML timeline of the run
     #[arg(long, value_name = "FILE")]
@@ -267,9 +288,16 @@ pub struct PluginsInstallArgs {
 
 #[derive(Debug, Args)]
 pub struct PluginsCommon {
+    /// The operations repo whose plugins to use [default: $BITOPS_OPS_REPO, or .]
     #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
     pub ops_repo: Option<PathBuf>,
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    /// Where plugins are installed (under plugins/) [default: <ops-repo>/.bitops]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -277,11 +305,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::reader::parse_duration(s)
 }
 
-/// At least 1, like `BITOPS_JOBS` and `bitops.jobs`.
+/// At least 1 and at most 4096, like `BITOPS_JOBS` and `bitops.jobs`.
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
+    use crate::config::section::MAX_JOBS;
+    match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if n > MAX_JOBS => Err(format!("must be at most {MAX_JOBS}")),
+        Ok(n) => usize::try_from(n).map_err(|_| format!("must be at most {MAX_JOBS}")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// At most 100, like `BITOPS_RETRIES` and `retries:`: a huge count is a mistake, not a wish.
+fn parse_retries(s: &str) -> Result<u32, String> {
+    use crate::config::section::MAX_RETRIES;
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > MAX_RETRIES => Err(format!("must be at most {MAX_RETRIES}")),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("must be at most {MAX_RETRIES}")),
         Err(_) => Err(format!("`{s}` is not a whole number")),
     }
 }

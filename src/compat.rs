@@ -120,6 +120,10 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "Tool-config keys that BitOps' v1/v2 documentation used and v2 ignored (`terraform.options.command`, `helm.options.kubeconfig.fetch.*`, `cloudformation.cli.cfn-stack-action`, …) are warnings (errors with `--strict`), and are read from their v2 place when one exists: `options.command: apply` applies, `parameters.enabled: true` passes the parameters file. A legacy `command: destroy` is never carried over.",
         "BitOps v2 ignored them silently, so its own documentation examples planned where they said apply; refusing them would refuse those repos, ignoring them would keep the surprise.",
     ),
+    (
+        "When bitops shows no colours (off a terminal, `NO_COLOR`, `--color never`), deployments run with `NO_COLOR=1`, `CLICOLOR=0`, `ANSIBLE_NOCOLOR=1`, `TF_IN_AUTOMATION=1` and `-no-color` added to `TF_CLI_ARGS_<command>` for terraform's commands, unless the user set them; escape sequences are removed from log files, log tails and reports.",
+        "BitOps passed tools' colour codes on to CI logs, log files and reports, where they read as `[0m[1m` noise and can split a secret so that a mask misses it.",
+    ),
 ];
 
 /// The whole `docs/compatibility.md`.

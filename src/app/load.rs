@@ -9,9 +9,9 @@ use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
 use crate::graph::{self, Graph, SelectOptions, Selection};
 use crate::model::Repo;
+use crate::plan;
 use crate::plugins::step::Action;
 use crate::plugins::Registry;
-use crate::{exit_code, plan, report};
 
 /// A repo read, validated and selected from: what every command works on.
 pub struct Loaded {
@@ -231,7 +231,7 @@ fn tool_config_problems(
 /// Prints the warnings gathered so far (once, before the command's own output on stderr).
 pub(super) fn print_warnings(loaded: &mut Loaded, color: bool) {
     let w = std::mem::take(&mut loaded.warnings);
-    report::diagnostics::print_warnings(&w, color);
+    crate::report::diagnostics::print_warnings(&w, color);
 }
 
 /// Loads the plugins the selected deployments use.
@@ -251,14 +251,14 @@ pub(super) fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Di
 }
 
 /// Before anything runs: every selected deployment is prepared as it will run (plugin configs
-/// resolved, tools looked up on PATH); every problem is printed and the command exits 2.
+/// resolved, tools looked up on PATH). Returns the warnings found here (the caller prints them);
+/// with `--strict` they are errors.
 pub(super) fn preflight(
     loaded: &Loaded,
     registry: &Registry,
     problems: crate::diagnostic::Diagnostics,
     action: Action,
-    color: bool,
-) -> Result<(), u8> {
+) -> Result<Vec<crate::diagnostic::Problem>, crate::diagnostic::ConfigErrors> {
     let mut diags = problems;
     let mut warnings = Vec::new();
     let prepared = plan::preview::prepare_all(
@@ -273,20 +273,21 @@ pub(super) fn preflight(
     warnings.into_iter().for_each(|w| diags.push(w));
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
     let warnings = diags.take_warnings(loaded.strict);
-    report::diagnostics::print_warnings(&warnings, color);
-    diags.into_result().map_err(|e| {
-        report::diagnostics::print(&e, color);
-        exit_code::CONFIG
-    })
+    diags.into_result().map(|()| warnings)
 }
 
-/// The state folder, created if needed; a read-only repo needs `--state-dir`.
-pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
+/// The state folder, created if needed (mode 0700); a read-only repo needs `--state-dir`.
+pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), crate::diagnostic::ConfigErrors> {
     crate::state::fsutil::state_dir(&loaded.state_dir).map_err(|e| {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
-            loaded.state_dir.display()
-        );
-        exit_code::CONFIG
+        crate::diagnostic::ConfigErrors::single(
+            crate::diagnostic::Problem::new(
+                "bitops::state_dir",
+                format!(
+                    "cannot create the state folder {}: {e}",
+                    loaded.state_dir.display()
+                ),
+            )
+            .help("a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)"),
+        )
     })
 }

@@ -6,6 +6,7 @@ mod load;
 mod plan_cmd;
 mod plugins_cmd;
 mod report_cmd;
+mod reporter;
 mod run_cmd;
 
 pub use load::{flags, load, Guards, Loaded};

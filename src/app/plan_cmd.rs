@@ -5,7 +5,7 @@ use std::io::Write;
 use super::load::{
     ensure_state_dir, load, load_registry, preflight, print_warnings, Guards, Loaded,
 };
-use super::run_cmd::{execute_reported, live_display, scheduler_options};
+use super::run_cmd::{closed_exit, live_display, scheduler_options};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::config::settings::EnvVars;
@@ -15,23 +15,58 @@ use crate::plugins::step::Action;
 use crate::plugins::Registry;
 use crate::report;
 
+/// Shows configuration errors and gives the exit code; with `--format json` stdout gets them
+/// as a JSON document too.
+fn config_error(e: &crate::diagnostic::ConfigErrors, color: bool, format: PlanFormat) -> u8 {
+    report::diagnostics::print(e, color);
+    if format == PlanFormat::Json {
+        let _ = std::io::stdout().write_all(report::diagnostics::json(e).as_bytes());
+    }
+    exit_code::CONFIG
+}
+
+/// `--format` values that only make sense with or without `--run`.
+fn format_problem(args: &PlanArgs) -> Option<crate::diagnostic::Problem> {
+    use crate::diagnostic::Problem;
+    match (args.run, args.format) {
+        (true, PlanFormat::Dot | PlanFormat::Mermaid) => Some(
+            Problem::new(
+                "bitops::usage::format",
+                "--format dot and --format mermaid draw the graph; they show no dry-run results",
+            )
+            .help("with --run use --format text, json or markdown"),
+        ),
+        (false, PlanFormat::Markdown) => Some(
+            Problem::new(
+                "bitops::usage::format",
+                "--format markdown shows dry-run results: it needs --run",
+            )
+            .help("`bitops plan --run --format markdown`, or --format mermaid for the graph"),
+        ),
+        _ => None,
+    }
+}
+
 pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
+    if let Some(p) = format_problem(args) {
+        return config_error(
+            &crate::diagnostic::ConfigErrors::single(p),
+            color,
+            args.format,
+        );
+    }
     let mut loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
         Ok(l) => l,
-        Err(e) => {
-            report::diagnostics::print(&e, color);
-            return exit_code::CONFIG;
-        }
+        Err(e) => return config_error(&e, color, args.format),
     };
     print_warnings(&mut loaded, color);
     let durations = crate::state::load_durations(&loaded.state_dir);
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);
     if let Err(e) = problems.into_result() {
-        report::diagnostics::print(&e, color);
-        return exit_code::CONFIG;
+        return config_error(&e, color, args.format);
     }
     // Graph pictures show no commands: don't read every tool config for them.
     let shows_commands = matches!(args.format, PlanFormat::Text | PlanFormat::Json);
@@ -85,8 +120,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     }
     let warnings = problems.take_warnings(loaded.strict);
     if let Err(e) = problems.into_result() {
-        report::diagnostics::print(&e, color);
-        return exit_code::CONFIG;
+        return config_error(&e, color, args.format);
     }
     report::diagnostics::print_warnings(&warnings, color);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -95,6 +129,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         PlanFormat::Json => plan::json::write(&plan, &mut out),
         PlanFormat::Dot => out.write_all(plan::graphviz::render_dot(&plan).as_bytes()),
         PlanFormat::Mermaid => out.write_all(plan::graphviz::render_mermaid(&plan).as_bytes()),
+        PlanFormat::Markdown => unreachable!("refused without --run above"),
     };
     // A closed pipe (`bitops plan | head`) is not an error worth a message.
     let _ = written.and_then(|()| out.flush());
@@ -102,25 +137,34 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
 }
 
 /// `bitops plan --run`: every selected deployment's own dry run, in graph order and in
-/// parallel, then one table. Dry runs do not stop at the first error.
+/// parallel, then one table (or JSON, or Markdown). Dry runs do not stop at the first error.
+/// The run keeps a report like a deploy does, so `bitops report` shows it.
 pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color: bool) -> u8 {
-    let base_env = loaded.env.0.clone();
-    if let Err(code) = preflight(
-        &loaded,
-        &registry,
-        Default::default(),
-        Action::DryRun,
-        color,
-    ) {
-        return code;
+    let mut base_env = loaded.env.0.clone();
+    if !color {
+        crate::exec::plain_output::ask_for_plain_output(&mut base_env);
     }
-    if let Err(code) = ensure_state_dir(&loaded) {
-        return code;
+    match preflight(&loaded, &registry, Default::default(), Action::DryRun) {
+        Ok(warnings) => report::diagnostics::print_warnings(&warnings, color),
+        Err(e) => return config_error(&e, color, args.format),
+    }
+    if let Err(e) = ensure_state_dir(&loaded) {
+        return config_error(&e, color, args.format);
     }
     let live = live_display(&args.exec, &loaded.env, color);
+    let feed = super::reporter::feed_for(&live);
     // Dry runs report everything they can: no fail-fast.
     let options = scheduler_options(&loaded, &args.exec, false);
     let durations = crate::state::load_durations(&loaded.state_dir);
+    let step_summary = (loaded.env.get("GITHUB_ACTIONS") == Some("true"))
+        .then(|| {
+            loaded
+                .env
+                .get("GITHUB_STEP_SUMMARY")
+                .map(std::path::PathBuf::from)
+        })
+        .flatten()
+        .filter(|p| !p.as_os_str().is_empty());
     let Loaded {
         repo,
         graph,
@@ -128,6 +172,7 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         state_dir,
         ..
     } = loaded;
+    let root = repo.root.clone();
     let req = crate::exec::run::RunRequest {
         repo: std::sync::Arc::new(repo),
         registry: std::sync::Arc::new(registry),
@@ -138,22 +183,56 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         options,
         in_place: args.exec.in_place,
         durations,
+        live: feed,
     };
-    let Some(result) = execute_reported(req, &graph, &selection, live, None) else {
+    let Some((result, shown)) =
+        super::reporter::execute_reported(req, &graph, &selection, live, None)
+    else {
         return exit_code::INTERNAL;
     };
     let deployments: Vec<(String, crate::exec::events::NodeResult)> = result
         .nodes
-        .into_iter()
+        .iter()
         .filter(|(_, dep, _)| *dep)
-        .map(|(id, _, r)| (id, r))
+        .map(|(id, _, r)| (id.clone(), r.clone()))
         .collect();
-    let (table, code) = plan::dry_run::table(&deployments);
-    let _ = std::io::stdout().write_all(table.as_bytes());
-    match result.signal {
+    let detailed = plan::dry_run_json::detailed_code(&deployments);
+    let code = match result.signal {
         Some(sig) => sig.exit_code(),
-        None if args.detailed_exitcode => code,
-        None if code == 1 => exit_code::FAILED,
+        None if args.detailed_exitcode => detailed,
+        None if detailed == 1 => exit_code::FAILED,
         None => exit_code::SUCCESS,
+    };
+    let info = report::run_report::RunInfo::from_graph(Action::DryRun, &root, &graph, &selection);
+    for warning in report::run_report::finish_run(&info, &result, code, None, None) {
+        shown.print(format!("{warning}\n"));
     }
+    let markdown = plan::dry_run_markdown::render(&deployments);
+    if let Some(path) = step_summary {
+        if let Err(e) = append(&path, &markdown) {
+            shown.print(format!(
+                "warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}\n",
+                path.display()
+            ));
+        }
+    }
+    // The display first: on a terminal the table must not land in the middle of it.
+    let code = closed_exit(shown.close(result.signal.is_some()), code);
+    let text = match args.format {
+        PlanFormat::Json => plan::dry_run_json::render(&result.run_id, &deployments, code),
+        PlanFormat::Markdown => markdown,
+        _ => plan::dry_run::table(&deployments).0,
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    code
+}
+
+/// Appends to a file (`$GITHUB_STEP_SUMMARY` is shared by every step of the job).
+fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
 }

@@ -10,9 +10,7 @@ use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::ConfigErrors;
 use crate::discover::find_ops_repo;
-use crate::exec::events::RunEvent;
 use crate::exit_code;
-use crate::graph::{Graph, Selection};
 use crate::plan::{self, Plan};
 use crate::plugins::step::Action;
 use crate::report;
@@ -30,7 +28,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     let mut common = args.common.clone();
     let mut resumed: Option<crate::state::journal::Replay> = None;
     if let Some(which) = &args.resume {
-        match resume_selection(&common, &env, which) {
+        match resume_selection(&common, &env, which, command) {
             Ok(replay) => {
                 let remaining = replay.remaining();
                 if remaining.is_empty() {
@@ -67,10 +65,17 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     };
     print_warnings(&mut loaded, color);
     let (registry, diags) = load_registry(&loaded);
-    if let Err(code) = preflight(&loaded, &registry, diags, action, color) {
-        return code;
+    match preflight(&loaded, &registry, diags, action) {
+        Ok(warnings) => report::diagnostics::print_warnings(&warnings, color),
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
     }
-    let base_env = loaded.env.0.clone();
+    let mut base_env = loaded.env.0.clone();
+    if !color {
+        crate::exec::plain_output::ask_for_plain_output(&mut base_env);
+    }
     // BitOps' validation modes: everything is checked above; show the plan, run nothing.
     if matches!(
         loaded.settings.run_mode.value.as_str(),
@@ -85,8 +90,9 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         );
         return exit_code::SUCCESS;
     }
-    if let Err(code) = ensure_state_dir(&loaded) {
-        return code;
+    if let Err(e) = ensure_state_dir(&loaded) {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
     }
     let config_hash = crate::state::journal::config_hash(
         loaded
@@ -165,6 +171,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     };
     let options = scheduler_options(&loaded, &args.exec, loaded.settings.fail_fast.value);
     let live = live_display(&args.exec, &loaded.env, color);
+    let feed = super::reporter::feed_for(&live);
     let Loaded {
         repo,
         graph,
@@ -183,8 +190,11 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         options,
         in_place: args.exec.in_place,
         durations,
+        live: feed,
     };
-    let Some(result) = execute_reported(req, &graph, &selection, live, Some(journal)) else {
+    let Some((result, shown)) =
+        super::reporter::execute_reported(req, &graph, &selection, live, Some(journal))
+    else {
         return exit_code::INTERNAL;
     };
 
@@ -208,17 +218,29 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         work_kept: result.work_kept.as_deref(),
         color,
     });
-    let _ = std::io::stderr().write_all(summary.as_bytes());
+    shown.print(summary);
     let code = exit_status(&result);
     let info = report::run_report::RunInfo::from_graph(action, &repo.root, &graph, &selection);
-    report::run_report::finish_run(
+    for warning in report::run_report::finish_run(
         &info,
         &result,
         code,
         args.report.as_deref(),
         args.junit.as_deref(),
-    );
-    code
+    ) {
+        shown.print(format!("{warning}\n"));
+    }
+    closed_exit(shown.close(result.signal.is_some()), code)
+}
+
+/// The exit code once the display is closed: a signal that came while waiting for it wins.
+pub(super) fn closed_exit(closed: super::reporter::Closed, code: u8) -> u8 {
+    use crate::exec::process::Sig;
+    match closed {
+        super::reporter::Closed::Signal(Sig::Int) => exit_code::INTERRUPTED,
+        super::reporter::Closed::Signal(Sig::Term) => exit_code::TERMINATED,
+        _ => code,
+    }
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
@@ -237,6 +259,7 @@ pub(super) fn resume_selection(
     common: &Common,
     env: &EnvVars,
     which: &str,
+    command: &str,
 ) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
     use crate::diagnostic::Problem;
     let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
@@ -244,11 +267,17 @@ pub(super) fn resume_selection(
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
-    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+    let latest = which.is_empty() || which == "last";
+    let found = if latest {
+        crate::state::journal::find_resumable(&state_dir, command)
+    } else {
+        crate::state::journal::find_run(&state_dir, Some(which))
+    };
+    let run_dir = found.map_err(|e| {
         Problem::new("bitops::resume::run", format!("--resume: {e}"))
             .help("`bitops report` lists earlier runs")
     })?;
-    crate::state::journal::read(&run_dir).map_err(|e| {
+    let replay = crate::state::journal::read(&run_dir).map_err(|e| {
         Problem::new(
             "bitops::resume::journal",
             format!(
@@ -256,41 +285,23 @@ pub(super) fn resume_selection(
                 run_dir.display()
             ),
         )
-    })
-}
-
-/// Runs a request with the live display (and journal) consuming its events on their own
-/// thread. `None` when the async runtime cannot start.
-pub(super) fn execute_reported(
-    req: crate::exec::run::RunRequest,
-    graph: &Graph,
-    selection: &Selection,
-    mut live: report::live::Live,
-    mut journal: Option<crate::state::journal::Journal>,
-) -> Option<crate::exec::run::RunResult> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-    let reporter = std::thread::spawn(move || {
-        while let Some(ev) = rx.blocking_recv() {
-            if let Some(j) = &mut journal {
-                j.record(&ev);
-            }
-            live.event(&ev);
-        }
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return None;
-        }
-    };
-    let result = runtime.block_on(crate::exec::run::execute(req, graph, selection, tx));
-    let _ = reporter.join();
-    Some(result)
+    })?;
+    // Resuming a destroy as a deploy (or the reverse) would run the other action on what is
+    // left: refuse, naming the command that continues it.
+    if replay.command != command {
+        return Err(Problem::new(
+            "bitops::resume::command",
+            format!(
+                "--resume: run {} was a `bitops {}` run, not `bitops {command}`",
+                replay.run_id, replay.command
+            ),
+        )
+        .help(format!(
+            "continue it with `bitops {} --resume {}`",
+            replay.command, replay.run_id
+        )));
+    }
+    Ok(replay)
 }
 
 /// The scheduler's options from settings and flags.

@@ -46,6 +46,8 @@ pub struct Runner {
     pub jobs: Vec<Option<Job>>,
     pub masks: Vec<Arc<[Mask]>>,
     pub events: mpsc::UnboundedSender<RunEvent>,
+    /// Output lines for the live display: never blocks, drops what a slow display cannot take.
+    pub live: Arc<super::live_feed::LiveFeed>,
     /// Outputs reaching each deployment from upstream (this run's, else the last saved).
     pub upstream: super::upstream::Upstream,
     /// First retry delay; doubled each time, at most 60 s.
@@ -88,7 +90,7 @@ impl Runner {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let mut sink = match LogSink::create(&log_path, Arc::clone(&self.masks[job.env]), 40) {
-            Ok(s) => s,
+            Ok(s) => s.display_color(self.live.color()),
             Err(e) => {
                 let mut r = NodeResult::with_reason(
                     Status::Failed,
@@ -658,6 +660,7 @@ impl Runner {
         let mut stdout = String::new();
         let id = id.to_string();
         let events = self.events.clone();
+        let live = Arc::clone(&self.live);
         let end = process::run(
             &spec,
             &Limits {
@@ -671,10 +674,7 @@ impl Runner {
                     stdout.push_str(line);
                     stdout.push('\n');
                 }
-                let _ = events.send(RunEvent::NodeOutput {
-                    id: id.clone(),
-                    line: masked,
-                });
+                live.offer(&events, &id, masked);
             },
         )
         .await;

@@ -31,6 +31,8 @@ pub struct RunRequest {
     pub in_place: bool,
     /// Recorded seconds per node id, for priority and ETA.
     pub durations: HashMap<String, f64>,
+    /// Where output lines for the live display go (bounded; the logs get everything).
+    pub live: Arc<super::live_feed::LiveFeed>,
 }
 
 pub struct RunResult {
@@ -196,6 +198,7 @@ pub async fn execute(
         jobs,
         masks,
         events: events.clone(),
+        live: Arc::clone(&req.live),
         upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
         backoff: Duration::from_secs(2),
         plugins_dir: crate::plugins::links::create(

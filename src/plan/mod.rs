@@ -2,6 +2,8 @@
 //! Renderers turn a [`Plan`] into text, JSON, DOT or mermaid; none of them starts a process.
 
 pub mod dry_run;
+pub mod dry_run_json;
+pub mod dry_run_markdown;
 pub mod graphviz;
 pub mod json;
 pub mod preview;

@@ -57,3 +57,35 @@ pub fn print(errors: &ConfigErrors, color: bool) {
     let text = render(errors, color);
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
+
+/// The problems as a JSON document, for `--format json`: machines reading stdout get an
+/// answer they can parse instead of nothing.
+pub fn json(errors: &ConfigErrors) -> String {
+    let problems: Vec<serde_json::Value> = errors
+        .problems
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "code": p.code,
+                "message": p.message,
+                "location": p.location(),
+                "file": p.loc.as_ref().map(|l| l.file.name.clone())
+                    .or_else(|| p.path.as_ref().map(|x| x.display().to_string())),
+                "line": p.loc.as_ref().map(|l| l.file.line_of(l.span.offset)),
+                "label": (!p.label.is_empty()).then_some(p.label.as_str()),
+                "help": p.help,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "version": 1,
+        "error": {
+            "message": format!("{errors}; nothing was run"),
+            "exit_code": crate::exit_code::CONFIG,
+            "problems": problems,
+        }
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("plain data serializes");
+    s.push('\n');
+    s
+}

@@ -259,6 +259,10 @@ mod tests {
     /// A real JUnit reader (Python's junitparser, as CI tooling uses) loads the file and sees
     /// the counts and texts we meant.
     #[test]
+    #[cfg_attr(
+        missing_tool = "junitparser",
+        ignore = "python3 with junitparser does not run here; CI fails instead of skipping"
+    )]
     fn junitparser_reads_it() {
         if !tool_available("python3", &["-c", "import junitparser"]) {
             return;

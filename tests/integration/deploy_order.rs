@@ -309,8 +309,11 @@ fn ci_output_is_prefixed_lines_or_grouped_logs() {
     repo.env("e", "deployments:\n  a: {plugin: sh}\n  b: {plugin: sh}\n");
     repo.dep("e", "a", "echo line one; echo line two");
     repo.dep("e", "b", "echo from b");
-    // In CI (and without a terminal) each line is prefixed with its deployment.
-    let out = repo.run_env(&["deploy", "--color", "never"], &[("CI", "true")]);
+    // `--output stream` in CI (and without a terminal): each line prefixed with its deployment.
+    let out = repo.run_env(
+        &["deploy", "--color", "never", "--output", "stream"],
+        &[("CI", "true")],
+    );
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stderr.contains("[e/a] line one\n") && out.stderr.contains("[e/b] from b\n"),

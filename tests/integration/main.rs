@@ -7,6 +7,7 @@ mod harness;
 
 mod deploy_order;
 mod diagnostics;
+mod display;
 mod edges;
 mod examples;
 mod export_ci;
@@ -18,6 +19,7 @@ mod masks;
 mod missing_tools;
 mod outputs;
 mod plan;
+mod plan_results;
 mod plugin_contract;
 mod props;
 mod repo_shape;
