@@ -233,8 +233,7 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         .collect();
     let detailed = plan::dry_run_json::detailed_code(&deployments);
     let code = match result.signal {
-        Some(crate::exec::process::Sig::Int) => exit_code::INTERRUPTED,
-        Some(crate::exec::process::Sig::Term) => exit_code::TERMINATED,
+        Some(sig) => sig.exit_code(),
         None if args.detailed_exitcode => detailed,
         None if detailed == 1 => exit_code::FAILED,
         None => exit_code::SUCCESS,

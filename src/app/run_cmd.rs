@@ -225,10 +225,8 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
 
 /// The exit code once the display is closed: a signal that came while waiting for it wins.
 pub(super) fn closed_exit(closed: super::reporter::Closed, code: u8) -> u8 {
-    use crate::exec::process::Sig;
     match closed {
-        super::reporter::Closed::Signal(Sig::Int) => exit_code::INTERRUPTED,
-        super::reporter::Closed::Signal(Sig::Term) => exit_code::TERMINATED,
+        super::reporter::Closed::Signal(sig) => sig.exit_code(),
         _ => code,
     }
 }
@@ -258,13 +256,8 @@ pub(super) fn take_locks(
         .collect();
     lock_envs.sort_unstable();
     lock_envs.dedup();
-    let holder = crate::state::lock::Holder {
-        pid: std::process::id(),
-        host: crate::state::lock::hostname(),
-        started: crate::state::rfc3339(std::time::SystemTime::now()),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        run_id: run_id.to_string(),
-    };
+    let holder =
+        crate::state::lock::Holder::me(run_id, std::env::args().collect::<Vec<_>>().join(" "));
     // A shared store's leases stand for the local locks (which then cover nothing).
     let leases = super::state_run::lease(loaded, &lock_envs, &holder, wait)?;
     let locks = crate::state::lock::acquire(
@@ -285,11 +278,8 @@ pub(super) fn take_locks(
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
-    use crate::exec::process::Sig;
-    match result.signal {
-        Some(Sig::Int) => return exit_code::INTERRUPTED,
-        Some(Sig::Term) => return exit_code::TERMINATED,
-        None => {}
+    if let Some(sig) = result.signal {
+        return sig.exit_code();
     }
     if result.nodes.iter().any(|(_, _, r)| !r.status.is_success()) {
         exit_code::FAILED

@@ -137,7 +137,7 @@ impl Runner {
                 id: job.id.clone(),
                 attempt: attempt + 1,
                 delay,
-                reason,
+                reason: crate::mask::scrub(&reason),
             });
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -190,17 +190,8 @@ impl Runner {
         } else if !r.status.is_success() && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
-        // Outputs are shown in reports; never show a secret a mask would hide.
-        r.outputs = r
-            .outputs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    super::log_sink::apply_masks(&self.masks[job.env], v),
-                )
-            })
-            .collect();
+        // Outputs (keys and values) and the reason are masked by the scheduler as the result
+        // leaves the engine (`NodeResult::masked`).
         r
     }
 
@@ -607,7 +598,7 @@ impl Runner {
                     StopRequest::Forward(process::Sig::Int) => {
                         "stopped by Ctrl-C (SIGINT passed on)"
                     }
-                    StopRequest::Forward(process::Sig::Term) => "stopped by SIGTERM (passed on)",
+                    StopRequest::Forward(_) => "stopped by SIGTERM (passed on)",
                     StopRequest::Kill => "killed (SIGKILL)",
                     StopRequest::None => "stopped",
                 };

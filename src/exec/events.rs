@@ -115,6 +115,21 @@ impl NodeResult {
         r.reason = Some(reason.into());
         r
     }
+
+    /// Every string of bitops' own in the result through the mask choke point
+    /// ([`crate::mask::scrub`]): the reason (it may quote a command line with a secret) and the
+    /// outputs, keys as well as values. The tail is process output, masked when it was read.
+    pub fn masked(mut self) -> Self {
+        self.reason = self.reason.map(|r| crate::mask::scrub(&r));
+        for (k, v) in &mut self.outputs {
+            *k = crate::mask::scrub(k);
+            *v = crate::mask::scrub(v);
+        }
+        if let Some(c) = &mut self.changes {
+            c.summary = crate::mask::scrub(&c.summary);
+        }
+        self
+    }
 }
 
 /// Why the run stopped starting new work; ordered by severity (escalation only goes up).

@@ -4,6 +4,7 @@
 
 pub mod deployment;
 pub mod events;
+pub mod lifetime;
 pub mod live_feed;
 pub mod log_sink;
 pub mod outputs;
@@ -12,5 +13,6 @@ pub mod process;
 pub mod refresh;
 pub mod run;
 pub mod scheduler;
+pub mod signals;
 pub mod upstream;
 pub mod workspace;

@@ -142,6 +142,14 @@ pub async fn execute(
             retries: d.retries.value,
         }));
     }
+    // Every string leaving the engine is masked with every environment's masks (see
+    // `mask::scrub`); log lines keep their own environment's.
+    crate::mask::set_global(
+        repo.environments
+            .iter()
+            .flat_map(|e| e.settings.masks.iter().map(|m| m.mask.clone()))
+            .collect(),
+    );
     let masks: Vec<Arc<[Mask]>> = repo
         .environments
         .iter()
@@ -215,7 +223,12 @@ pub async fn execute(
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-    let forward = tokio::spawn(forward_signals(sig_tx));
+    let subscription = super::signals::subscribe(sig_tx);
+    // Escaped descendants are re-parented to bitops (found and reaped), and a watchdog ends the
+    // run's processes if bitops dies without doing it itself.
+    super::lifetime::become_subreaper();
+    super::lifetime::set_grace(req.options.grace);
+    super::lifetime::start_watchdog(&req.run_id, req.options.grace);
     let started = SystemTime::now();
     let clock = Instant::now();
     let outcome = scheduler::run(
@@ -226,9 +239,15 @@ pub async fn execute(
         sig_rx,
     )
     .await;
-    forward.abort();
+    // From here a signal ends bitops at once (locks released): nothing is running any more.
+    drop(subscription);
     stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = ahead.join();
+    // Whatever a deployment left behind that the per-step sweep could not attribute (an orphan
+    // with a cleared environment) goes now, before the run is reported as finished.
+    let grace = req.options.grace;
+    let _ = tokio::task::spawn_blocking(move || super::lifetime::sweep_all(grace)).await;
+    super::lifetime::stop_watchdog();
 
     // The working copy is kept (local state, tool caches): say where.
     let work_kept =
@@ -248,26 +267,6 @@ pub async fn execute(
         started,
         elapsed: clock.elapsed(),
         work_kept,
-    }
-}
-
-/// SIGINT and SIGTERM become scheduler signals (the scheduler decides what they mean).
-async fn forward_signals(tx: mpsc::UnboundedSender<Sig>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    loop {
-        let sig = tokio::select! {
-            _ = int.recv() => Sig::Int,
-            _ = term.recv() => Sig::Term,
-        };
-        if tx.send(sig).is_err() {
-            return;
-        }
     }
 }
 

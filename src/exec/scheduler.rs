@@ -184,10 +184,14 @@ pub async fn run<E: Executor>(
 
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     let mut running: JoinSet<(usize, NodeResult)> = JoinSet::new();
+    let mut task_nodes: std::collections::HashMap<tokio::task::Id, usize> =
+        std::collections::HashMap::new();
     let mut pool_use: BTreeMap<String, usize> = BTreeMap::new();
     let mut running_count = 0usize;
     let mut cancel: Option<CancelReason> = None;
     let started = Instant::now();
+    // A deadline too far to represent is no deadline (config rejects such values; this only
+    // keeps an overflow from panicking).
     let deadline = opts
         .deadline
         .and_then(|d| started.checked_add(d))
@@ -236,7 +240,8 @@ pub async fn run<E: Executor>(
                 let exec = Arc::clone(&executor);
                 let rx = stop_rx.clone();
                 let idx = r.node;
-                running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                let task = running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                task_nodes.insert(task.id(), idx);
             }
             ready.extend(held);
         }
@@ -245,15 +250,25 @@ pub async fn run<E: Executor>(
         }
 
         tokio::select! {
-            joined = running.join_next(), if running_count > 0 => {
-                let Some(joined) = joined else { continue };
-                let (idx, result) = joined.unwrap_or_else(|e| {
-                    // A panicking task is a bug; keep the run's bookkeeping whole anyway.
-                    (usize::MAX, NodeResult::with_reason(Status::Failed, format!("internal error: {e}")))
-                });
-                if idx == usize::MAX {
-                    continue;
-                }
+            joined = running.join_next_with_id(), if running_count > 0 => {
+                // A panicking task is a bug. The binary's panic hook ends bitops (exit 3) before
+                // this sees it; elsewhere (library use, tests) the node still fails and the
+                // count stays true: a task lost from the count would make this loop spin.
+                let (idx, result) = match joined {
+                    Some(Ok((id, done))) => {
+                        task_nodes.remove(&id);
+                        done
+                    }
+                    Some(Err(e)) => match task_nodes.remove(&e.id()) {
+                        Some(idx) => (idx, NodeResult::with_reason(Status::Failed, format!("internal error: {e}"))),
+                        None => continue,
+                    },
+                    None => {
+                        // Nothing left to join: whatever the count says, nothing runs.
+                        running_count = 0;
+                        continue;
+                    }
+                };
                 running_count -= 1;
                 if let Some(pool) = &schedule.nodes[idx].pool {
                     if let Some(c) = pool_use.get_mut(pool) {
@@ -282,7 +297,11 @@ pub async fn run<E: Executor>(
             sig = signals.recv() => {
                 let Some(sig) = sig else { continue };
                 first_signal.get_or_insert(sig);
-                let reason = match sig { Sig::Int => CancelReason::Interrupt, Sig::Term => CancelReason::Terminate };
+                // SIGHUP and SIGQUIT act like SIGTERM; only the exit code tells them apart.
+                let (reason, forward) = match sig {
+                    Sig::Int => (CancelReason::Interrupt, Sig::Int),
+                    Sig::Term | Sig::Hup | Sig::Quit => (CancelReason::Terminate, Sig::Term),
+                };
                 if cancel.is_some_and(|c| c >= CancelReason::Terminate) {
                     // The second signal: no more waiting.
                     cancel = Some(CancelReason::Kill);
@@ -290,14 +309,14 @@ pub async fn run<E: Executor>(
                     let _ = events.send(RunEvent::Cancel { reason: CancelReason::Kill });
                 } else {
                     cancel = Some(reason);
-                    let _ = stop_tx.send(StopRequest::Forward(sig));
+                    let _ = stop_tx.send(StopRequest::Forward(forward));
                     let _ = events.send(RunEvent::Cancel { reason });
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() && cancel.is_none_or(|c| c < CancelReason::Deadline) => {
                 cancel = Some(CancelReason::Deadline);
                 let _ = stop_tx.send(StopRequest::Forward(Sig::Term));
-                kill_at = Some(tokio::time::Instant::now() + opts.grace);
+                kill_at = tokio::time::Instant::now().checked_add(opts.grace);
                 let _ = events.send(RunEvent::Cancel { reason: CancelReason::Deadline });
             }
             _ = sleep_until(kill_at), if kill_at.is_some() => {
@@ -353,6 +372,8 @@ fn finish(
     results: &mut [Option<NodeResult>],
     events: &mpsc::UnboundedSender<RunEvent>,
 ) {
+    // Every result reaches the reporters and the run's result through here, masked.
+    let result = result.masked();
     let node = &schedule.nodes[i];
     let _ = events.send(RunEvent::NodeFinished {
         id: node.id.clone(),

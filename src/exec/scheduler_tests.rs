@@ -310,6 +310,48 @@ proptest! {
     }
 }
 
+/// Panics when it runs node 0; every other node succeeds at once.
+struct Panicky;
+
+impl Executor for Panicky {
+    fn run(
+        &self,
+        node: usize,
+        _stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+        Box::pin(async move {
+            assert_ne!(node, 0, "test panic in a node task");
+            NodeResult::new(Status::Succeeded)
+        })
+    }
+}
+
+#[test]
+fn a_panicking_node_fails_and_the_run_ends_instead_of_spinning() {
+    // 0 → 1, and 2 alone: the panic fails 0, skips 1, and 2 still runs (keep-going).
+    let s = schedule(3, &[(0, 1)], &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (_sig_tx, sig_rx) = mpsc::unbounded_channel();
+    let out = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            run(&s, &opts(2, false), Arc::new(Panicky), &tx, sig_rx),
+        )
+        .await
+        .expect("the scheduler must end after a panic")
+    });
+    let st: Vec<Status> = out.results.iter().map(|r| r.status).collect();
+    assert_eq!(st, [Status::Failed, Status::Skipped, Status::Succeeded]);
+    assert!(out.results[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("internal error")));
+}
+
 #[test]
 fn order_only_edges_wait_for_the_end_whatever_the_result() {
     // 0 ⇢ 1 ⇢ 2 (order only), 0 → 3 (needs success), 1 ⇢ 4 → 5: with fail-fast off, a failed

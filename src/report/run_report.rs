@@ -313,6 +313,8 @@ pub fn build(info: &RunInfo, result: &RunResult, exit_code: u8) -> RunReport {
         signal: result.signal.map(|s| match s {
             Sig::Int => "SIGINT".to_string(),
             Sig::Term => "SIGTERM".to_string(),
+            Sig::Hup => "SIGHUP".to_string(),
+            Sig::Quit => "SIGQUIT".to_string(),
         }),
         run_dir: result.run_dir.display().to_string(),
         work_kept: result.work_kept.as_ref().map(|p| p.display().to_string()),

@@ -12,6 +12,7 @@ mod edges;
 mod examples;
 mod export_ci;
 mod failure;
+mod faults;
 mod hostile;
 mod legacy_keys;
 mod masks;

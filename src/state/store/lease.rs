@@ -190,6 +190,8 @@ pub fn read(store: &dyn StateStore, env: &str) -> Result<Option<(Lease, Version)
                 started: "unknown".into(),
                 command: "unreadable lock object".into(),
                 run_id: "unknown".into(),
+                start_time: None,
+                boot_id: None,
             },
             // Unreadable: treat as live for one default TTL from now, never as free.
             expires_ms: now_ms() + DEFAULT_TTL.as_millis() as u64,
@@ -358,6 +360,8 @@ mod tests {
             started: "now".into(),
             command: "bitops deploy".into(),
             run_id: run.into(),
+            start_time: None,
+            boot_id: None,
         }
     }
 
