@@ -179,8 +179,14 @@ fn an_unread_stderr_bounds_memory_and_sigterm_still_ends_the_run() {
     let (repo, mut child, stderr) = flood(200);
     poll(
         Duration::from_secs(120),
-        "200 MB of output to be logged",
-        || repo.out_file("written").exists().then_some(()),
+        "200 MB of output to be logged and the background pid recorded",
+        // `background` comes last: waiting for `written` alone raced the pid being recorded.
+        || {
+            std::fs::read_to_string(repo.out_file("pids/background"))
+                .ok()
+                .filter(|p| p.ends_with('\n'))
+                .map(|_| ())
+        },
     );
     let peak = peak_rss_mib(child.id());
     let sent = Instant::now();
