@@ -357,6 +357,7 @@ impl EnvCtx<'_> {
             timeout,
             retries,
             pool: spec.pool.clone(),
+            inputs: spec.inputs.clone(),
         })
     }
 
@@ -391,6 +392,7 @@ impl EnvCtx<'_> {
                 timeout: settings.timeout.clone(),
                 retries: settings.retries.clone(),
                 pool: None,
+                inputs: Vec::new(),
                 hooks: self.hooks(env, n),
             })
             .collect()

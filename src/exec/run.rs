@@ -134,6 +134,7 @@ pub async fn execute(
             dep: di,
             timeout: d.timeout.value,
             retries: d.retries.value,
+            inputs: graph.inputs.get(&i).cloned().unwrap_or_default(),
         }));
     }
     let masks: Vec<Arc<[Mask]>> = repo
