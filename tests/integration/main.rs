@@ -13,6 +13,7 @@ mod examples;
 mod export_ci;
 mod failure;
 mod hostile;
+mod inputs;
 mod legacy_keys;
 mod masks;
 mod missing_tools;
