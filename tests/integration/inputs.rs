@@ -223,6 +223,21 @@ fn a_terraform_input_becomes_tf_var_and_is_applied() {
         repo.read_out("site").trim(),
         "site of http://api.net.internal:9000"
     );
+    // A dry run of the dependent alone plans with the producer's last real output.
+    let dry = repo.run(&[
+        "plan",
+        "--run",
+        "--only",
+        "app/terraform",
+        "--output",
+        "stream",
+        "--color",
+        "never",
+    ]);
+    assert!(
+        dry.all().contains("site of http://api.net.internal:9000"),
+        "{dry}"
+    );
 }
 
 #[test]
