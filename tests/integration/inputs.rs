@@ -278,3 +278,107 @@ fn an_ansible_input_is_an_extra_var() {
         "{json}"
     );
 }
+
+#[test]
+fn an_input_on_the_previous_entry_is_a_success_edge_not_the_order_one() {
+    // `c` follows `p` in the list (an order edge) and takes an input from it (`p.URL`, the same
+    // environment): with fail-fast off, `c` must not run after `p` failed.
+    let repo = TestRepo::with_repo_config("fail_fast: false\n");
+    repo.env(
+        "a",
+        "deployments:\n  p: {plugin: sh}\n  c:\n    plugin: sh\n    inputs:\n      url: p.URL\n",
+    );
+    repo.dep("a", "p", "echo 'URL=x' >> \"$BITOPS_OUTPUT_FILE\"; exit 1");
+    repo.dep("a", "c", "true");
+    let plan = repo.plan_json(&[]);
+    let c = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "a/c")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        c["dependencies"],
+        serde_json::json!([{"id": "a/p", "kind": "success"}]),
+        "{c}"
+    );
+    let out = repo.run(RUN);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(repo.started().contains("a/p"), "{out}");
+    assert!(!repo.started().contains("a/c"), "{out}");
+}
+
+/// The plan's commands of `b/<tool>` after `a/p` deployed `URL`.
+fn planned_commands(tool: &str, files: &[(&str, &str)]) -> String {
+    let repo = producer_consumer("URL");
+    repo.env(
+        "b",
+        &format!(
+            "deployments:\n  {tool}:\n    plugin: {tool}\n    inputs:\n      api_url: a/p.URL\n"
+        ),
+    );
+    for (path, text) in files {
+        repo.write(&format!("b/{tool}/{path}"), text);
+    }
+    let mut args = RUN.to_vec();
+    args.extend(["--only", "a/p"]);
+    let out = repo.run(&args);
+    assert_eq!(out.code, 0, "{out}");
+    let plan = repo.run_env(
+        &["plan", "--format", "json"],
+        &[("AWS_DEFAULT_REGION", "eu-west-1")],
+    );
+    assert_eq!(plan.code, 0, "{plan}");
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let node = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == format!("b/{tool}"))
+        .unwrap()
+        .clone();
+    assert!(node["error"].is_null(), "{node}");
+    assert_eq!(
+        node["invocation"]["inputs"][0]["value"], "http://api.internal:8080",
+        "{node}"
+    );
+    node["invocation"]["commands"].to_string()
+}
+
+#[test]
+fn helm_gets_an_input_as_set_string() {
+    let commands = planned_commands(
+        "helm",
+        &[
+            ("web/Chart.yaml", "name: web\n"),
+            (
+                "web/bitops.config.yaml",
+                "helm:\n  cli:\n    namespace: web\n  options:\n    k8s:\n      fetch:\n        kubeconfig: false\n",
+            ),
+        ],
+    );
+    assert!(
+        commands.contains("helm upgrade --install web . ")
+            && commands.contains("--set-string api_url=http://api.internal:8080"),
+        "{commands}"
+    );
+}
+
+#[test]
+fn cloudformation_gets_an_input_as_a_parameter_override() {
+    let commands = planned_commands(
+        "cloudformation",
+        &[
+            ("template.yaml", "Resources: {}\n"),
+            (
+                "bitops.config.yaml",
+                "cloudformation:\n  options:\n    cfn-stack-name: s\n    cfn-files:\n      template-file: template.yaml\n",
+            ),
+        ],
+    );
+    assert!(
+        commands.contains("--parameter-overrides api_url=http://api.internal:8080"),
+        "{commands}"
+    );
+}
