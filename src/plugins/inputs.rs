@@ -3,7 +3,8 @@
 //!
 //! - every deployment (and its hooks): `BITOPS_INPUT_<NAME>` — the form of BitOps-format plugins;
 //! - terraform: `TF_VAR_<name>`, the name exactly as written;
-//! - ansible: one `--extra-vars` JSON object, last on the command line, so it wins;
+//! - ansible: one `--extra-vars` mapping, last on the command line, so it wins, each value
+//!   tagged `!unsafe` so ansible never templates it;
 //! - helm: `--set-string name=value` on the install/upgrade, template and diff commands (a
 //!   string, as outputs are: `--set` would turn an id like `007` into the number 7);
 //! - cloudformation: a parameter override on `deploy`, and a parameter of the dry run's change
@@ -34,11 +35,16 @@ pub fn apply(
             }
         }
         Some("ansible") => {
-            let map: serde_json::Map<String, serde_json::Value> = inputs
+            // YAML flow mapping of JSON strings, each tagged `!unsafe`: ansible would otherwise
+            // template a value holding `{{ … }}` (an output is data, never code to evaluate).
+            let entries: Vec<String> = inputs
                 .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .map(|(k, v)| {
+                    let q = |x: &str| serde_json::Value::String(x.to_string()).to_string();
+                    format!("{}: !unsafe {}", q(k), q(v))
+                })
                 .collect();
-            let arg = format!("--extra-vars={}", serde_json::Value::Object(map));
+            let arg = format!("--extra-vars={{{}}}", entries.join(", "));
             each_step(p, &mut |s| {
                 if s.argv.first().is_some_and(|a| a == "ansible-playbook") {
                     s.argv.push(arg.clone());
@@ -197,7 +203,7 @@ mod tests {
         apply(&mut an, Some("ansible"), &inputs).unwrap();
         assert_eq!(
             an.steps[0].argv.last().unwrap(),
-            r#"--extra-vars={"api_url":"http://a,b"}"#
+            r#"--extra-vars={"api_url": !unsafe "http://a,b"}"#
         );
 
         let mut helm = Prepared::default();
