@@ -154,28 +154,6 @@ pub(super) fn resolve(
     out
 }
 
-/// Values of a deployment's inputs from the outputs it can see (`upstream`: outputs by
-/// deployment id). An input whose producer lacks the output is an error naming the producer
-/// and the outputs it has.
-pub fn values(
-    wires: &[Wire],
-    upstream: &BTreeMap<String, BTreeMap<String, String>>,
-) -> Result<Vec<(Wire, String)>, String> {
-    let mut out = Vec::with_capacity(wires.len());
-    let mut missing = Vec::new();
-    for w in wires {
-        match upstream.get(&w.producer).and_then(|o| o.get(&w.output)) {
-            Some(v) => out.push((w.clone(), v.clone())),
-            None => missing.push(missing_message(w, upstream.get(&w.producer))),
-        }
-    }
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(missing.join("; "))
-    }
-}
-
 /// `input `api_url`: backend-test/terraform has no output `api_url` (its outputs: a, b)`.
 pub fn missing_message(w: &Wire, outputs: Option<&BTreeMap<String, String>>) -> String {
     let has = match outputs {
@@ -204,23 +182,73 @@ mod tests {
     }
 
     #[test]
-    fn values_name_the_producer_and_its_outputs_when_one_is_missing() {
-        let mut up = BTreeMap::new();
-        up.insert(
-            "b/t".to_string(),
-            BTreeMap::from([("url".to_string(), "http://x".to_string())]),
-        );
-        let ok = values(&[wire("api", "b/t", "url")], &up).unwrap();
-        assert_eq!(ok[0].1, "http://x");
-        let e = values(&[wire("api", "b/t", "api_url")], &up).unwrap_err();
+    fn a_missing_output_names_the_producer_and_its_outputs() {
+        let outs = BTreeMap::from([("url".to_string(), "http://x".to_string())]);
         assert_eq!(
-            e,
+            missing_message(&wire("api", "b/t", "api_url"), Some(&outs)),
             "input `api`: b/t has no output `api_url` (its outputs: url)"
         );
-        let e = values(&[wire("n", "c/t", "x")], &up).unwrap_err();
+        let none = missing_message(&wire("n", "c/t", "x"), None);
         assert!(
-            e.contains("c/t has no output `x` (it has no outputs"),
-            "{e}"
+            none.contains("c/t has no output `x` (it has no outputs"),
+            "{none}"
+        );
+    }
+
+    /// The wires of `b/c` in a repo where `a` has deployments `app` and `app.v2`.
+    fn wires_of(inputs: &str) -> (Option<Vec<Wire>>, Diagnostics) {
+        use crate::config::settings::{EnvVars, Flags};
+        use crate::discover::{scan, Input};
+        let t = tempfile::tempdir().unwrap();
+        let w = |p: &str, s: &str| {
+            let p = t.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, s).unwrap();
+        };
+        w(
+            "a/bitops.config.yaml",
+            "bitops:\n  deployments:\n    app: {plugin: terraform}\n    app.v2: {plugin: terraform}\n",
+        );
+        w("a/app/main.tf", "");
+        w("a/app.v2/main.tf", "");
+        w(
+            "b/bitops.config.yaml",
+            &format!("bitops:\n  deployments:\n    p: {{plugin: terraform}}\n    c:\n      plugin: terraform\n      inputs:\n{inputs}"),
+        );
+        w("b/p/main.tf", "");
+        w("b/c/main.tf", "");
+        let (repo, mut d) = scan(&Input {
+            root: t.path().to_path_buf(),
+            flags: &Flags::default(),
+            env: &EnvVars::default(),
+        });
+        let g = crate::graph::build(&repo, &mut d);
+        let wires = g.map(|g| g.inputs[&g.find("b/c").unwrap()].clone());
+        (wires, d)
+    }
+
+    #[test]
+    fn references_resolve_dotted_deployments_and_the_same_environment() {
+        let (wires, d) =
+            wires_of("        x: a/app.v2.url\n        y: a/app.url.full\n        z: p.out\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            wires.unwrap(),
+            vec![
+                wire("x", "a/app.v2", "url"),
+                wire("y", "a/app", "url.full"),
+                wire("z", "b/p", "out"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_input_from_itself_is_a_cycle() {
+        let (wires, d) = wires_of("        x: c.out\n");
+        assert!(wires.is_none());
+        assert!(
+            format!("{d:?}").contains("dependency cycle: b/c → b/c"),
+            "{d:?}"
         );
     }
 
