@@ -31,6 +31,8 @@ pub enum Command {
     Report(ReportArgs),
     /// List or install plugins
     Plugins(PluginsArgs),
+    /// The state store: list locks, runs and outputs; unlock an environment; show outputs
+    State(crate::app::state_cmd::StateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -85,6 +87,10 @@ pub struct Common {
         hide_env_values = true
     )]
     pub state_dir: Option<PathBuf>,
+    /// Keep locks, outputs, journals, reports and history in a shared store:
+    /// s3://bucket/prefix, az://container/prefix, file:///path [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -145,8 +151,8 @@ pub struct ExecArgs {
     /// Time limit for the whole run
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub deadline: Option<Duration>,
-    /// Reruns of a failed deployment [env: BITOPS_RETRIES]
-    #[arg(long, value_name = "N")]
+    /// Reruns of a failed deployment (at most 100) [env: BITOPS_RETRIES]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Between SIGTERM and SIGKILL when stopping a deployment
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30s")]
@@ -220,10 +226,6 @@ pub struct ExportArgs {
     /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
-    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
-    /// of CI artifacts
-    #[arg(long = "state", value_name = "URL")]
-    pub state: Option<String>,
 }
 
 /// The image exported jobs run in unless `--image` says otherwise.
@@ -253,6 +255,9 @@ pub struct ReportArgs {
         hide_env_values = true
     )]
     pub state_dir: Option<PathBuf>,
+    /// Read runs from this shared state store [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
     /// Write a self-contained HTML timeline of the run
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -305,11 +310,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::reader::parse_duration(s)
 }
 
-/// At least 1, like `BITOPS_JOBS` and `bitops.jobs`.
+/// At least 1 and at most 4096, like `BITOPS_JOBS` and `bitops.jobs`.
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
+    use crate::config::section::MAX_JOBS;
+    match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if n > MAX_JOBS => Err(format!("must be at most {MAX_JOBS}")),
+        Ok(n) => usize::try_from(n).map_err(|_| format!("must be at most {MAX_JOBS}")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// At most 100, like `BITOPS_RETRIES` and `retries:`: a huge count is a mistake, not a wish.
+fn parse_retries(s: &str) -> Result<u32, String> {
+    use crate::config::section::MAX_RETRIES;
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > MAX_RETRIES => Err(format!("must be at most {MAX_RETRIES}")),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("must be at most {MAX_RETRIES}")),
         Err(_) => Err(format!("`{s}` is not a whole number")),
     }
 }

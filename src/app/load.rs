@@ -25,6 +25,10 @@ pub struct Loaded {
     /// `--strict`, which made them errors.
     pub warnings: Vec<crate::diagnostic::Problem>,
     pub strict: bool,
+    /// Where locks, outputs, journals, reports and history live (the local folder by default).
+    pub state: crate::state::store::State,
+    /// What chose a shared store (`None`: the embedded local folder).
+    pub state_origin: Option<crate::state::store::choose::Origin>,
 }
 
 /// Whether selection guards (`--max-nodes`, protected environments) apply: not for `plan`.
@@ -164,6 +168,13 @@ pub(super) fn load_for(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
+    let (state, state_origin) = crate::state::store::choose::resolve_for_repo(
+        common.state.as_deref(),
+        &env,
+        &repo,
+        state_dir.clone(),
+        &mut diags,
+    );
     if diags.has_errors() {
         tool_config_problems(&repo, &graph, &selection, &state_dir, &env, &mut diags);
     }
@@ -178,6 +189,8 @@ pub(super) fn load_for(
         state_dir,
         warnings,
         strict: common.strict,
+        state,
+        state_origin,
     })
 }
 

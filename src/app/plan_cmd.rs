@@ -62,7 +62,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         Err(e) => return config_error(&e, color, args.format),
     };
     print_warnings(&mut loaded, color);
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let durations = loaded.state.load_durations();
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);
     if let Err(e) = problems.into_result() {
@@ -157,6 +157,16 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         PlanFormat::Mermaid => out.write_all(plan::graphviz::render_mermaid(&plan).as_bytes()),
         PlanFormat::Markdown => unreachable!("refused without --run above"),
     };
+    // Which shared state store a run would use (text only: the JSON format is versioned; with
+    // the embedded local folder the plan reads as it always did).
+    let written = written.and_then(|()| match (&args.format, &loaded.state_origin) {
+        (PlanFormat::Text, Some(origin)) => writeln!(
+            out,
+            "\nState store: {} (from {origin})",
+            loaded.state.describe()
+        ),
+        _ => Ok(()),
+    });
     // A closed pipe (`bitops plan | head`) is not an error worth a message.
     let _ = written.and_then(|()| out.flush());
     exit_code::SUCCESS
@@ -181,7 +191,7 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
     let feed = super::reporter::feed_for(&live);
     // Dry runs report everything they can: no fail-fast.
     let options = scheduler_options(&loaded, &args.exec, false);
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let durations = loaded.state.load_durations();
     let step_summary = (loaded.env.get("GITHUB_ACTIONS") == Some("true"))
         .then(|| {
             loaded
@@ -196,6 +206,7 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         graph,
         selection,
         state_dir,
+        state,
         ..
     } = loaded;
     let root = repo.root.clone();
@@ -210,6 +221,9 @@ pub(super) fn dry_run(loaded: Loaded, registry: Registry, args: &PlanArgs, color
         in_place: args.exec.in_place,
         durations,
         live: feed,
+        // Dry runs read saved outputs (from a shared store too) and keep none.
+        state,
+        lease: None,
     };
     let Some((result, shown)) =
         super::reporter::execute_reported(req, &graph, &selection, live, None)

@@ -28,7 +28,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     let mut common = args.common.clone();
     let mut resumed: Option<crate::state::journal::Replay> = None;
     if let Some(which) = &args.resume {
-        match resume_selection(&common, &env, which) {
+        match resume_selection(&common, &env, which, command) {
             Ok(replay) => {
                 let remaining = replay.remaining();
                 if remaining.is_empty() {
@@ -81,7 +81,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         loaded.settings.run_mode.value.as_str(),
         "validate_config" | "settings_test"
     ) {
-        let durations = crate::state::load_durations(&loaded.state_dir);
+        let durations = loaded.state.load_durations();
         let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
         let _ = std::io::stdout().write_all(plan::text::render(&plan, &loaded.settings).as_bytes());
         eprintln!(
@@ -93,6 +93,9 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     if let Err(e) = ensure_state_dir(&loaded) {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
+    }
+    if let Err(code) = super::state_run::check(&loaded) {
+        return code;
     }
     let config_hash = crate::state::journal::config_hash(
         loaded
@@ -137,9 +140,14 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         run_id: run_id.clone(),
     };
+    let leases = match super::state_run::lease(&loaded, &lock_envs, &holder, args.lock_timeout) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let lease_watch = leases.as_ref().map(|l| std::sync::Arc::clone(&l.watch));
     let _locks = match crate::state::lock::acquire(
         &loaded.state_dir,
-        &lock_envs,
+        &super::state_run::local_lock_envs(&loaded, &lock_envs),
         &holder,
         args.lock_timeout,
         args.break_stale_locks,
@@ -155,7 +163,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             return exit_code::LOCKED;
         }
     };
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let durations = loaded.state.load_durations();
     let header = crate::state::journal::Entry::Run {
         run_id: run_id.clone(),
         command: command.to_string(),
@@ -174,6 +182,13 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             return exit_code::INTERNAL;
         }
     };
+    let mirror = loaded.state.shared.as_ref().map(|s| {
+        crate::state::store::runs::JournalMirror::start(
+            std::sync::Arc::clone(s),
+            journal.path().to_path_buf(),
+            &run_id,
+        )
+    });
     let options = scheduler_options(&loaded, &args.exec, loaded.settings.fail_fast.value);
     let live = live_display(&args.exec, &loaded.env, color);
     let feed = super::reporter::feed_for(&live);
@@ -182,6 +197,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         graph,
         selection,
         state_dir,
+        state,
         ..
     } = loaded;
     let repo = std::sync::Arc::new(repo);
@@ -196,6 +212,8 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         in_place: args.exec.in_place,
         durations,
         live: feed,
+        state: state.clone(),
+        lease: lease_watch,
     };
     let Some((result, shown)) =
         super::reporter::execute_reported(req, &graph, &selection, live, Some(journal))
@@ -214,7 +232,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .filter(|(_, r)| r.status.is_success() && r.attempts > 0)
         .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
         .collect();
-    let _ = crate::state::record_durations(&state_dir, &finished);
+    let _ = state.record_durations(&finished);
     let summary = report::summary::render(&report::summary::SummaryInput {
         results: &deployments,
         elapsed: result.elapsed,
@@ -235,6 +253,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     ) {
         shown.print(format!("{warning}\n"));
     }
+    super::state_run::finish(&state, &result, mirror, leases);
     closed_exit(shown.close(result.signal.is_some()), code)
 }
 
@@ -267,6 +286,7 @@ pub(super) fn resume_selection(
     common: &Common,
     env: &EnvVars,
     which: &str,
+    command: &str,
 ) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
     use crate::diagnostic::Problem;
     let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
@@ -274,11 +294,18 @@ pub(super) fn resume_selection(
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
-    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+    super::state_run::fetch_for_resume(common, env, &root, &state_dir, which)?;
+    let latest = which.is_empty() || which == "last";
+    let found = if latest {
+        crate::state::journal::find_resumable(&state_dir, command)
+    } else {
+        crate::state::journal::find_run(&state_dir, Some(which))
+    };
+    let run_dir = found.map_err(|e| {
         Problem::new("bitops::resume::run", format!("--resume: {e}"))
             .help("`bitops report` lists earlier runs")
     })?;
-    crate::state::journal::read(&run_dir).map_err(|e| {
+    let replay = crate::state::journal::read(&run_dir).map_err(|e| {
         Problem::new(
             "bitops::resume::journal",
             format!(
@@ -286,7 +313,23 @@ pub(super) fn resume_selection(
                 run_dir.display()
             ),
         )
-    })
+    })?;
+    // Resuming a destroy as a deploy (or the reverse) would run the other action on what is
+    // left: refuse, naming the command that continues it.
+    if replay.command != command {
+        return Err(Problem::new(
+            "bitops::resume::command",
+            format!(
+                "--resume: run {} was a `bitops {}` run, not `bitops {command}`",
+                replay.run_id, replay.command
+            ),
+        )
+        .help(format!(
+            "continue it with `bitops {} --resume {}`",
+            replay.command, replay.run_id
+        )));
+    }
+    Ok(replay)
 }
 
 /// The scheduler's options from settings and flags.

@@ -30,6 +30,8 @@ pub struct BitopsSection {
     pub deployments_loc: Option<Loc>,
     pub depends_on: Option<Vec<Spanned<String>>>,
     pub protected: Option<Spanned<bool>>,
+    /// Repo level only: the shared state store's URL (src/state/store/choose.rs).
+    pub state: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -100,6 +102,7 @@ const SECTION_KEYS: &[&str] = &[
     "deployments",
     "depends_on",
     "protected",
+    "state",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
 const PLUGIN_KEYS: &[&str] = &[
@@ -193,6 +196,7 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
                 s.default_folder = r.string(key, v).filter(|f| r.name(Kind::Folder, f))
             }
             "protected" => s.protected = r.bool(key, v),
+            "state" => s.state = r.string(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
                 s.pools = r.map(key, v).map(|pools| {

@@ -57,6 +57,8 @@ pub struct Runner {
     /// `$BITOPS_PLUGINS_DIR`: the run's folder of links to every configured plugin, or why it
     /// could not be made (then every deployment fails with that reason).
     pub plugins_dir: Result<PathBuf, String>,
+    /// The environment leases of a shared state store: once lost, nothing new starts.
+    pub lease: Option<Arc<crate::state::store::lease::Watch>>,
 }
 
 /// The runner as the scheduler's executor: each node task holds its own `Arc` of it.
@@ -82,6 +84,12 @@ impl Runner {
         let job = self.jobs[node]
             .clone()
             .expect("the scheduler only runs deployment nodes");
+        if let Some(why) = self.lease.as_ref().and_then(|l| l.lost()) {
+            return NodeResult::with_reason(
+                Status::NotRun,
+                format!("not started: {why}; no new deployment starts without the lock"),
+            );
+        }
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
         let log_path = self
@@ -195,9 +203,9 @@ impl Runner {
         }
         // A dry run changed nothing: downstream dry runs see the last real outputs instead.
         if r.status.is_success() && self.action != Action::DryRun {
-            if let Err(e) = outputs::record(&self.workspace.state_dir, &job.id, &r.outputs) {
+            if let Err(e) = self.upstream.keep(&job.id, &r.outputs) {
                 sink.note(&format!(
-                    "bitops: could not keep outputs in the state folder: {e}"
+                    "bitops: could not keep outputs in the state store: {e}"
                 ));
             }
             self.upstream.record(&job.id, &r.outputs);

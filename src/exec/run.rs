@@ -33,6 +33,10 @@ pub struct RunRequest {
     pub durations: HashMap<String, f64>,
     /// Where output lines for the live display go (bounded; the logs get everything).
     pub live: Arc<super::live_feed::LiveFeed>,
+    /// Where saved outputs are read and kept (the state folder unless a shared store is used).
+    pub state: crate::state::store::State,
+    /// The environment leases of a shared store, watched for loss.
+    pub lease: Option<Arc<crate::state::store::lease::Watch>>,
 }
 
 pub struct RunResult {
@@ -192,13 +196,14 @@ pub async fn execute(
         masks,
         events: events.clone(),
         live: Arc::clone(&req.live),
-        upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
+        upstream: super::upstream::Upstream::with_state(graph, req.state.clone()),
         backoff: Duration::from_secs(2),
         plugins_dir: crate::plugins::links::create(
             &run_dir.join("plugins"),
             &crate::plugins::links::plugin_dirs(repo, &req.state_dir),
         )
         .map_err(|e| e.to_string()),
+        lease: req.lease.clone(),
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();

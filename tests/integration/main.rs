@@ -26,6 +26,7 @@ mod repo_shape;
 mod reports;
 mod selection;
 mod signals;
+mod state_store;
 mod terraform;
 mod tooling;
 mod workspace;
