@@ -123,13 +123,7 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
                         .plugin_dir(plugin)
                         .is_none()
                         .then_some(plugin.as_str());
-                    match plan::preview::with_inputs(
-                        &mut p,
-                        builtin,
-                        wires,
-                        &loaded.state_dir,
-                        masks,
-                    ) {
+                    match plan::preview::with_inputs(&mut p, builtin, wires, &loaded.state, masks) {
                         Ok(s) => shown = s,
                         Err(e) => {
                             plan.invocations.insert(i, Err(format!("inputs: {e}")));

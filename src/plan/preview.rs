@@ -154,13 +154,14 @@ pub fn invocation(p: &Prepared, masks: &[Mask]) -> Invocation {
 }
 
 /// Adds a deployment's declared inputs to what the plan shows, with the producers' last
-/// successful outputs (this run's are not known yet); an unknown value is shown as
+/// successful outputs from the state (the local folder or the shared store; this run's are not
+/// known yet); an unknown value is shown as
 /// `<env/deployment.output>`. `builtin`: the built-in plugin's name, `None` for BitOps-format.
 pub fn with_inputs(
     p: &mut Prepared,
     builtin: Option<&str>,
     wires: &[crate::graph::inputs::Wire],
-    state_dir: &Path,
+    state: &crate::state::store::State,
     masks: &[Mask],
 ) -> Result<Vec<super::InputShown>, String> {
     let mut saved: HashMap<&str, Option<crate::exec::outputs::Outputs>> = HashMap::new();
@@ -169,7 +170,8 @@ pub fn with_inputs(
     for w in wires {
         let outs = saved
             .entry(w.producer.as_str())
-            .or_insert_with(|| crate::exec::outputs::load_saved(state_dir, &w.producer));
+            // Unreadable (a shared store not answering) shows as not known: a plan runs nothing.
+            .or_insert_with(|| state.load_outputs(&w.producer).ok().flatten());
         let value = outs
             .as_ref()
             .and_then(|o| o.iter().find(|(k, _)| *k == w.output))
