@@ -94,6 +94,8 @@ pub struct Deployment {
     pub timeout: Setting<Option<Duration>>,
     pub retries: Setting<u32>,
     pub pool: Option<Spanned<String>>,
+    /// Declared `inputs` (resolved against the graph in `graph::inputs`).
+    pub inputs: Vec<crate::config::section::InputSpec>,
     pub hooks: Hooks,
 }
 

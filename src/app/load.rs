@@ -108,6 +108,7 @@ pub(super) fn load_for(
             e.depends_on.clear();
             for d in &mut e.deployments {
                 d.depends_on = Some(Vec::new());
+                d.inputs.clear();
             }
         }
         let mut scratch = crate::diagnostic::Diagnostics::default();

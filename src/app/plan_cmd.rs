@@ -123,10 +123,30 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     }
     for (i, r) in prepared {
         match r {
-            Ok(p) => {
+            Ok(mut p) => {
                 let masks = &masks[loaded.graph.node(i).env];
-                plan.invocations
-                    .insert(i, Ok(plan::preview::invocation(&p, masks)));
+                let wires = loaded.graph.inputs.get(&i).map(Vec::as_slice);
+                let mut shown = Vec::new();
+                if let Some(wires) = wires {
+                    let n = loaded.graph.node(i);
+                    let plugin = &loaded.repo.environments[n.env].deployments
+                        [n.dep.expect("deployment")]
+                    .plugin;
+                    let builtin = registry
+                        .plugin_dir(plugin)
+                        .is_none()
+                        .then_some(plugin.as_str());
+                    match plan::preview::with_inputs(&mut p, builtin, wires, &loaded.state, masks) {
+                        Ok(s) => shown = s,
+                        Err(e) => {
+                            plan.invocations.insert(i, Err(format!("inputs: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                let mut inv = plan::preview::invocation(&p, masks);
+                inv.inputs = shown;
+                plan.invocations.insert(i, Ok(inv));
             }
             Err(list) => list.into_iter().for_each(|p| problems.push(p)),
         }

@@ -73,6 +73,16 @@ pub struct DeploymentSpec {
     pub timeout: Option<Spanned<Duration>>,
     pub retries: Option<Spanned<u64>>,
     pub pool: Option<Spanned<String>>,
+    /// `inputs: {name: <env>/<deployment>.<output>}`, in the order written.
+    pub inputs: Vec<InputSpec>,
+}
+
+/// One declared input: a name for the tool and the upstream output it takes its value from.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    pub name: Spanned<String>,
+    /// `<env>/<deployment>.<output>` or `<deployment>.<output>` (same environment).
+    pub from: Spanned<String>,
 }
 
 /// Limits on numbers (docs/guarantees.md): out of range is a located error, never truncated.
@@ -102,7 +112,14 @@ const PLUGIN_KEYS: &[&str] = &[
     "plan_action",
     "destroy_action",
 ];
-const DEPLOYMENT_KEYS: &[&str] = &["plugin", "depends_on", "timeout", "retries", "pool"];
+const DEPLOYMENT_KEYS: &[&str] = &[
+    "plugin",
+    "depends_on",
+    "timeout",
+    "retries",
+    "pool",
+    "inputs",
+];
 
 /// Reads the `bitops:` section of a parsed repo- or environment-level file.
 pub fn read_file_section(
@@ -358,6 +375,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
             timeout: None,
             retries: None,
             pool: None,
+            inputs: Vec::new(),
         };
         if let Some(fields) = r.map(&format!("deployments.{}", name.value), v) {
             r.check_keys(
@@ -372,6 +390,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                     "timeout" => d.timeout = r.duration("timeout", v),
                     "retries" => d.retries = r.uint_in("retries", v, 0, MAX_RETRIES),
                     "pool" => d.pool = r.string("pool", v),
+                    "inputs" => d.inputs = read_inputs(r, v),
                     _ => {}
                 }
             }
@@ -395,6 +414,24 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
         out.push(d);
     }
     Some(out)
+}
+
+/// `inputs:` of a deployment entry: names checked here (they become variable names and
+/// arguments); references are resolved with the graph, where every deployment is known.
+fn read_inputs(r: &mut Reader<'_>, node: &Node) -> Vec<InputSpec> {
+    let Some(entries) = r.map("inputs", node) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, v) in entries {
+        if !r.name(Kind::Input, &name) {
+            continue;
+        }
+        if let Some(from) = r.string(&format!("inputs.{}", name.value), v) {
+            out.push(InputSpec { name, from });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -397,6 +397,7 @@ impl EnvCtx<'_> {
             timeout,
             retries,
             pool: spec.pool.clone(),
+            inputs: spec.inputs.clone(),
         })
     }
 
@@ -431,6 +432,7 @@ impl EnvCtx<'_> {
                 timeout: settings.timeout.clone(),
                 retries: settings.retries.clone(),
                 pool: None,
+                inputs: Vec::new(),
                 hooks: self.hooks(env, n),
             })
             .collect()

@@ -29,6 +29,8 @@ pub struct Job {
     pub dep: usize,
     pub timeout: Option<Duration>,
     pub retries: u32,
+    /// Declared inputs (`inputs:`), resolved against the graph.
+    pub inputs: Vec<crate::graph::inputs::Wire>,
 }
 
 /// Everything shared by the deployments of one run.
@@ -109,6 +111,26 @@ impl Runner {
                 return r;
             }
         };
+        // Inputs are known before the first attempt: a missing one fails the deployment before
+        // anything of it starts (no retry would make the producer's outputs appear).
+        let inputs = match self.input_values(&job, &mut sink) {
+            Ok(v) => v,
+            Err(reason) => {
+                let _ = self.events.send(RunEvent::NodeStarted {
+                    id: job.id.clone(),
+                    attempt: 1,
+                    log: Some(log_path.clone()),
+                });
+                let mut r = self.fail(&mut sink, reason);
+                r.attempts = 1;
+                r.started = Some(started_at);
+                r.ended = Some(SystemTime::now());
+                r.duration = clock.elapsed();
+                r.log = Some(log_path);
+                r.tail = sink.tail();
+                return r;
+            }
+        };
         let mut attempt = 0u32;
         let mut delay = self.backoff;
         let result = loop {
@@ -121,7 +143,7 @@ impl Runner {
             if attempt > 1 {
                 sink.note(&format!("--- attempt {attempt} of {} ---", job.retries + 1));
             }
-            let outcome = self.attempt(&job, &mut sink, &mut stop).await;
+            let outcome = self.attempt(&job, &inputs, &mut sink, &mut stop).await;
             let retry = outcome.status == Status::Failed
                 && attempt <= job.retries
                 && *stop.borrow() == StopRequest::None;
@@ -311,9 +333,44 @@ impl Runner {
         (vars, output_file, inputs_file)
     }
 
+    /// The values of the deployment's declared inputs, from what it sees upstream. A deploy
+    /// fails on a missing one; a dry run or destroy goes on without it (a dry run previews
+    /// with the last real outputs, which a never-deployed producer does not have), saying so.
+    fn input_values(&self, job: &Job, sink: &mut LogSink) -> Result<Vec<(String, String)>, String> {
+        if job.inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let upstream = self.upstream.inputs(&job.id);
+        let mut out = Vec::with_capacity(job.inputs.len());
+        let mut missing = Vec::new();
+        for w in &job.inputs {
+            match upstream.get(&w.producer).and_then(|o| o.get(&w.output)) {
+                Some(v) => {
+                    sink.note(&format!("bitops: input {} <- {}", w.name, w.reference()));
+                    out.push((w.name.clone(), v.clone()));
+                }
+                None => missing.push(crate::graph::inputs::missing_message(
+                    w,
+                    upstream.get(&w.producer),
+                )),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        if self.action == Action::Deploy {
+            return Err(missing.join("; "));
+        }
+        for m in &missing {
+            sink.note(&format!("bitops: {m}; going on without it"));
+        }
+        Ok(out)
+    }
+
     async fn attempt(
         &self,
         job: &Job,
+        inputs: &[(String, String)],
         sink: &mut LogSink,
         stop: &mut watch::Receiver<StopRequest>,
     ) -> NodeResult {
@@ -437,6 +494,11 @@ impl Runner {
         if let Some(why) = &prepared.skip {
             sink.note(&format!("bitops: skipped: {why}"));
             return NodeResult::with_reason(Status::NotApplicable, why.clone());
+        }
+        let mut prepared = prepared;
+        let builtin = plugin_dir.is_none().then_some(dep.plugin.as_str());
+        if let Err(e) = crate::plugins::inputs::apply(&mut prepared, builtin, inputs) {
+            return self.fail(sink, format!("inputs: {e}"));
         }
         vars.extend(prepared.exports.clone());
         for k in &prepared.unset {

@@ -140,6 +140,7 @@ pub async fn execute(
             dep: di,
             timeout: d.timeout.value,
             retries: d.retries.value,
+            inputs: graph.inputs.get(&i).cloned().unwrap_or_default(),
         }));
     }
     // Every string leaving the engine is masked with every environment's masks (see

@@ -38,6 +38,8 @@ pub enum Edge {
     Sequence,
     /// A `depends_on` entry, with where it was written.
     Declared(Loc),
+    /// An `inputs` entry naming an output of the producer, with where it was written.
+    Input(Loc),
 }
 
 /// What a dependent needs of a dependency before it starts.
@@ -63,7 +65,7 @@ impl Edge {
     pub fn kind(&self) -> EdgeKind {
         match self {
             Edge::Sequence => EdgeKind::Order,
-            Edge::Member | Edge::Declared(_) => EdgeKind::Success,
+            Edge::Member | Edge::Declared(_) | Edge::Input(_) => EdgeKind::Success,
         }
     }
 }
@@ -75,6 +77,8 @@ pub struct Graph {
     index: HashMap<String, NodeIndex>,
     /// A topological order of all nodes.
     pub topo: Vec<NodeIndex>,
+    /// Declared inputs of deployment nodes that have any.
+    pub inputs: HashMap<NodeIndex, Vec<super::inputs::Wire>>,
 }
 
 impl Graph {
@@ -190,9 +194,19 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
     }
 
     let before = diags.len();
+    let mut inputs = HashMap::new();
     for (ei, env) in repo.environments.iter().enumerate() {
         for (di, d) in env.deployments.iter().enumerate() {
             let me = dep_nodes[ei][di];
+            // First: an input on the previous deployment is a success edge, not the order one.
+            if !d.inputs.is_empty() {
+                let mut wires = Vec::with_capacity(d.inputs.len());
+                for (producer, loc, wire) in super::inputs::resolve(repo, env, d, &b.index, diags) {
+                    b.edge(producer, me, Edge::Input(loc));
+                    wires.push(wire);
+                }
+                inputs.insert(me, wires);
+            }
             match &d.depends_on {
                 None if di > 0 => b.edge(dep_nodes[ei][di - 1], me, Edge::Sequence),
                 None => {}
@@ -224,6 +238,7 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
             dag: b.dag,
             index: b.index,
             topo,
+            inputs,
         }),
         Ok(_) => None,
         Err(_) => {
@@ -338,26 +353,31 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
         let declared = path
             .windows(2)
             .find_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
-                Edge::Declared(loc) => Some(loc.clone()),
+                Edge::Declared(loc) | Edge::Input(loc) => Some(loc.clone()),
                 _ => None,
             });
         // Every declared edge of the cycle, so the user sees all the entries to choose from.
         let edges: Vec<String> = path
             .windows(2)
             .filter_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
-                Edge::Declared(loc) => {
+                Edge::Declared(loc) | Edge::Input(loc) => {
                     Some(format!("{} → {} at {loc}", dag[w[0]].id, dag[w[1]].id))
                 }
                 _ => None,
             })
             .collect();
+        let has_input = path.windows(2).any(|w| {
+            dag.find_edge(w[1], w[0])
+                .is_some_and(|e| matches!(dag[e], Edge::Input(_)))
+        });
         let p = Problem::new(
             "bitops::graph::cycle",
             format!("dependency cycle: {}", text.join(" → ")),
         )
         .at_opt(declared.as_ref(), "this dependency closes the cycle")
         .help(format!(
-            "remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            "remove one `depends_on` entry{} of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            if has_input { " or input" } else { "" },
             edges.join("; ")
         ));
         diags.push(p);

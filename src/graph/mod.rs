@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod changed;
+pub mod inputs;
 pub mod lint;
 pub mod select;
 

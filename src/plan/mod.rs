@@ -27,6 +27,21 @@ pub struct Invocation {
     pub commands: Vec<String>,
     /// Resolved plugin settings as `key = value (origin)`.
     pub settings: Vec<String>,
+    /// Declared inputs: where each comes from and, when the producer's last outputs are known,
+    /// its value (masked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputShown>,
+}
+
+/// One declared input as a plan shows it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct InputShown {
+    pub name: String,
+    /// `backend-test/terraform.api_url`.
+    pub from: String,
+    /// The producer's last successful value, with the masks applied; `None` when unknown
+    /// (then the commands show `<backend-test/terraform.api_url>` in its place).
+    pub value: Option<String>,
 }
 
 pub struct Plan<'a> {

@@ -149,7 +149,47 @@ pub fn invocation(p: &Prepared, masks: &[Mask]) -> Invocation {
             .collect(),
         commands,
         settings: p.settings.iter().map(|s| mask(s)).collect(),
+        inputs: Vec::new(),
     }
+}
+
+/// Adds a deployment's declared inputs to what the plan shows, with the producers' last
+/// successful outputs from the state (the local folder or the shared store; this run's are not
+/// known yet); an unknown value is shown as
+/// `<env/deployment.output>`. `builtin`: the built-in plugin's name, `None` for BitOps-format.
+pub fn with_inputs(
+    p: &mut Prepared,
+    builtin: Option<&str>,
+    wires: &[crate::graph::inputs::Wire],
+    state: &crate::state::store::State,
+    masks: &[Mask],
+) -> Result<Vec<super::InputShown>, String> {
+    let mut saved: HashMap<&str, Option<crate::exec::outputs::Outputs>> = HashMap::new();
+    let mut values = Vec::with_capacity(wires.len());
+    let mut shown = Vec::with_capacity(wires.len());
+    for w in wires {
+        let outs = saved
+            .entry(w.producer.as_str())
+            // Unreadable (a shared store not answering) shows as not known: a plan runs nothing.
+            .or_insert_with(|| state.load_outputs(&w.producer).ok().flatten());
+        let value = outs
+            .as_ref()
+            .and_then(|o| o.iter().find(|(k, _)| *k == w.output))
+            .map(|(_, v)| v.clone());
+        values.push((
+            w.name.clone(),
+            value
+                .clone()
+                .unwrap_or_else(|| format!("<{}>", w.reference())),
+        ));
+        shown.push(super::InputShown {
+            name: w.name.clone(),
+            from: w.reference(),
+            value: value.map(|v| apply_masks(masks, &v)),
+        });
+    }
+    crate::plugins::inputs::apply(p, builtin, &values)?;
+    Ok(shown)
 }
 
 /// Problems of prepared deployments and tools missing from PATH, naming who needs them.

@@ -109,6 +109,19 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
                 deps.join(", ")
             },
         );
+        if let Some(Ok(inv)) = plan.invocations.get(&i) {
+            for (n, input) in inv.inputs.iter().enumerate() {
+                let value = match &input.value {
+                    Some(v) => format!(" = {v}"),
+                    None => " (value not known yet: no successful deploy of it recorded)".into(),
+                };
+                field(
+                    &mut out,
+                    if n == 0 { "inputs" } else { "" },
+                    &format!("{} <- {}{value}", input.name, input.from),
+                );
+            }
+        }
         let timeout = match d.timeout.value {
             Some(t) => humantime::format_duration(t).to_string(),
             None => "none".into(),

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod bitops_format;
 pub mod bitops_run;
 pub mod builtin;
+pub mod inputs;
 pub mod links;
 pub mod manage;
 pub mod registry;

@@ -14,6 +14,7 @@ mod export_ci;
 mod failure;
 mod faults;
 mod hostile;
+mod inputs;
 mod legacy_keys;
 mod masks;
 mod missing_tools;
