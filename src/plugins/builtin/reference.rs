@@ -122,10 +122,10 @@ pub fn render_document() -> String {
         }
         let legacy: Vec<_> = LEGACY_KEYS.iter().filter(|k| k.root == *plugin).collect();
         if !legacy.is_empty() {
-            out.push_str(&format!(
+            out.push_str(
                 "\nLegacy keys (warnings; errors with `--strict`):\n\n\
-                 | Legacy key | Read as | What happens |\n| --- | --- | --- |\n"
-            ));
+                 | Legacy key | Read as | What happens |\n| --- | --- | --- |\n",
+            );
             for k in legacy {
                 let read_as = k
                     .replacement
