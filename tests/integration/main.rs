@@ -27,4 +27,5 @@ mod selection;
 mod signals;
 mod terraform;
 mod tooling;
+mod troubleshooting;
 mod workspace;
