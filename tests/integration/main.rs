@@ -8,6 +8,7 @@ mod harness;
 mod deploy_order;
 mod diagnostics;
 mod display;
+mod docs_commands;
 mod edges;
 mod examples;
 mod export_ci;
