@@ -139,7 +139,7 @@ fn every_command_and_flag_the_guides_show_exists() {
             if !quoted_a_command && words.len() <= 2 && code.starts_with("--") {
                 let flag = flags(&words[..1]).pop().unwrap_or_default();
                 let known = OTHER_TOOLS.contains(&flag.as_str())
-                    || COMMANDS.iter().any(|c| has_flag(&helps.of(&[c]), &flag));
+                    || COMMANDS.iter().any(|c| has_flag(helps.of(&[c]), &flag));
                 if !known {
                     problems.push(format!("{name}: no bitops command has `{flag}`"));
                 }
