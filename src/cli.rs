@@ -145,8 +145,8 @@ pub struct ExecArgs {
     /// Time limit for the whole run
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub deadline: Option<Duration>,
-    /// Reruns of a failed deployment [env: BITOPS_RETRIES]
-    #[arg(long, value_name = "N")]
+    /// Reruns of a failed deployment (at most 100) [env: BITOPS_RETRIES]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Between SIGTERM and SIGKILL when stopping a deployment
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30s")]
@@ -305,11 +305,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::reader::parse_duration(s)
 }
 
-/// At least 1, like `BITOPS_JOBS` and `bitops.jobs`.
+/// At least 1 and at most 4096, like `BITOPS_JOBS` and `bitops.jobs`.
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
+    use crate::config::section::MAX_JOBS;
+    match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if n > MAX_JOBS => Err(format!("must be at most {MAX_JOBS}")),
+        Ok(n) => usize::try_from(n).map_err(|_| format!("must be at most {MAX_JOBS}")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// At most 100, like `BITOPS_RETRIES` and `retries:`: a huge count is a mistake, not a wish.
+fn parse_retries(s: &str) -> Result<u32, String> {
+    use crate::config::section::MAX_RETRIES;
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > MAX_RETRIES => Err(format!("must be at most {MAX_RETRIES}")),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("must be at most {MAX_RETRIES}")),
         Err(_) => Err(format!("`{s}` is not a whole number")),
     }
 }

@@ -28,7 +28,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     let mut common = args.common.clone();
     let mut resumed: Option<crate::state::journal::Replay> = None;
     if let Some(which) = &args.resume {
-        match resume_selection(&common, &env, which) {
+        match resume_selection(&common, &env, which, command) {
             Ok(replay) => {
                 let remaining = replay.remaining();
                 if remaining.is_empty() {
@@ -267,6 +267,7 @@ pub(super) fn resume_selection(
     common: &Common,
     env: &EnvVars,
     which: &str,
+    command: &str,
 ) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
     use crate::diagnostic::Problem;
     let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
@@ -274,11 +275,17 @@ pub(super) fn resume_selection(
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
-    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+    let latest = which.is_empty() || which == "last";
+    let found = if latest {
+        crate::state::journal::find_resumable(&state_dir, command)
+    } else {
+        crate::state::journal::find_run(&state_dir, Some(which))
+    };
+    let run_dir = found.map_err(|e| {
         Problem::new("bitops::resume::run", format!("--resume: {e}"))
             .help("`bitops report` lists earlier runs")
     })?;
-    crate::state::journal::read(&run_dir).map_err(|e| {
+    let replay = crate::state::journal::read(&run_dir).map_err(|e| {
         Problem::new(
             "bitops::resume::journal",
             format!(
@@ -286,7 +293,23 @@ pub(super) fn resume_selection(
                 run_dir.display()
             ),
         )
-    })
+    })?;
+    // Resuming a destroy as a deploy (or the reverse) would run the other action on what is
+    // left: refuse, naming the command that continues it.
+    if replay.command != command {
+        return Err(Problem::new(
+            "bitops::resume::command",
+            format!(
+                "--resume: run {} was a `bitops {}` run, not `bitops {command}`",
+                replay.run_id, replay.command
+            ),
+        )
+        .help(format!(
+            "continue it with `bitops {} --resume {}`",
+            replay.command, replay.run_id
+        )));
+    }
+    Ok(replay)
 }
 
 /// The scheduler's options from settings and flags.

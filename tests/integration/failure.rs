@@ -326,3 +326,45 @@ fn the_run_deadline_stops_running_deployments_and_starts_nothing_new() {
     assert!(out.stderr.contains("deadline"), "{out}");
     assert_no_survivors(&repo, &["inner", "background"]);
 }
+
+#[test]
+fn resume_continues_the_last_run_of_its_own_command() {
+    let repo = failing_repo();
+    repo.dep(
+        "x",
+        "fail",
+        "[ -e \"$T_OUT/fixed\" ] || { echo 'about to fail'; exit 3; }",
+    );
+    let out = repo.run(&["deploy", "--keep-going", "--progress", "plain"]);
+    assert_eq!(out.code, 1, "{out}");
+    // A newer run of another command: the `sh` plugin has no stack action, so this destroy
+    // runs nothing and its journal has nothing left to do.
+    let out = repo.run(&["destroy", "--all", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let mut dirs = repo.run_dirs();
+    dirs.sort();
+    let destroy_id = dirs
+        .last()
+        .and_then(|d| d.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // Named explicitly, the destroy run is refused for a deploy, naming the command to use.
+    let out = repo.run(&["deploy", "--resume", &destroy_id]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("was a `bitops destroy` run")
+            && out
+                .stderr
+                .contains(&format!("bitops destroy --resume {destroy_id}")),
+        "{out}"
+    );
+    // Without an id, `--resume` passes over it to the failed deploy.
+    std::fs::write(repo.out_file("fixed"), "").unwrap();
+    std::fs::remove_file(repo.out_file("trace")).unwrap();
+    let out = repo.run(&["deploy", "--resume", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let mut rerun = repo.trace().starts;
+    rerun.sort();
+    assert_eq!(rerun, vec!["w/d", "x/fail"], "{out}");
+}

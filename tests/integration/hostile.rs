@@ -195,6 +195,16 @@ fn huge_durations_and_numbers_are_located_errors_not_panics() {
         assert_eq!(out.code, 2, "{flag}: {out}");
         assert!(out.stderr.contains("at most 365 days"), "{flag}: {out}");
     }
+    for (flag, value, limit) in [
+        ("--retries", "4294967296", "at most 100"),
+        ("--retries", "101", "at most 100"),
+        ("--jobs", "18446744073709551616", "whole number"),
+        ("--jobs", "5000", "at most 4096"),
+    ] {
+        let out = repo.run(&["deploy", flag, value]);
+        assert_eq!(out.code, 2, "{flag} {value}: {out}");
+        assert!(out.stderr.contains(limit), "{flag} {value}: {out}");
+    }
     assert!(repo.started().is_empty(), "nothing ran");
 }
 
