@@ -365,14 +365,16 @@ pub fn check_not_empty(
         return;
     }
     // Tool folders at the top: this is an environment folder, not the repo.
+    // (A tool folder with no environment inside is a support folder to discovery.)
     let tools: Vec<&str> = repo
         .environments
         .iter()
         .map(|e| e.name.as_str())
+        .chain(repo.support_dirs.iter().map(String::as_str))
         .filter(|n| crate::model::BUILTIN_PLUGINS.contains(n))
         .collect();
     let searched = if repo.environments.is_empty() {
-        format!("no environment folders in `{root}` (an environment is a top-level folder not starting with `_` or `.`)")
+        format!("no environment folders in `{root}` (an environment is a top-level folder, not starting with `_` or `.`, that holds a bitops.config.yaml or a tool folder)")
     } else {
         format!(
             "no deployments in `{root}`: its environment folders ({}) hold no tool folder (terraform/, helm/, …) and list no `bitops.deployments`",

@@ -19,7 +19,7 @@ use super::common::{schema, Settings};
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("../bitops_format/fixtures/ansible.schema.yaml");
 
-fn ansible_schema() -> &'static Schema {
+pub(super) fn ansible_schema() -> &'static Schema {
     schema(&SCHEMA, "ansible.schema.yaml", SCHEMA_TEXT)
 }
 

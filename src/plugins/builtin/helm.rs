@@ -40,7 +40,7 @@ use super::kubectl::{decode_to_file_step, kube_help, kube_setup, kube_source, Ku
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("schemas/helm.schema.yaml");
 
-fn helm_schema() -> &'static Schema {
+pub(super) fn helm_schema() -> &'static Schema {
     schema(&SCHEMA, "built-in helm.schema.yaml", SCHEMA_TEXT)
 }
 

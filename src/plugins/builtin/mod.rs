@@ -15,6 +15,7 @@ pub mod cloudformation;
 mod common;
 pub mod helm;
 pub mod kubectl;
+pub mod reference;
 pub mod terraform;
 
 #[cfg(test)]
