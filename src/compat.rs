@@ -183,15 +183,10 @@ fn cell(s: &str) -> String {
 mod tests {
     #[test]
     fn compatibility_doc_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md");
-        let want = super::render_document();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            std::fs::write(path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            have == want,
-            "docs/compatibility.md is out of date: run `UPDATE_DOCS=1 cargo test --lib compat`"
+        crate::test_tools::assert_generated_doc(
+            "compatibility.md",
+            &super::render_document(),
+            "cargo test --lib compat",
         );
     }
 }

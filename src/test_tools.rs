@@ -126,3 +126,19 @@ mod tests {
         assert!(super::require("true", &[]));
     }
 }
+
+/// A document generated from code (`docs/<name>`) is what the code renders now; with
+/// `UPDATE_DOCS` set it is rewritten first. `how` says which test rewrites it.
+pub(crate) fn assert_generated_doc(name: &str, want: &str, how: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(name);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/{name} is out of date: run `UPDATE_DOCS=1 {how}`"
+    );
+}

@@ -69,10 +69,24 @@ pub fn load_durations(state_dir: &Path) -> HashMap<String, f64> {
         .unwrap_or_default()
 }
 
+/// `history.json`, in the state folder or a shared store.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
-struct History {
+pub(crate) struct History {
     #[serde(default)]
-    durations: HashMap<String, f64>,
+    pub(crate) durations: HashMap<String, f64>,
+}
+
+impl History {
+    /// Folds a run's successful durations in (weight 0.5 for the newest run).
+    pub(crate) fn fold(&mut self, finished: &[(String, f64)]) {
+        for (id, secs) in finished {
+            let v = self
+                .durations
+                .get(id)
+                .map_or(*secs, |old| 0.5 * old + 0.5 * secs);
+            self.durations.insert(id.clone(), v);
+        }
+    }
 }
 
 /// Folds a run's successful durations into the history (weight 0.5 for the newest run).
@@ -80,13 +94,7 @@ pub fn record_durations(state_dir: &Path, finished: &[(String, f64)]) -> std::io
     let mut h = History {
         durations: load_durations(state_dir),
     };
-    for (id, secs) in finished {
-        let v = h
-            .durations
-            .get(id)
-            .map_or(*secs, |old| 0.5 * old + 0.5 * secs);
-        h.durations.insert(id.clone(), v);
-    }
+    h.fold(finished);
     fsutil::state_dir(state_dir)?;
     fsutil::write_private_atomic(
         &history_path(state_dir),

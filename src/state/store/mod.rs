@@ -259,13 +259,7 @@ impl State {
                 ),
                 None => (History::default(), Cond::Create),
             };
-            for (id, secs) in finished {
-                let v = h
-                    .durations
-                    .get(id)
-                    .map_or(*secs, |old| 0.5 * old + 0.5 * secs);
-                h.durations.insert(id.clone(), v);
-            }
+            h.fold(finished);
             let data = serde_json::to_vec_pretty(&h).expect("plain map serializes");
             match s.put(HISTORY_KEY, data, cond) {
                 Ok(_) => return Ok(()),
@@ -295,11 +289,7 @@ impl State {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct History {
-    #[serde(default)]
-    durations: HashMap<String, f64>,
-}
+use crate::state::History;
 
 /// Opens the store a URL names (already checked by [`choose::parse`]).
 pub fn open(
