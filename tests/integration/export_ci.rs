@@ -3,7 +3,9 @@
 //! (`--shell-executor-no-image --shell-isolation`), each job in its own copy of the checkout.
 //! Every job passes, jobs start only after the jobs they need ended, and outputs cross jobs and
 //! environments through GitLab artifacts alone: the same pipeline without `artifacts: true`
-//! fails where a deployment needs an upstream output.
+//! fails where a deployment needs an upstream output. The store variant exports with
+//! `--state s3://…` (that same pipeline without artifacts, plus the store) and runs it against
+//! a real moto S3: outputs cross through the store, which then holds them and each job's report.
 //!
 //! Jobs find bitops the way a real shell runner would, as `bitops` on PATH: the freshly built
 //! binary is linked into a folder put first on gitlab-ci-local's PATH.
@@ -14,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{require_tools, wait_bounded, TestRepo, BIN};
+use crate::services::{moto_s3, s3_keys};
 
 /// Jobs of the fixture's pipeline, and the jobs each one needs (the plan's graph with
 /// environment nodes contracted: `frontend-test` depends on all of `backend-test`).
@@ -51,9 +54,11 @@ fn gitlab_ci_local() -> bool {
 }
 
 /// The fixture as a git checkout with the exported pipeline committed as `.gitlab-ci.yml`.
-fn checkout(pipeline_edit: impl Fn(&str) -> String) -> (TestRepo, String) {
+fn checkout(extra: &[&str], pipeline_edit: impl Fn(&str) -> String) -> (TestRepo, String) {
     let repo = TestRepo::fixture("export-ci");
-    let out = repo.run(&["export", "--to", "gitlab-ci", "--image", "none"]);
+    let mut args = vec!["export", "--to", "gitlab-ci", "--image", "none"];
+    args.extend_from_slice(extra);
+    let out = repo.run(&args);
     assert_eq!(out.code, 0, "{out}");
     let pipeline = pipeline_edit(&out.stdout);
     repo.write(".gitlab-ci.yml", &pipeline);
@@ -69,8 +74,9 @@ struct Pipeline {
     output: String,
 }
 
-/// Runs the whole pipeline with gitlab-ci-local in the checkout, bounded in time.
-fn run_pipeline(repo: &TestRepo) -> Pipeline {
+/// Runs the whole pipeline with gitlab-ci-local in the checkout, bounded in time; `vars` are
+/// set in gitlab-ci-local's environment.
+fn run_pipeline(repo: &TestRepo, vars: &[(String, String)]) -> Pipeline {
     let bin = repo.out_file("bin");
     let link = bin.join("bitops");
     if !link.exists() {
@@ -94,6 +100,7 @@ fn run_pipeline(repo: &TestRepo) -> Pipeline {
         .env("PATH", format!("{}:{path}", bin.display()))
         .env("HOME", &home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(fs::File::create(&log).expect("log file"))
         .stderr(fs::File::create(repo.out_file("gitlab-ci-local.stderr")).expect("log file"))
@@ -128,7 +135,7 @@ fn gitlab_ci_local_runs_an_exported_pipeline_with_outputs_through_artifacts() {
     if !gitlab_ci_local() {
         return;
     }
-    let (repo, pipeline) = checkout(str::to_string);
+    let (repo, pipeline) = checkout(&[], str::to_string);
     assert!(
         !pipeline.contains("image:"),
         "a shell-runner pipeline names an image:\n{pipeline}"
@@ -137,7 +144,13 @@ fn gitlab_ci_local_runs_an_exported_pipeline_with_outputs_through_artifacts() {
         assert!(pipeline.contains(&format!("- bitops deploy -C . --only {job}\n")));
     }
 
-    let p = run_pipeline(&repo);
+    let p = run_pipeline(&repo, &[]);
+    assert_outputs_crossed_jobs(&repo, &p);
+}
+
+/// What a passing run of the fixture's pipeline shows: every job passed, each started after the
+/// jobs it needs had ended, and outputs crossed jobs and environments.
+fn assert_outputs_crossed_jobs(repo: &TestRepo, p: &Pipeline) {
     assert_eq!(p.code, 0, "the pipeline failed:\n{}", p.output);
     let mut all: Vec<String> = NEEDS.iter().map(|(j, _)| j.to_string()).collect();
     all.sort();
@@ -188,9 +201,9 @@ fn without_artifacts_the_outputs_do_not_reach_the_next_job() {
     if !gitlab_ci_local() {
         return;
     }
-    let (repo, pipeline) = checkout(|p| p.replace("artifacts: true", "artifacts: false"));
+    let (repo, pipeline) = checkout(&[], |p| p.replace("artifacts: true", "artifacts: false"));
     assert!(pipeline.contains("artifacts: false"));
-    let p = run_pipeline(&repo);
+    let p = run_pipeline(&repo, &[]);
     assert_ne!(p.code, 0, "{}", p.output);
     assert_eq!(
         jobs_with(&p.output, "FAIL"),
@@ -199,6 +212,56 @@ fn without_artifacts_the_outputs_do_not_reach_the_next_job() {
         p.output
     );
     assert!(!repo.trace().ran("frontend-test/web"), "{}", p.output);
+}
+
+/// The store the S3 variant's jobs share: a bucket on moto and a prefix in it.
+const BUCKET: &str = "ops-state";
+const PREFIX: &str = "team/ops";
+
+/// The same pipeline exported with `--state s3://…`: its needs carry no artifacts (the export
+/// writes `artifacts: false` and no outputs paths — exactly the control's pipeline above, which
+/// fails), so outputs reach the next job only through the store, moto's S3 here. The jobs get
+/// the endpoint and credentials from gitlab-ci-local's environment, as a runner's would.
+#[test]
+fn gitlab_ci_local_runs_an_exported_pipeline_with_outputs_through_the_s3_store() {
+    if !gitlab_ci_local() {
+        return;
+    }
+    let Some((_moto, vars)) = moto_s3(BUCKET) else {
+        return;
+    };
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+    let (repo, pipeline) = checkout(&["--state", &url], str::to_string);
+    assert!(
+        pipeline.contains("artifacts: false")
+            && !pipeline.contains("artifacts: true")
+            && !pipeline.contains(".bitops/outputs"),
+        "the store pipeline moves outputs artifacts:\n{pipeline}"
+    );
+    for (job, _) in NEEDS {
+        assert!(pipeline.contains(&format!(
+            "- bitops deploy -C . --only {job} --state {url}\n"
+        )));
+    }
+
+    let p = run_pipeline(&repo, &vars);
+    assert_outputs_crossed_jobs(&repo, &p);
+
+    // The store holds what crossed: the outputs of both deployments that wrote some, each job's
+    // run report (four runs, one per job), and no lock left behind.
+    let keys = s3_keys(&vars, BUCKET, &format!("{PREFIX}/"));
+    for dep in ["backend-test__db", "backend-test__api"] {
+        let key = format!("{PREFIX}/outputs/{dep}.json");
+        assert!(keys.contains(&key), "no {key} in the store: {keys:?}");
+    }
+    let reports = keys.iter().filter(|k| k.ends_with("/report.json")).count();
+    assert_eq!(reports, NEEDS.len(), "one report per job: {keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with(&format!("{PREFIX}/locks/"))),
+        "a lock was left in the store: {keys:?}"
+    );
 }
 
 /// Argo tasks are pods: `--image none` is refused with a diagnostic, exit 2, nothing written.

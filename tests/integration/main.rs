@@ -4,6 +4,7 @@
 //! the other modules test one area each (see DESIGN.md §2–3 and the issues' "Tests" sections).
 
 mod harness;
+mod services;
 
 mod deploy_order;
 mod diagnostics;

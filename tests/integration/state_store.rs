@@ -4,46 +4,20 @@
 //!
 //! Services are started on a free 127.0.0.1 port per test and stopped when it ends.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{poll, require_tools, wait_bounded, TestRepo};
+use crate::services::{free_port, moto_s3, start, Service};
 
 /// A store under test: the URL and the variables that reach it; the service (if any) is
 /// stopped on drop.
 struct Store {
     url: String,
     vars: Vec<(String, String)>,
-    service: Option<Child>,
+    _service: Option<Service>,
     _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.service {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn wait_listening(port: u16, child: &mut Child, what: &str) {
-    poll(Duration::from_secs(60), what, || {
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("{what} exited early: {s}");
-        }
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
 }
 
 fn folder() -> Option<Store> {
@@ -52,42 +26,17 @@ fn folder() -> Option<Store> {
     Some(Store {
         url: format!("file://{}/state", path.display()),
         vars: Vec::new(),
-        service: None,
+        _service: None,
         _dir: Some(dir),
     })
 }
 
 fn s3() -> Option<Store> {
-    if !require_tools(&["moto_server", "python3"]) {
-        return None;
-    }
-    let port = free_port();
-    let mut child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    wait_listening(port, &mut child, "moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let made = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='ops-state')",
-            &endpoint,
-        ])
-        .status()
-        .expect("python3 runs");
-    assert!(made.success(), "creating the bucket on moto failed");
+    let (service, vars) = moto_s3("ops-state")?;
     Some(Store {
         url: "s3://ops-state/team/ops".into(),
-        vars: vec![
-            ("AWS_ENDPOINT_URL".into(), endpoint),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-        ],
-        service: Some(child),
+        vars,
+        _service: Some(service),
         _dir: None,
     })
 }
@@ -119,7 +68,8 @@ fn azure() -> Option<Store> {
         return None;
     }
     let port = free_port();
-    let mut child = Command::new("azurite-blob")
+    let mut command = Command::new("azurite-blob");
+    command
         .args([
             "--blobHost",
             "127.0.0.1",
@@ -130,12 +80,8 @@ fn azure() -> Option<Store> {
             "--silent",
         ])
         // Azurite writes its debug log and extent folders in its working folder.
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("azurite-blob starts");
-    wait_listening(port, &mut child, "azurite-blob");
+        .current_dir(std::env::temp_dir());
+    let service = start(command, port, "azurite-blob");
     let made = Command::new("python3")
         .args([
             "-c",
@@ -158,7 +104,7 @@ fn azure() -> Option<Store> {
                 format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
             ),
         ],
-        service: Some(child),
+        _service: Some(service),
         _dir: None,
     })
 }
