@@ -326,7 +326,7 @@ fn check_state_url(url: &str) -> Result<(), ConfigErrors> {
     }
     Err(ConfigErrors::single(
         Problem::new("bitops::export::state_url", format!("`--state {url}` is not a state store URL"))
-            .help("name the store with its scheme: s3://bucket/prefix, az://container/prefix, gs://bucket/prefix or file:///path (a folder every runner sees)"),
+            .help("name the store with its scheme: s3://bucket/prefix, az://container/prefix or file:///path (a folder every runner sees)"),
     ))
 }
 
