@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use rayon::prelude::*;
+
 use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
 use super::run_cmd::{execute_reported, live_display, scheduler_options};
 use super::stderr_color;
@@ -56,12 +58,20 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         .iter()
         .map(|e| e.settings.masks.iter().map(|m| m.mask.clone()).collect())
         .collect();
-    for (i, r) in prepared {
+    // Rendering an invocation (masks, shell quoting) is per deployment work: on both cores.
+    let graph = &loaded.graph;
+    let rendered: Vec<_> = prepared
+        .into_par_iter()
+        .map(|(i, r)| {
+            let r = r.map(|p| plan::preview::invocation(&p, &masks[graph.node(i).env]));
+            (i, r)
+        })
+        .collect();
+    plan.invocations.reserve(rendered.len());
+    for (i, r) in rendered {
         match r {
-            Ok(p) => {
-                let masks = &masks[loaded.graph.node(i).env];
-                plan.invocations
-                    .insert(i, Ok(plan::preview::invocation(&p, masks)));
+            Ok(inv) => {
+                plan.invocations.insert(i, Ok(inv));
             }
             Err(list) => list.into_iter().for_each(|p| problems.push(p)),
         }
@@ -70,7 +80,8 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         report::diagnostics::print(&e, color);
         return exit_code::CONFIG;
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A plan of 40,000 deployments is tens of MB: write it in large chunks.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let written = match args.format {
         PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),
         PlanFormat::Json => plan::json::write(&plan, &mut out),
@@ -79,6 +90,11 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     };
     // A closed pipe (`bitops plan | head`) is not an error worth a message.
     let _ = written.and_then(|()| out.flush());
+    // The process ends here: freeing hundreds of thousands of small allocations one by one
+    // (repo, graph, plan) took a tenth of a large plan's time and frees nothing the exit does not.
+    std::mem::forget(plan);
+    std::mem::forget(registry);
+    std::mem::forget(loaded);
     exit_code::SUCCESS
 }
 

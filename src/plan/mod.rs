@@ -4,6 +4,8 @@
 pub mod dry_run;
 pub mod graphviz;
 pub mod json;
+#[cfg(test)]
+mod json_tests;
 pub mod preview;
 pub mod text;
 
