@@ -63,8 +63,8 @@ pub fn render(plan: &Plan<'_>) -> String {
 ///
 /// The bytes are exactly `serde_json::to_writer_pretty` of [`Doc`] (a test compares them), but
 /// the nodes, nine tenths of the document, are serialized on every core in chunks: each node is
-/// pretty-printed on its own and indented to its depth (JSON strings escape their newlines, so
-/// every raw newline is layout), then the chunk is written in order.
+/// pretty-printed on its own by a formatter set to the depth it has in the document, then the
+/// chunk is written in order.
 pub fn write(plan: &Plan<'_>, w: &mut impl std::io::Write) -> std::io::Result<()> {
     use rayon::prelude::*;
     let head = Head {
@@ -81,8 +81,10 @@ pub fn write(plan: &Plan<'_>, w: &mut impl std::io::Write) -> std::io::Result<()
         let rendered: Vec<std::io::Result<Vec<u8>>> = chunk
             .par_iter()
             .map(|&i| {
-                let json = serde_json::to_vec_pretty(&node_out(plan, i))?;
-                Ok(indent(&json, NODE_INDENT))
+                let mut json = Vec::with_capacity(1024);
+                let mut ser = serde_json::Serializer::with_formatter(&mut json, nested());
+                node_out(plan, i).serialize(&mut ser)?;
+                Ok(json)
             })
             .collect();
         for (k, r) in rendered.into_iter().enumerate() {
@@ -115,17 +117,16 @@ pub fn write(plan: &Plan<'_>, w: &mut impl std::io::Write) -> std::io::Result<()
 /// Where a node sits in the document: inside the top-level object's `nodes` array.
 const NODE_INDENT: &[u8] = b"    ";
 
-/// `json` with `by` after every newline (serde_json's pretty layout at a deeper level).
-fn indent(json: &[u8], by: &[u8]) -> Vec<u8> {
-    let lines = json.iter().filter(|b| **b == b'\n').count();
-    let mut out = Vec::with_capacity(json.len() + lines * by.len());
-    for part in json.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(part);
-        if part.ends_with(b"\n") {
-            out.extend_from_slice(by);
-        }
-    }
-    out
+/// A pretty printer already inside the document's object and its `nodes` array, so a node
+/// serialized on its own has the indentation it has in the whole document.
+fn nested() -> serde_json::ser::PrettyFormatter<'static> {
+    use serde_json::ser::Formatter;
+    let mut f = serde_json::ser::PrettyFormatter::new();
+    let mut nowhere = std::io::sink();
+    // Writes to a sink cannot fail; only the depth they leave behind matters.
+    let _ = f.begin_object(&mut nowhere);
+    let _ = f.begin_array(&mut nowhere);
+    f
 }
 
 /// The fields of [`Doc`] before `nodes`.
