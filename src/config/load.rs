@@ -108,5 +108,7 @@ fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(4096);
     // Through `Take`, whose `read_to_end` is the generic one: `File`'s would `statx` and `lseek`.
     file.take(u64::MAX).read_to_end(&mut bytes)?;
+    // The text is kept for diagnostics as long as the repo is: not the whole 4 KiB buffer.
+    bytes.shrink_to_fit();
     Ok(bytes)
 }
