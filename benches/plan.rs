@@ -99,7 +99,15 @@ fn full_plan(root: &Path) -> usize {
         .collect();
     let reg = Registry::load(&repo, &root.join(".bitops"), used, &mut diags);
     let mut p = Plan::new(&repo, &g, &sel, &HashMap::new());
-    let prepared = plan::preview::prepare_all(&repo, &g, &sel, &reg, Action::Deploy, &env.0);
+    let prepared = plan::preview::prepare_all(
+        &repo,
+        &g,
+        &sel,
+        &reg,
+        Action::Deploy,
+        &env.0,
+        &mut Vec::new(),
+    );
     let rendered: Vec<_> = prepared
         .into_par_iter()
         .map(|(i, r)| {

@@ -61,7 +61,11 @@ fn dag(n: usize, layers: usize) -> Schedule {
             weight: 1.0 + (i % 5) as f64,
         })
         .collect();
-    Schedule { nodes, deps }
+    Schedule {
+        nodes,
+        deps,
+        order_only: Vec::new(),
+    }
 }
 
 fn bench(c: &mut Criterion) {

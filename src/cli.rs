@@ -31,14 +31,14 @@ pub enum Command {
     Report(ReportArgs),
     /// List or install plugins
     Plugins(PluginsArgs),
+    /// The state store: list locks, runs and outputs; unlock an environment; show outputs
+    State(crate::app::state_cmd::StateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
-    #[command(hide = true)]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff)
-    #[command(hide = true)]
     Man,
 }
 
@@ -54,6 +54,13 @@ pub struct Common {
     /// Run only this node (`env` or `env/deployment`); repeatable
     #[arg(long, value_name = "NODE")]
     pub only: Vec<String>,
+    /// Every environment (the default, except for `destroy` and in the BitOps container, where
+    /// a selection must be explicit)
+    #[arg(long, conflicts_with_all = ["envs", "only"])]
+    pub all: bool,
+    /// Make every warning an error (legacy BitOps keys, folders that look like misnamed tools…)
+    #[arg(long)]
+    pub strict: bool,
     /// Add everything the selected nodes depend on
     #[arg(long)]
     pub with_deps: bool,
@@ -73,8 +80,17 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Where runs, history, locks and plugins are kept [default: <ops-repo>/.bitops]
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
+    /// Keep locks, outputs, journals, reports and history in a shared store:
+    /// s3://bucket/prefix, az://container/prefix, file:///path [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -92,22 +108,29 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
-    /// Run every deployment's own dry run (terraform plan, ansible --check, …)
+    /// Run every deployment's own dry run (terraform plan, ansible --check, …); the options
+    /// under "With --run" only matter then
     #[arg(long)]
     pub run: bool,
-    /// With --run: exit 0 when nothing would change, 2 when something would, 1 on error
-    #[arg(long, requires = "run")]
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long, requires = "run", help_heading = "With --run")]
     pub detailed_exitcode: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "With --run")]
     pub exec: ExecArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
+    /// For people (with --run: a table of what would change)
     Text,
+    /// For machines (docs/plan-json.md); errors too are a JSON document
     Json,
+    /// The graph for Graphviz (without --run)
     Dot,
+    /// The graph as a Mermaid flowchart (without --run)
     Mermaid,
+    /// With --run: a table and each deployment's changes, for a pull-request comment
+    Markdown,
 }
 
 /// Options of commands that run deployments.
@@ -128,8 +151,8 @@ pub struct ExecArgs {
     /// Time limit for the whole run
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub deadline: Option<Duration>,
-    /// Reruns of a failed deployment [env: BITOPS_RETRIES]
-    #[arg(long, value_name = "N")]
+    /// Reruns of a failed deployment (at most 100) [env: BITOPS_RETRIES]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Between SIGTERM and SIGKILL when stopping a deployment
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30s")]
@@ -137,19 +160,23 @@ pub struct ExecArgs {
     /// Progress display
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
-    /// How deployment output is shown when not on a terminal
-    #[arg(long, value_enum, default_value_t = OutputMode::Lines)]
+    /// How deployment output is shown when not on a terminal (or with --progress plain);
+    /// every line is always in the deployment's log file
+    #[arg(long, value_enum, default_value_t = OutputMode::Compact)]
     pub output: OutputMode,
-    /// Run in the repo itself instead of a working copy (keeps local terraform state in place)
+    /// Run in the repo itself instead of the working copy in the state folder
     #[arg(long)]
     pub in_place: bool,
+    /// Empty the selected environments' working folders first (local state, tool caches)
+    #[arg(long, conflicts_with = "in_place")]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Running")]
     pub exec: ExecArgs,
     /// Write a JSON report of the run
     #[arg(long, value_name = "FILE")]
@@ -179,9 +206,12 @@ pub enum Progress {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputMode {
-    /// Each output line as it comes, prefixed `[env/deployment]`
+    /// A line when each deployment starts and ends, and the end of its log when it fails
     #[default]
-    Lines,
+    Compact,
+    /// Every output line as it comes, prefixed `[env/deployment]`
+    #[value(alias = "lines")]
+    Stream,
     /// Each deployment's whole log when it ends (`::group::` folds on GitHub Actions)
     Grouped,
 }
@@ -199,10 +229,6 @@ pub struct ExportArgs {
     /// The bitops container image the jobs run in; `none` for shell runners (bitops on PATH)
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
-    /// Jobs pass outputs through this shared state store (`bitops deploy --state URL`) instead
-    /// of CI artifacts
-    #[arg(long = "state", value_name = "URL")]
-    pub state: Option<String>,
 }
 
 /// The image exported jobs run in unless `--image` says otherwise.
@@ -219,12 +245,22 @@ pub enum ExportTarget {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run id (default: the last run)
+    /// The run id or a unique prefix of it (default: the last run with a report)
     pub run: Option<String>,
+    /// The operations repo whose runs to show [default: $BITOPS_OPS_REPO, or .]
     #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
     pub ops_repo: Option<PathBuf>,
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    /// Where runs are kept [default: <ops-repo>/.bitops]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
+    /// Read runs from this shared state store [env: BITOPS_STATE]
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
     /// Write a self-contained HTML timeline of the run
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -243,15 +279,33 @@ pub struct PluginsArgs {
 pub enum PluginsAction {
     /// List the plugins the repo can use and where they come from
     List(PluginsCommon),
-    /// Fetch git plugins into the state folder
-    Install(PluginsCommon),
+    /// Fetch git plugins into the state folder (and, if asked, run their install scripts)
+    Install(PluginsInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsInstallArgs {
+    #[command(flatten)]
+    pub common: PluginsCommon,
+    /// Also run each configured plugin's install script (`plugin.install.install_script`,
+    /// default install.sh), as BitOps did when building its image: it may install tools on
+    /// this machine
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct PluginsCommon {
+    /// The operations repo whose plugins to use [default: $BITOPS_OPS_REPO, or .]
     #[arg(short = 'C', long = "ops-repo", value_name = "DIR")]
     pub ops_repo: Option<PathBuf>,
-    #[arg(long, value_name = "DIR", env = "BITOPS_STATE_DIR")]
+    /// Where plugins are installed (under plugins/) [default: <ops-repo>/.bitops]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BITOPS_STATE_DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -259,11 +313,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::reader::parse_duration(s)
 }
 
-/// At least 1, like `BITOPS_JOBS` and `bitops.jobs`.
+/// At least 1 and at most 4096, like `BITOPS_JOBS` and `bitops.jobs`.
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
+    use crate::config::section::MAX_JOBS;
+    match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if n > MAX_JOBS => Err(format!("must be at most {MAX_JOBS}")),
+        Ok(n) => usize::try_from(n).map_err(|_| format!("must be at most {MAX_JOBS}")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// At most 100, like `BITOPS_RETRIES` and `retries:`: a huge count is a mistake, not a wish.
+fn parse_retries(s: &str) -> Result<u32, String> {
+    use crate::config::section::MAX_RETRIES;
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > MAX_RETRIES => Err(format!("must be at most {MAX_RETRIES}")),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("must be at most {MAX_RETRIES}")),
         Err(_) => Err(format!("`{s}` is not a whole number")),
     }
 }

@@ -49,12 +49,20 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "BitOps kept its own working directory (`/opt/bitops`); the official plugins `cd` into the tool folder themselves, so they are unaffected.",
     ),
     (
-        "`BITOPS_DIR`, `BITOPS_SCRIPTS_DIR` and `BITOPS_PLUGINS_DIR` point into the state folder (`.bitops`), and `BITOPS_INSTALLED_PLUGIN_DIR` to the plugin's real folder.",
-        "BitOps hard-coded `/opt/bitops/...` inside its image; bitops also runs outside a container. Plugins that use the variables (as the official ones do) work either way.",
+        "`BITOPS_DIR` and `BITOPS_SCRIPTS_DIR` point into the state folder (`.bitops`); `BITOPS_PLUGINS_DIR` is a folder of the run (`.bitops/runs/<run-id>/plugins/`, with BitOps' trailing slash) holding a link named after every configured plugin, local ones included, to its real folder; `BITOPS_INSTALLED_PLUGIN_DIR` is the plugin's real folder.",
+        "BitOps hard-coded `/opt/bitops/...` inside its image, where every plugin was installed under `installed_plugins/`; bitops also runs outside a container and reads local plugins in place, so the official helm and cloudformation plugins' checks for `$BITOPS_PLUGINS_DIR/aws` (and helm's `${BITOPS_PLUGINS_DIR%/*}/aws`) need the links.",
     ),
     (
-        "Plugins can be read from a local folder at deploy time (`source: ./_plugins/x`) and git plugins are fetched by `bitops plugins install`, honouring `source_tag` and `source_branch`.",
-        "BitOps installed plugins only at image build and ignored `source_tag`.",
+        "`BITOPS_PLUGIN_DIR` is taken from the environment when set, else from `plugins.plugin_dir`, else it is the deploying plugin's own folder.",
+        "BitOps v2.6 exported its `plugin_dir` setting (default `/opt/bitops/scripts/plugins/`, BitOps' own Python code) and earlier 2.x versions the plugin's folder; the official helm and cloudformation plugins read their scripts from `$BITOPS_PLUGIN_DIR/scripts`, which only the plugin's folder satisfies.",
+    ),
+    (
+        "`BITOPS_KUBE_CONFIG_FILE` is `.kube/config` in the run folder (shared by the run's deployments), never in a working copy or the repo; `bitops plan` shows it as `<run>/.kube/config`.",
+        "BitOps put it in its temporary copy of the repo; with `--in-place` that would be the repo itself, and a plan could not show where it would be.",
+    ),
+    (
+        "Plugins can be read from a local folder at deploy time (`source: ./_plugins/x`) and git plugins are fetched by `bitops plugins install`, honouring `source_tag` and `source_branch`. Plugins' install scripts run only with `bitops plugins install --run-install-scripts`, never at deploy time.",
+        "BitOps installed plugins and ran their install scripts only at image build, and ignored `source_tag`; on a laptop or CI runner, installing tools system-wide is the user's decision.",
     ),
     (
         "A BitOps-format plugin with core schema parsing but no tool-level `bitops.config.yaml` runs with the schema defaults.",
@@ -65,12 +73,28 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "BitOps core performed no merge (only the helm plugin copied some chart folders); its docs described a merge that was never implemented.",
     ),
     (
+        "The working copy (`$BITOPS_TEMPDIR`, `<state>/work`) is kept between runs and refreshed from the repo at each: files the tools made there (local terraform state, `.terraform/`) survive; `--fresh` starts an environment's folder clean.",
+        "BitOps copied the whole repo into a new temp folder at every run, so local terraform state started empty each time: `destroy` after `deploy` destroyed nothing and reported success. The layout is the repo's, so relative paths (`../../scripts/x.sh`, other environments) resolve as before.",
+    ),
+    (
+        "A top-level folder that has neither a `bitops.config.yaml` nor a folder named after a plugin or a repo-level deployment is not an environment (it is copied into the working copy like a `_`-folder).",
+        "BitOps ran whichever folder `BITOPS_ENVIRONMENT` named; with a repo-level `deployments` list, selecting every environment would turn `scripts/` or `modules/` into an environment that fails.",
+    ),
+    (
+        "A FIFO, socket or device anywhere in the repo, a symlink leading out of it, a dangling symlink or a symlink loop is a located error before anything runs (`plan` included).",
+        "BitOps' copy blocked forever on a FIFO and followed symlinks wherever they led, copying their content into the run.",
+    ),
+    (
         "`logging.masks` are applied to the terminal output, the per-deployment log files and the outputs shown in reports.",
         "BitOps masked only its own stdout.",
     ),
     (
-        "`bitops plan --run` runs before-deploy hooks but not after-deploy hooks; `destroy` passes `destroy` as a BitOps-format plugin's stack action.",
-        "BitOps had no whole-repo dry run or destroy command (#102); after-deploy hooks typically check or announce a deployment that a dry run did not make.",
+        "`bitops plan --run` runs before-deploy hooks but not after-deploy hooks.",
+        "BitOps had no whole-repo dry run (#102); after-deploy hooks typically check or announce a deployment that a dry run did not make.",
+    ),
+    (
+        "A deployment whose deploy only planned (terraform's default `stack-action: plan`, or a BitOps-format plugin whose stack action is its plan word) is reported `planned only` (report status `planned`, JUnit `<skipped>`), with the config line that makes it apply; one skipped by its config or because its plugin has no action for the command is reported `skipped` (report status `not_applicable`) with the reason. Neither fails the run.",
+        "BitOps reported both as a successful deployment, so a repo on the default `plan` looked deployed while nothing was ever applied, and a destroy that did not run looked like a teardown.",
     ),
     (
         "`run_mode: validate_config` / `BITOPS_MODE=validate_config` (and `settings_test`) validate everything, print the plan and exit 0 without running anything.",
@@ -95,6 +119,22 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
     (
         "A deployment fails when its `$BITOPS_OUTPUT_FILE` is not UTF-8, has two keys that become the same variable name, or a value with NUL or over 128 KiB.",
         "Such outputs were dropped silently or made every dependent fail to start.",
+    ),
+    (
+        "A set-but-empty `BITOPS_ENVIRONMENT`/`ENVIRONMENT` is a usage error (exit 2); `bitops destroy`, and any run in the BitOps container (`/opt/bitops_deployment`), needs an explicit selection (`-e`/`BITOPS_ENVIRONMENT`, `--only` or `--all`).",
+        "BitOps exited 1 without an environment; bitops can run several environments, so an empty value must not silently mean all of them, production included.",
+    ),
+    (
+        "A run that selects no deployment (wrong folder, environment folder passed as the repo, a selection of empty environments) is exit 2 with what was searched; nothing is written.",
+        "BitOps exited 1 when an environment had no deployments; bitops' earlier `OK: 0 succeeded` hid a wrong `-C`.",
+    ),
+    (
+        "Tool-config keys that BitOps' v1/v2 documentation used and v2 ignored (`terraform.options.command`, `helm.options.kubeconfig.fetch.*`, `cloudformation.cli.cfn-stack-action`, …) are warnings (errors with `--strict`), and are read from their v2 place when one exists: `options.command: apply` applies, `parameters.enabled: true` passes the parameters file. A legacy `command: destroy` is never carried over.",
+        "BitOps v2 ignored them silently, so its own documentation examples planned where they said apply; refusing them would refuse those repos, ignoring them would keep the surprise.",
+    ),
+    (
+        "When bitops shows no colours (off a terminal, `NO_COLOR`, `--color never`), deployments run with `NO_COLOR=1`, `CLICOLOR=0`, `ANSIBLE_NOCOLOR=1`, `TF_IN_AUTOMATION=1` and `-no-color` added to `TF_CLI_ARGS_<command>` for terraform's commands, unless the user set them; escape sequences are removed from log files, log tails and reports.",
+        "BitOps passed tools' colour codes on to CI logs, log files and reports, where they read as `[0m[1m` noise and can split a secret so that a mask misses it.",
     ),
 ];
 

@@ -76,11 +76,21 @@ impl<T> Spanned<T> {
     }
 }
 
+/// How bad a problem is. A warning is printed and the command goes on; `--strict` turns every
+/// warning into an error (a CI pipeline that wants a clean repo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// One problem with the user's input.
 #[derive(Debug, Clone)]
 pub struct Problem {
     /// Stable code such as `bitops::config::unknown_key`.
     pub code: &'static str,
+    pub severity: Severity,
     pub message: String,
     pub loc: Option<Loc>,
     /// Text of the label under the offending YAML.
@@ -94,6 +104,7 @@ impl Problem {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Problem {
             code,
+            severity: Severity::Error,
             message: message.into(),
             loc: None,
             label: String::new(),
@@ -113,6 +124,16 @@ impl Problem {
             Some(l) => self.at(l, label),
             None => self,
         }
+    }
+
+    /// Makes this a warning: reported, but the command goes on (unless `--strict`).
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
@@ -177,6 +198,13 @@ impl Diagnostic for Rendered {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.problem.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
@@ -236,9 +264,46 @@ impl Diagnostics {
             .dedup_by(|a, b| a.to_string() == b.to_string());
     }
 
-    /// Turns the collection into `Err` if it holds anything.
+    /// Whether any problem is an error (warnings alone let a command go on).
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| !p.is_warning())
+    }
+
+    /// The warnings to print before going on: taken out when there are no errors. With errors
+    /// they stay in, to be reported with them; with `strict` they are errors themselves.
+    pub fn take_warnings(&mut self, strict: bool) -> Vec<Problem> {
+        if self.has_errors() && !strict {
+            return Vec::new();
+        }
+        self.split_warnings(strict)
+    }
+
+    fn split_warnings(&mut self, strict: bool) -> Vec<Problem> {
+        if strict {
+            for p in &mut self.problems {
+                if p.is_warning() {
+                    p.severity = Severity::Error;
+                    p.help = Some(match p.help.take() {
+                        Some(h) => format!("{h}\n(an error because of --strict)"),
+                        None => "(an error because of --strict)".into(),
+                    });
+                }
+            }
+            return Vec::new();
+        }
+        let (warnings, errors) = std::mem::take(&mut self.problems)
+            .into_iter()
+            .partition(Problem::is_warning);
+        self.problems = errors;
+        let mut w = Diagnostics { problems: warnings };
+        w.sort();
+        w.problems
+    }
+
+    /// Turns the collection into `Err` if it holds an error; warnings are reported with the
+    /// errors then (alone they are no reason to stop: see [`Diagnostics::take_warnings`]).
     pub fn into_result(mut self) -> Result<(), ConfigErrors> {
-        if self.is_empty() {
+        if !self.has_errors() {
             Ok(())
         } else {
             self.sort();
@@ -279,7 +344,7 @@ impl ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
+        let n = self.problems.iter().filter(|p| !p.is_warning()).count();
         write!(
             f,
             "{n} configuration error{}",

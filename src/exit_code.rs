@@ -14,3 +14,7 @@ pub const LOCKED: u8 = 4;
 pub const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM (128 + 15).
 pub const TERMINATED: u8 = 143;
+/// Stopped by SIGHUP (128 + 1); handled exactly like SIGTERM otherwise.
+pub const HANGUP: u8 = 129;
+/// Stopped by SIGQUIT (128 + 3); handled exactly like SIGTERM otherwise (no core dump).
+pub const QUIT: u8 = 131;

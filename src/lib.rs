@@ -5,6 +5,7 @@
 //! dependency graph and selects from it, `plan` renders it, `plugins` say what each deployment
 //! runs, `exec` runs it, `report` shows it.
 
+pub mod ansi;
 pub mod app;
 pub mod cli;
 pub mod compat;

@@ -66,6 +66,32 @@ pub fn apply_masks(masks: &[Mask], line: &str) -> String {
     current.into_owned()
 }
 
+/// The masks of every environment of the current run: what [`scrub`] applies.
+static GLOBAL: std::sync::RwLock<Vec<Mask>> = std::sync::RwLock::new(Vec::new());
+
+/// Sets the masks [`scrub`] applies (all environments' masks, in order, duplicates dropped).
+pub fn set_global(masks: Vec<Mask>) {
+    let mut unique: Vec<Mask> = Vec::with_capacity(masks.len());
+    for m in masks {
+        if !unique
+            .iter()
+            .any(|u| u.search_source == m.search_source && u.replace_source == m.replace_source)
+        {
+            unique.push(m);
+        }
+    }
+    *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = unique;
+}
+
+/// The choke point for every string bitops produces itself and then prints or saves (failure
+/// reasons with their command lines, output keys and values, retry reasons): every mask of the
+/// run applied. Process output is masked where it is read (`LogSink`, with its environment's
+/// masks) and does not pass here again, so a mask is never applied twice to the same text.
+pub fn scrub(text: &str) -> String {
+    let masks = GLOBAL.read().unwrap_or_else(|e| e.into_inner());
+    apply_masks(&masks, text)
+}
+
 struct Expander<'a>(&'a [Piece]);
 
 impl Replacer for Expander<'_> {
@@ -313,6 +339,18 @@ mod tests {
         assert_eq!(mask.apply("secret secret"), "secret ***");
         let mask = Mask::new(r"\\Z", "!").unwrap();
         assert_eq!(mask.apply(r"a\Z"), "a!");
+    }
+
+    #[test]
+    fn scrub_applies_every_environments_masks_once() {
+        set_global(vec![
+            Mask::new("(pw=)\\w+", "\\1***").unwrap(),
+            Mask::new("(pw=)\\w+", "\\1***").unwrap(),
+            Mask::new("tok", "[t]").unwrap(),
+        ]);
+        assert_eq!(scrub("x pw=abc tok"), "x pw=*** [t]");
+        set_global(Vec::new());
+        assert_eq!(scrub("pw=abc"), "pw=abc");
     }
 
     #[test]

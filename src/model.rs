@@ -43,6 +43,10 @@ pub struct PluginRef {
     pub name: String,
     pub source: PluginSource,
     pub decl: Loc,
+    /// `plan_action` / `destroy_action` as written (`Some("")`: explicitly none); `None`
+    /// takes the official plugins' words (see `plugins::actions`).
+    pub plan_action: Option<String>,
+    pub destroy_action: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +94,8 @@ pub struct Deployment {
     pub timeout: Setting<Option<Duration>>,
     pub retries: Setting<u32>,
     pub pool: Option<Spanned<String>>,
+    /// Declared `inputs` (resolved against the graph in `graph::inputs`).
+    pub inputs: Vec<crate::config::section::InputSpec>,
     pub hooks: Hooks,
 }
 

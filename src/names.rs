@@ -19,6 +19,8 @@ pub enum Kind {
     Pool,
     RunId,
     OutputKey,
+    /// A declared input of a deployment (`inputs: {api_url: …}`).
+    Input,
     /// A folder of the repo named in config (`default_folder`).
     Folder,
 }
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Pool => "pool name",
             Kind::RunId => "run id",
             Kind::OutputKey => "output key",
+            Kind::Input => "input name",
             Kind::Folder => "folder name",
         }
     }

@@ -2,6 +2,12 @@
 //! check-jsonschema, chromium, …): a missing tool skips the test with the reason printed on a
 //! developer's machine, and fails it under CI, where `.ci/run` installs every tool — so nothing
 //! real is silently left untested there.
+//!
+//! So that `cargo test` does not count a skip as a pass, `build.rs` probes the tools once and
+//! compiles the tests that need a missing one as ignored (`#[cfg_attr(missing_tool = "…",
+//! ignore = "…")]`): the summary then says "N ignored", with the tool in each reason. Under CI
+//! nothing is ignored. The tests in `tools` below stand for the checks inside other tests that
+//! are skipped with a missing tool, one per tool.
 
 /// Whether this is a CI run (`CI` set to anything but empty or `false`).
 pub(crate) fn in_ci() -> bool {
@@ -25,6 +31,82 @@ pub(crate) fn require(program: &str, args: &[&str]) -> bool {
         eprintln!("skipped: {what} does not run here; install it to run this check");
     }
     runs
+}
+
+/// One test per tool the suite drives: ignored (with the tool named) where it does not run, so
+/// a local `cargo test` lists what it could not check; under CI they run and fail instead.
+#[cfg(test)]
+mod tools {
+    fn runs(program: &str, args: &[&str]) {
+        assert!(
+            super::require(program, args),
+            "`{program}` does not run, but build.rs found it working: `touch build.rs` to probe again"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "terraform",
+        ignore = "terraform does not run here: its real-tool checks are skipped"
+    )]
+    fn terraform() {
+        runs("terraform", &["version"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "ansible-playbook",
+        ignore = "ansible-playbook does not run here: its real-tool checks are skipped"
+    )]
+    fn ansible_playbook() {
+        runs("ansible-playbook", &["--version"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        any(missing_tool = "aws", missing_tool = "moto_server"),
+        ignore = "aws or moto_server does not run here: the cloudformation checks are skipped"
+    )]
+    fn aws_and_moto() {
+        runs("aws", &["--version"]);
+        runs("moto_server", &["--help"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "check-jsonschema",
+        ignore = "check-jsonschema does not run here: schema checks are skipped"
+    )]
+    fn check_jsonschema() {
+        runs("check-jsonschema", &["--version"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "chromium",
+        ignore = "chromium does not run here: the HTML timeline checks are skipped"
+    )]
+    fn chromium() {
+        runs("chromium", &["--version"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "hadolint",
+        ignore = "hadolint does not run here: the Dockerfile check is skipped"
+    )]
+    fn hadolint() {
+        runs("hadolint", &["--version"]);
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing_tool = "junitparser",
+        ignore = "python3 with junitparser does not run here: the JUnit reader checks are skipped"
+    )]
+    fn junitparser() {
+        runs("python3", &["-c", "import junitparser"]);
+    }
 }
 
 #[cfg(test)]

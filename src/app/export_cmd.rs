@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::load::{load, Guards};
+use super::load::{load, print_warnings, Guards};
 use super::stderr_color;
 use crate::cli::ExecArgs;
 use crate::config::settings::EnvVars;
@@ -13,13 +13,14 @@ use crate::report;
 pub(super) fn export_command(args: &crate::cli::ExportArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(args.common.color, &env);
-    let loaded = match load(&args.common, &ExecArgs::default(), Guards::Skip, env) {
+    let mut loaded = match load(&args.common, &ExecArgs::default(), Guards::Skip, env) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let (opts, mut notes) = crate::export::options(args, &loaded.repo.root);
     let (repo, graph, selection) = (&loaded.repo, &loaded.graph, &loaded.selection);
     let allow = args.common.allow_protected;

@@ -9,9 +9,9 @@ use crate::diagnostic::ConfigErrors;
 use crate::discover::{find_ops_repo, scan, Input};
 use crate::graph::{self, Graph, SelectOptions, Selection};
 use crate::model::Repo;
+use crate::plan;
 use crate::plugins::step::Action;
 use crate::plugins::Registry;
-use crate::{exit_code, plan, report};
 
 /// A repo read, validated and selected from: what every command works on.
 pub struct Loaded {
@@ -21,6 +21,14 @@ pub struct Loaded {
     pub selection: Selection,
     pub settings: RunSettings,
     pub state_dir: PathBuf,
+    /// Problems that do not stop the command (printed by [`print_warnings`]); empty with
+    /// `--strict`, which made them errors.
+    pub warnings: Vec<crate::diagnostic::Problem>,
+    pub strict: bool,
+    /// Where locks, outputs, journals, reports and history live (the local folder by default).
+    pub state: crate::state::store::State,
+    /// What chose a shared store (`None`: the embedded local folder).
+    pub state_origin: Option<crate::state::store::choose::Origin>,
 }
 
 /// Whether selection guards (`--max-nodes`, protected environments) apply: not for `plan`.
@@ -52,7 +60,32 @@ pub fn load(
     guards: Guards,
     env: EnvVars,
 ) -> Result<Loaded, ConfigErrors> {
+    load_for(common, exec, guards, env, None)
+}
+
+/// [`load`] for a command that must be told what to run (`destroy`): `need_explicit` says
+/// which command, for the message.
+pub(super) fn load_for(
+    common: &Common,
+    exec: &ExecArgs,
+    guards: Guards,
+    env: EnvVars,
+    need_explicit: Option<&str>,
+) -> Result<Loaded, ConfigErrors> {
     let root = find_ops_repo(common.ops_repo.as_deref(), &env).map_err(ConfigErrors::single)?;
+    // Found the BitOps-image way: BitOps refused to run without an environment there, and a
+    // mounted repo is usually a real one. Keep refusing rather than deploy all of it.
+    let container = common.ops_repo.is_none()
+        && env.get("BITOPS_OPS_REPO").is_none_or(str::is_empty)
+        && std::fs::canonicalize(crate::discover::CONTAINER_REPO).is_ok_and(|c| c == root);
+    let need_explicit = match need_explicit {
+        Some(cmd) => Some(format!("`bitops {cmd}`")),
+        None if container => Some(format!(
+            "a run in the BitOps container ({})",
+            crate::discover::CONTAINER_REPO
+        )),
+        None => None,
+    };
     let flags = flags(exec);
     let (repo, mut diags) = scan(&Input {
         root: root.clone(),
@@ -65,6 +98,7 @@ pub fn load(
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
+    graph::lint::shape(&repo, &mut diags);
     let graph = graph::build(&repo, &mut diags);
     let Some(graph) = graph else {
         // Broken dependencies: nothing will run, but the tool configs can still be checked on
@@ -74,6 +108,7 @@ pub fn load(
             e.depends_on.clear();
             for d in &mut e.deployments {
                 d.depends_on = Some(Vec::new());
+                d.inputs.clear();
             }
         }
         let mut scratch = crate::diagnostic::Diagnostics::default();
@@ -107,8 +142,13 @@ pub fn load(
         with_deps: common.with_deps,
         with_dependents: common.with_dependents,
         changed,
+        all: common.all,
+        need_explicit,
     };
     let selection = graph::select(&repo, &graph, &opts, &env, &mut diags);
+    if !diags.has_errors() {
+        graph::select::check_not_empty(&repo, &graph, &selection, &opts, &mut diags);
+    }
     if guards == Guards::Check {
         graph::check_guards(
             &repo,
@@ -128,9 +168,17 @@ pub fn load(
         .map(|e| &repo.environments[*e].config)
         .collect();
     let settings = run_settings(&flags, &env, &repo.config, &env_sections, &mut diags);
-    if !diags.is_empty() {
+    let (state, state_origin) = crate::state::store::choose::resolve_for_repo(
+        common.state.as_deref(),
+        &env,
+        &repo,
+        state_dir.clone(),
+        &mut diags,
+    );
+    if diags.has_errors() {
         tool_config_problems(&repo, &graph, &selection, &state_dir, &env, &mut diags);
     }
+    let warnings = diags.take_warnings(common.strict);
     diags.into_result()?;
     Ok(Loaded {
         env,
@@ -139,6 +187,10 @@ pub fn load(
         selection,
         settings,
         state_dir,
+        warnings,
+        strict: common.strict,
+        state,
+        state_origin,
     })
 }
 
@@ -163,8 +215,19 @@ fn tool_config_problems(
         })
         .collect();
     let registry = Registry::load(repo, state_dir, used, diags);
-    let prepared =
-        plan::preview::prepare_all(repo, graph, selection, &registry, Action::Deploy, &env.0);
+    let mut warnings = Vec::new();
+    let prepared = plan::preview::prepare_all(
+        repo,
+        graph,
+        selection,
+        &registry,
+        Action::Deploy,
+        &env.0,
+        &mut warnings,
+    );
+    for w in warnings {
+        diags.push(w);
+    }
     let mut found: Vec<_> = prepared
         .into_iter()
         .filter_map(|(i, r)| r.err().map(|list| (i, list)))
@@ -177,6 +240,12 @@ fn tool_config_problems(
             }
         }
     }
+}
+
+/// Prints the warnings gathered so far (once, before the command's own output on stderr).
+pub(super) fn print_warnings(loaded: &mut Loaded, color: bool) {
+    let w = std::mem::take(&mut loaded.warnings);
+    crate::report::diagnostics::print_warnings(&w, color);
 }
 
 /// Loads the plugins the selected deployments use.
@@ -196,15 +265,16 @@ pub(super) fn load_registry(loaded: &Loaded) -> (Registry, crate::diagnostic::Di
 }
 
 /// Before anything runs: every selected deployment is prepared as it will run (plugin configs
-/// resolved, tools looked up on PATH); every problem is printed and the command exits 2.
+/// resolved, tools looked up on PATH). Returns the warnings found here (the caller prints them);
+/// with `--strict` they are errors.
 pub(super) fn preflight(
     loaded: &Loaded,
     registry: &Registry,
     problems: crate::diagnostic::Diagnostics,
     action: Action,
-    color: bool,
-) -> Result<(), u8> {
+) -> Result<Vec<crate::diagnostic::Problem>, crate::diagnostic::ConfigErrors> {
     let mut diags = problems;
+    let mut warnings = Vec::new();
     let prepared = plan::preview::prepare_all(
         &loaded.repo,
         &loaded.graph,
@@ -212,21 +282,26 @@ pub(super) fn preflight(
         registry,
         action,
         &loaded.env.0,
+        &mut warnings,
     );
+    warnings.into_iter().for_each(|w| diags.push(w));
     plan::preview::check(&loaded.graph, &prepared, loaded.env.get("PATH"), &mut diags);
-    diags.into_result().map_err(|e| {
-        report::diagnostics::print(&e, color);
-        exit_code::CONFIG
-    })
+    let warnings = diags.take_warnings(loaded.strict);
+    diags.into_result().map(|()| warnings)
 }
 
-/// The state folder, created if needed; a read-only repo needs `--state-dir`.
-pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), u8> {
+/// The state folder, created if needed (mode 0700); a read-only repo needs `--state-dir`.
+pub(super) fn ensure_state_dir(loaded: &Loaded) -> Result<(), crate::diagnostic::ConfigErrors> {
     crate::state::fsutil::state_dir(&loaded.state_dir).map_err(|e| {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}\n  help: a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)",
-            loaded.state_dir.display()
-        );
-        exit_code::CONFIG
+        crate::diagnostic::ConfigErrors::single(
+            crate::diagnostic::Problem::new(
+                "bitops::state_dir",
+                format!(
+                    "cannot create the state folder {}: {e}",
+                    loaded.state_dir.display()
+                ),
+            )
+            .help("a read-only ops repo needs --state-dir DIR (or BITOPS_STATE_DIR)"),
+        )
     })
 }

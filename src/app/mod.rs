@@ -6,7 +6,10 @@ mod load;
 mod plan_cmd;
 mod plugins_cmd;
 mod report_cmd;
+mod reporter;
 mod run_cmd;
+pub mod state_cmd;
+mod state_run;
 
 pub use load::{flags, load, Guards, Loaded};
 
@@ -27,6 +30,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Plugins(args) => plugins_cmd::plugins_command(&args),
         Command::Report(args) => report_cmd::report_command(&args),
         Command::Export(args) => export_cmd::export_command(&args),
+        Command::State(args) => state_cmd::state_command(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "bitops", &mut std::io::stdout());

@@ -16,7 +16,8 @@ pub(super) fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
     let env = EnvVars::from_process();
     let color = stderr_color(ColorChoice::Auto, &env);
     let common = match &args.action {
-        PluginsAction::List(c) | PluginsAction::Install(c) => c,
+        PluginsAction::List(c) => c,
+        PluginsAction::Install(i) => &i.common,
     };
     let root = match find_ops_repo(common.ops_repo.as_deref(), &env) {
         Ok(r) => r,
@@ -40,23 +41,26 @@ pub(super) fn plugins_command(args: &crate::cli::PluginsArgs) -> u8 {
         .unwrap_or_else(|| root.join(".bitops"));
     match &args.action {
         PluginsAction::List(_) => {
-            let _ = std::io::stdout()
-                .write_all(crate::plugins::manage::list(&repo, &state_dir).as_bytes());
+            let _ = std::io::stdout().write_all(
+                crate::plugins::manage::list(&repo, &state_dir, env.get("PATH")).as_bytes(),
+            );
             exit_code::SUCCESS
         }
-        PluginsAction::Install(_) => match crate::plugins::manage::install(&repo, &state_dir) {
-            Ok(done) => {
-                for line in done {
-                    println!("{line}");
+        PluginsAction::Install(i) => {
+            match crate::plugins::manage::install(&repo, &state_dir, i.run_install_scripts) {
+                Ok(done) => {
+                    for line in done {
+                        println!("{line}");
+                    }
+                    exit_code::SUCCESS
                 }
-                exit_code::SUCCESS
-            }
-            Err(d) => {
-                if let Err(e) = d.into_result() {
-                    report::diagnostics::print(&e, color);
+                Err(d) => {
+                    if let Err(e) = d.into_result() {
+                        report::diagnostics::print(&e, color);
+                    }
+                    exit_code::FAILED
                 }
-                exit_code::FAILED
             }
-        },
+        }
     }
 }

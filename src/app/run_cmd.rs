@@ -2,15 +2,15 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
+use super::load::{
+    ensure_state_dir, load_for, load_registry, preflight, print_warnings, Guards, Loaded,
+};
 use super::stderr_color;
 use crate::cli::{Common, ExecArgs, RunArgs};
 use crate::config::settings::EnvVars;
 use crate::diagnostic::ConfigErrors;
 use crate::discover::find_ops_repo;
-use crate::exec::events::{RunEvent, Status};
 use crate::exit_code;
-use crate::graph::{Graph, Selection};
 use crate::plan::{self, Plan};
 use crate::plugins::step::Action;
 use crate::report;
@@ -28,7 +28,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
     let mut common = args.common.clone();
     let mut resumed: Option<crate::state::journal::Replay> = None;
     if let Some(which) = &args.resume {
-        match resume_selection(&common, &env, which) {
+        match resume_selection(&common, &env, which, command) {
             Ok(replay) => {
                 let remaining = replay.remaining();
                 if remaining.is_empty() {
@@ -54,24 +54,34 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             }
         }
     }
-    let loaded = match load(&common, &args.exec, Guards::Check, env) {
+    // `destroy` tears down only what it was told to: never "everything" by default.
+    let need_explicit = (action == Action::Destroy).then_some(command);
+    let mut loaded = match load_for(&common, &args.exec, Guards::Check, env, need_explicit) {
         Ok(l) => l,
         Err(e) => {
             report::diagnostics::print(&e, color);
             return exit_code::CONFIG;
         }
     };
+    print_warnings(&mut loaded, color);
     let (registry, diags) = load_registry(&loaded);
-    if let Err(code) = preflight(&loaded, &registry, diags, action, color) {
-        return code;
+    match preflight(&loaded, &registry, diags, action) {
+        Ok(warnings) => report::diagnostics::print_warnings(&warnings, color),
+        Err(e) => {
+            report::diagnostics::print(&e, color);
+            return exit_code::CONFIG;
+        }
     }
-    let base_env = loaded.env.0.clone();
+    let mut base_env = loaded.env.0.clone();
+    if !color {
+        crate::exec::plain_output::ask_for_plain_output(&mut base_env);
+    }
     // BitOps' validation modes: everything is checked above; show the plan, run nothing.
     if matches!(
         loaded.settings.run_mode.value.as_str(),
         "validate_config" | "settings_test"
     ) {
-        let durations = crate::state::load_durations(&loaded.state_dir);
+        let durations = loaded.state.load_durations();
         let plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
         let _ = std::io::stdout().write_all(plan::text::render(&plan, &loaded.settings).as_bytes());
         eprintln!(
@@ -80,7 +90,11 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         );
         return exit_code::SUCCESS;
     }
-    if let Err(code) = ensure_state_dir(&loaded) {
+    if let Err(e) = ensure_state_dir(&loaded) {
+        report::diagnostics::print(&e, color);
+        return exit_code::CONFIG;
+    }
+    if let Err(code) = super::state_run::check(&loaded) {
         return code;
     }
     let config_hash = crate::state::journal::config_hash(
@@ -108,43 +122,13 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .deployments(&loaded.graph)
         .map(|i| loaded.graph.node(i).id.clone())
         .collect();
-    let mut lock_envs: Vec<String> = loaded
-        .selection
-        .deployments(&loaded.graph)
-        .map(|i| {
-            loaded.repo.environments[loaded.graph.node(i).env]
-                .name
-                .clone()
-        })
-        .collect();
-    lock_envs.sort_unstable();
-    lock_envs.dedup();
-    let holder = crate::state::lock::Holder {
-        pid: std::process::id(),
-        host: crate::state::lock::hostname(),
-        started: crate::state::rfc3339(std::time::SystemTime::now()),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        run_id: run_id.clone(),
-    };
-    let _locks = match crate::state::lock::acquire(
-        &loaded.state_dir,
-        &lock_envs,
-        &holder,
-        args.lock_timeout,
-        args.break_stale_locks,
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, crate::state::lock::LockError::Held { .. }) {
-                eprintln!(
-                    "  help: wait for that run, or pass --lock-timeout DURATION to wait for it"
-                );
-            }
-            return exit_code::LOCKED;
-        }
-    };
-    let durations = crate::state::load_durations(&loaded.state_dir);
+    let (leases, _locks) =
+        match take_locks(&loaded, &run_id, args.lock_timeout, args.break_stale_locks) {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+    let lease_watch = leases.as_ref().map(|l| std::sync::Arc::clone(&l.watch));
+    let durations = loaded.state.load_durations();
     let header = crate::state::journal::Entry::Run {
         run_id: run_id.clone(),
         command: command.to_string(),
@@ -163,13 +147,22 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
             return exit_code::INTERNAL;
         }
     };
+    let mirror = loaded.state.shared.as_ref().map(|s| {
+        crate::state::store::runs::JournalMirror::start(
+            std::sync::Arc::clone(s),
+            journal.path().to_path_buf(),
+            &run_id,
+        )
+    });
     let options = scheduler_options(&loaded, &args.exec, loaded.settings.fail_fast.value);
     let live = live_display(&args.exec, &loaded.env, color);
+    let feed = super::reporter::feed_for(&live);
     let Loaded {
         repo,
         graph,
         selection,
         state_dir,
+        state,
         ..
     } = loaded;
     let repo = std::sync::Arc::new(repo);
@@ -182,9 +175,15 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         base_env,
         options,
         in_place: args.exec.in_place,
+        fresh: args.exec.fresh,
         durations,
+        live: feed,
+        state: state.clone(),
+        lease: lease_watch,
     };
-    let Some(result) = execute_reported(req, &graph, &selection, live, Some(journal)) else {
+    let Some((result, shown)) =
+        super::reporter::execute_reported(req, &graph, &selection, live, Some(journal))
+    else {
         return exit_code::INTERNAL;
     };
 
@@ -196,10 +195,10 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .collect();
     let finished: Vec<(String, f64)> = deployments
         .iter()
-        .filter(|(_, r)| r.status == Status::Succeeded && r.attempts > 0)
+        .filter(|(_, r)| r.status.is_success() && r.attempts > 0)
         .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
         .collect();
-    let _ = crate::state::record_durations(&state_dir, &finished);
+    let _ = state.record_durations(&finished);
     let summary = report::summary::render(&report::summary::SummaryInput {
         results: &deployments,
         elapsed: result.elapsed,
@@ -208,31 +207,81 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         work_kept: result.work_kept.as_deref(),
         color,
     });
-    let _ = std::io::stderr().write_all(summary.as_bytes());
+    shown.print(summary);
     let code = exit_status(&result);
     let info = report::run_report::RunInfo::from_graph(action, &repo.root, &graph, &selection);
-    report::run_report::finish_run(
+    for warning in report::run_report::finish_run(
         &info,
         &result,
         code,
         args.report.as_deref(),
         args.junit.as_deref(),
-    );
-    code
+    ) {
+        shown.print(format!("{warning}\n"));
+    }
+    super::state_run::finish(&state, &result, mirror, leases);
+    closed_exit(shown.close(result.signal.is_some()), code)
+}
+
+/// The exit code once the display is closed: a signal that came while waiting for it wins.
+pub(super) fn closed_exit(closed: super::reporter::Closed, code: u8) -> u8 {
+    match closed {
+        super::reporter::Closed::Signal(sig) => sig.exit_code(),
+        _ => code,
+    }
+}
+
+/// The lock of every selected environment, for a run that uses their working folders
+/// (deploy, destroy and `plan --run`); a held lock is reported and gives exit 4.
+pub(super) fn take_locks(
+    loaded: &Loaded,
+    run_id: &str,
+    wait: Option<std::time::Duration>,
+    break_stale: bool,
+) -> Result<
+    (
+        Option<crate::state::store::lease::Leases>,
+        crate::state::lock::Locks,
+    ),
+    u8,
+> {
+    let mut lock_envs: Vec<String> = loaded
+        .selection
+        .deployments(&loaded.graph)
+        .map(|i| {
+            loaded.repo.environments[loaded.graph.node(i).env]
+                .name
+                .clone()
+        })
+        .collect();
+    lock_envs.sort_unstable();
+    lock_envs.dedup();
+    let holder =
+        crate::state::lock::Holder::me(run_id, std::env::args().collect::<Vec<_>>().join(" "));
+    // A shared store's leases stand for the local locks (which then cover nothing).
+    let leases = super::state_run::lease(loaded, &lock_envs, &holder, wait)?;
+    let locks = crate::state::lock::acquire(
+        &loaded.state_dir,
+        &super::state_run::local_lock_envs(loaded, &lock_envs),
+        &holder,
+        wait,
+        break_stale,
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        if matches!(e, crate::state::lock::LockError::Held { .. }) {
+            eprintln!("  help: wait for that run, or pass --lock-timeout DURATION to wait for it");
+        }
+        exit_code::LOCKED
+    })?;
+    Ok((leases, locks))
 }
 
 pub(super) fn exit_status(result: &crate::exec::run::RunResult) -> u8 {
-    use crate::exec::process::Sig;
-    match result.signal {
-        Some(Sig::Int) => return exit_code::INTERRUPTED,
-        Some(Sig::Term) => return exit_code::TERMINATED,
-        None => {}
+    if let Some(sig) = result.signal {
+        return sig.exit_code();
     }
-    if result
-        .nodes
-        .iter()
-        .any(|(_, _, r)| r.status != Status::Succeeded)
-    {
+    if result.nodes.iter().any(|(_, _, r)| !r.status.is_success()) {
         exit_code::FAILED
     } else {
         exit_code::SUCCESS
@@ -244,6 +293,7 @@ pub(super) fn resume_selection(
     common: &Common,
     env: &EnvVars,
     which: &str,
+    command: &str,
 ) -> Result<crate::state::journal::Replay, crate::diagnostic::Problem> {
     use crate::diagnostic::Problem;
     let root = find_ops_repo(common.ops_repo.as_deref(), env)?;
@@ -251,11 +301,18 @@ pub(super) fn resume_selection(
         .state_dir
         .clone()
         .unwrap_or_else(|| root.join(".bitops"));
-    let run_dir = crate::state::journal::find_run(&state_dir, Some(which)).map_err(|e| {
+    super::state_run::fetch_for_resume(common, env, &root, &state_dir, which)?;
+    let latest = which.is_empty() || which == "last";
+    let found = if latest {
+        crate::state::journal::find_resumable(&state_dir, command)
+    } else {
+        crate::state::journal::find_run(&state_dir, Some(which))
+    };
+    let run_dir = found.map_err(|e| {
         Problem::new("bitops::resume::run", format!("--resume: {e}"))
             .help("`bitops report` lists earlier runs")
     })?;
-    crate::state::journal::read(&run_dir).map_err(|e| {
+    let replay = crate::state::journal::read(&run_dir).map_err(|e| {
         Problem::new(
             "bitops::resume::journal",
             format!(
@@ -263,41 +320,23 @@ pub(super) fn resume_selection(
                 run_dir.display()
             ),
         )
-    })
-}
-
-/// Runs a request with the live display (and journal) consuming its events on their own
-/// thread. `None` when the async runtime cannot start.
-pub(super) fn execute_reported(
-    req: crate::exec::run::RunRequest,
-    graph: &Graph,
-    selection: &Selection,
-    mut live: report::live::Live,
-    mut journal: Option<crate::state::journal::Journal>,
-) -> Option<crate::exec::run::RunResult> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-    let reporter = std::thread::spawn(move || {
-        while let Some(ev) = rx.blocking_recv() {
-            if let Some(j) = &mut journal {
-                j.record(&ev);
-            }
-            live.event(&ev);
-        }
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return None;
-        }
-    };
-    let result = runtime.block_on(crate::exec::run::execute(req, graph, selection, tx));
-    let _ = reporter.join();
-    Some(result)
+    })?;
+    // Resuming a destroy as a deploy (or the reverse) would run the other action on what is
+    // left: refuse, naming the command that continues it.
+    if replay.command != command {
+        return Err(Problem::new(
+            "bitops::resume::command",
+            format!(
+                "--resume: run {} was a `bitops {}` run, not `bitops {command}`",
+                replay.run_id, replay.command
+            ),
+        )
+        .help(format!(
+            "continue it with `bitops {} --resume {}`",
+            replay.command, replay.run_id
+        )));
+    }
+    Ok(replay)
 }
 
 /// The scheduler's options from settings and flags.

@@ -18,7 +18,8 @@ pub struct Loaded {
 /// Reads and parses `path`; `display` is the name shown to the user. Returns `None` when the
 /// file does not exist, and records a problem (returning `None`) when it cannot be read or parsed.
 pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Option<Loaded> {
-    let bytes = match read_whole(path) {
+    // Never `std::fs::read`: a FIFO named like a config would block bitops in `open` forever.
+    let bytes = match crate::discover::files::read_regular(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
@@ -97,18 +98,4 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
             None
         }
     }
-}
-
-/// The whole file, read without asking its size first: `std::fs::read` makes a `statx` for its
-/// size hint, one syscall in five for each of the tens of thousands of (small) config files a
-/// large repo has. The buffer grows as needed for a large one.
-fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(4096);
-    // Through `Take`, whose `read_to_end` is the generic one: `File`'s would `statx` and `lseek`.
-    file.take(u64::MAX).read_to_end(&mut bytes)?;
-    // The text is kept for diagnostics as long as the repo is: not the whole 4 KiB buffer.
-    bytes.shrink_to_fit();
-    Ok(bytes)
 }

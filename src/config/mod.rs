@@ -4,6 +4,7 @@
 //! collecting every problem, `section` knows the keys of a `bitops:` section, and `settings`
 //! applies precedence: flag > environment variable > environment config > repo config > default.
 
+pub mod legacy;
 pub mod load;
 pub mod reader;
 pub mod section;

@@ -30,6 +30,8 @@ pub struct BitopsSection {
     pub deployments_loc: Option<Loc>,
     pub depends_on: Option<Vec<Spanned<String>>>,
     pub protected: Option<Spanned<bool>>,
+    /// Repo level only: the shared state store's URL (src/state/store/choose.rs).
+    pub state: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -56,6 +58,9 @@ pub struct PluginSpec {
     pub source: Option<Spanned<String>>,
     pub source_branch: Option<Spanned<String>>,
     pub source_tag: Option<Spanned<String>>,
+    /// The plugin's stack action for `plan --run` / `destroy` (`""`: it has none).
+    pub plan_action: Option<Spanned<String>>,
+    pub destroy_action: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +73,16 @@ pub struct DeploymentSpec {
     pub timeout: Option<Spanned<Duration>>,
     pub retries: Option<Spanned<u64>>,
     pub pool: Option<Spanned<String>>,
+    /// `inputs: {name: <env>/<deployment>.<output>}`, in the order written.
+    pub inputs: Vec<InputSpec>,
+}
+
+/// One declared input: a name for the tool and the upstream output it takes its value from.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    pub name: Spanned<String>,
+    /// `<env>/<deployment>.<output>` or `<deployment>.<output>` (same environment).
+    pub from: Spanned<String>,
 }
 
 /// Limits on numbers (docs/guarantees.md): out of range is a located error, never truncated.
@@ -87,10 +102,24 @@ const SECTION_KEYS: &[&str] = &[
     "deployments",
     "depends_on",
     "protected",
+    "state",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "color", "filename", "path", "err", "masks"];
-const PLUGIN_KEYS: &[&str] = &["source", "source_branch", "source_tag"];
-const DEPLOYMENT_KEYS: &[&str] = &["plugin", "depends_on", "timeout", "retries", "pool"];
+const PLUGIN_KEYS: &[&str] = &[
+    "source",
+    "source_branch",
+    "source_tag",
+    "plan_action",
+    "destroy_action",
+];
+const DEPLOYMENT_KEYS: &[&str] = &[
+    "plugin",
+    "depends_on",
+    "timeout",
+    "retries",
+    "pool",
+    "inputs",
+];
 
 /// Reads the `bitops:` section of a parsed repo- or environment-level file.
 pub fn read_file_section(
@@ -106,9 +135,25 @@ pub fn read_file_section(
         return BitopsSection::default();
     };
     // Besides `bitops:`, BitOps ignored every top-level key: a `bitop:` typo silently dropped
-    // its settings. Tool roots (`terraform:` …) are tolerated as BitOps tolerated them.
+    // its settings. A tool's settings here (`terraform:` in a repo or environment config) are
+    // read by no one, in BitOps as in bitops: say where they belong rather than drop them.
     for (k, _) in &top {
-        if k.value == "bitops" || crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+        if k.value == "bitops" {
+            continue;
+        }
+        if crate::model::BUILTIN_PLUGINS.contains(&k.value.as_str()) {
+            r.diags.push(
+                Problem::new(
+                    "bitops::config::tool_section",
+                    format!("`{}:` in `{}` is not read", k.value, file.name),
+                )
+                .at(&k.loc, "tool settings here are ignored")
+                .help(format!(
+                    "tool settings belong in the tool folder's own file, `<environment>/{}/bitops.config.yaml`; this file only holds `bitops:`",
+                    k.value
+                ))
+                .warning(),
+            );
             continue;
         }
         let help = match crate::diagnostic::did_you_mean(&k.value, ["bitops"]) {
@@ -151,6 +196,7 @@ fn read_section(r: &mut Reader<'_>, node: &Node) -> BitopsSection {
                 s.default_folder = r.string(key, v).filter(|f| r.name(Kind::Folder, f))
             }
             "protected" => s.protected = r.bool(key, v),
+            "state" => s.state = r.string(key, v),
             "depends_on" => s.depends_on = r.string_list(key, v),
             "pools" => {
                 s.pools = r.map(key, v).map(|pools| {
@@ -279,6 +325,8 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
             source: None,
             source_branch: None,
             source_tag: None,
+            plan_action: None,
+            destroy_action: None,
         };
         if let Some(fields) = r.map(&format!("plugins.{}", name.value), v) {
             r.check_keys(
@@ -291,6 +339,19 @@ fn read_plugins(r: &mut Reader<'_>, node: &Node, s: &mut BitopsSection) {
                     "source" => p.source = r.string("source", v),
                     "source_branch" => p.source_branch = r.string("source_branch", v),
                     "source_tag" => p.source_tag = r.string("source_tag", v),
+                    // An empty value says the plugin has no such action.
+                    "plan_action" | "destroy_action" => {
+                        let word = if v.is_null() {
+                            Some(crate::diagnostic::Spanned::new(String::new(), r.loc(v)))
+                        } else {
+                            r.string(&k.value, v)
+                        };
+                        if k.value == "plan_action" {
+                            p.plan_action = word;
+                        } else {
+                            p.destroy_action = word;
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -314,6 +375,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
             timeout: None,
             retries: None,
             pool: None,
+            inputs: Vec::new(),
         };
         if let Some(fields) = r.map(&format!("deployments.{}", name.value), v) {
             r.check_keys(
@@ -328,6 +390,7 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
                     "timeout" => d.timeout = r.duration("timeout", v),
                     "retries" => d.retries = r.uint_in("retries", v, 0, MAX_RETRIES),
                     "pool" => d.pool = r.string("pool", v),
+                    "inputs" => d.inputs = read_inputs(r, v),
                     _ => {}
                 }
             }
@@ -351,6 +414,24 @@ fn read_deployments(r: &mut Reader<'_>, node: &Node) -> Option<Vec<DeploymentSpe
         out.push(d);
     }
     Some(out)
+}
+
+/// `inputs:` of a deployment entry: names checked here (they become variable names and
+/// arguments); references are resolved with the graph, where every deployment is known.
+fn read_inputs(r: &mut Reader<'_>, node: &Node) -> Vec<InputSpec> {
+    let Some(entries) = r.map("inputs", node) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, v) in entries {
+        if !r.name(Kind::Input, &name) {
+            continue;
+        }
+        if let Some(from) = r.string(&format!("inputs.{}", name.value), v) {
+            out.push(InputSpec { name, from });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

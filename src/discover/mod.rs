@@ -2,6 +2,7 @@
 //! configs. Folder reads and config parsing run in parallel (rayon); results are sorted so
 //! everything downstream is deterministic.
 
+pub mod files;
 pub mod root;
 pub mod scan;
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::files;
 use crate::config::section::read_file_section;
 use crate::config::settings::{env_settings, EnvVars, Flags, Origin, Setting, DEFAULT_FOLDER};
 use crate::config::{load_file, BitopsSection, DeploymentSpec, CONFIG_FILE};
@@ -63,8 +64,21 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         .chain(plugins.iter().map(|p| p.name.as_str()))
         .collect();
 
+    // A top-level folder is an environment when it has a config or a tool folder.
+    let tool_names: BTreeSet<String> = known_plugins
+        .iter()
+        .map(|s| s.to_string())
+        .chain(
+            config
+                .deployments
+                .iter()
+                .flatten()
+                .map(|d| d.name.value.clone()),
+        )
+        .collect();
     let ctx = EnvCtx {
         root,
+        tool_names: &tool_names,
         repo: &config,
         flags: input.flags,
         env: input.env,
@@ -72,15 +86,30 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         default_hooks: default_hooks(root, &default_folder, &default_dirs),
         known_plugins: &known_plugins,
     };
-    let results: Vec<(Environment, Diagnostics)> = env_names
+    let results: Vec<(Option<Environment>, Diagnostics)> = env_names
         .par_iter()
-        .map(|name| ctx.scan_env(name))
+        .map(|name| {
+            let (env, mut d) = ctx.scan_env(name);
+            // Every file a run copies or reads is checked before anything runs.
+            files::check_tree(root, &root.join(name), &Default::default(), &mut d);
+            (env, d)
+        })
         .collect();
     let mut environments = Vec::with_capacity(results.len());
-    for (e, d) in results {
-        environments.push(e);
+    let mut support_dirs = support_dirs;
+    for ((e, d), name) in results.into_iter().zip(&env_names) {
+        match e {
+            Some(e) => environments.push(e),
+            None => support_dirs.push(name.clone()),
+        }
         diags.extend(d);
     }
+    support_dirs.sort();
+    // Root files and support folders (walked above: the environments).
+    let mut skip: std::collections::HashSet<PathBuf> =
+        [".git", ".bitops"].iter().map(|n| root.join(n)).collect();
+    skip.extend(env_names.iter().map(|n| root.join(n)));
+    files::check_tree(root, root, &skip, &mut diags);
     environments.sort_by(|a, b| a.name.cmp(&b.name));
     let repo = Repo {
         root: root.clone(),
@@ -94,7 +123,8 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     (repo, diags)
 }
 
-/// Environments are the top-level folders not starting with `_` or `.`.
+/// Candidate environments (top-level folders not starting with `_` or `.`; `scan_env` decides)
+/// and support folders.
 fn top_level_dirs(
     root: &Path,
     default_folder: &str,
@@ -173,6 +203,11 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
             name: p.name.value.clone(),
             source: src,
             decl: p.name.loc.clone(),
+            plan_action: p.plan_action.as_ref().map(|a| a.value.trim().to_string()),
+            destroy_action: p
+                .destroy_action
+                .as_ref()
+                .map(|a| a.value.trim().to_string()),
         });
     }
     out
@@ -180,6 +215,7 @@ fn plugin_refs(root: &Path, config: &BitopsSection, diags: &mut Diagnostics) -> 
 
 struct EnvCtx<'a> {
     root: &'a Path,
+    tool_names: &'a BTreeSet<String>,
     repo: &'a BitopsSection,
     flags: &'a Flags,
     env: &'a EnvVars,
@@ -189,7 +225,10 @@ struct EnvCtx<'a> {
 }
 
 impl EnvCtx<'_> {
-    fn scan_env(&self, name: &str) -> (Environment, Diagnostics) {
+    /// The environment in folder `name`, or `None` when the folder is not one: it has neither
+    /// a config nor a folder named after a plugin or a repo-level deployment (`scripts/`,
+    /// `modules/`: support folders, copied into the working copy like `_`-folders).
+    fn scan_env(&self, name: &str) -> (Option<Environment>, Diagnostics) {
         let mut diags = Diagnostics::default();
         let dir = self.root.join(name);
         // The name becomes run-folder paths and variable names (crate::names).
@@ -220,8 +259,14 @@ impl EnvCtx<'_> {
             ),
             None => (BitopsSection::default(), None),
         };
-        let settings = env_settings(self.flags, self.env, self.repo, &config, &mut diags);
         let own_dirs = subdirs(&dir).unwrap_or_default();
+        if config_file.is_none()
+            && diags.is_empty()
+            && !own_dirs.iter().any(|d| self.tool_names.contains(d))
+        {
+            return (None, diags);
+        }
+        let settings = env_settings(self.flags, self.env, self.repo, &config, &mut diags);
 
         let (specs, from) = if let Some(d) = &config.deployments {
             (Some(d), DeploymentsFrom::Environment)
@@ -275,7 +320,7 @@ impl EnvCtx<'_> {
             deployments,
             deployments_from: from,
         };
-        (env, diags)
+        (Some(env), diags)
     }
 
     fn declared(
@@ -352,6 +397,7 @@ impl EnvCtx<'_> {
             timeout,
             retries,
             pool: spec.pool.clone(),
+            inputs: spec.inputs.clone(),
         })
     }
 
@@ -386,6 +432,7 @@ impl EnvCtx<'_> {
                 timeout: settings.timeout.clone(),
                 retries: settings.retries.clone(),
                 pool: None,
+                inputs: Vec::new(),
                 hooks: self.hooks(env, n),
             })
             .collect()

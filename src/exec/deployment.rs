@@ -29,6 +29,8 @@ pub struct Job {
     pub dep: usize,
     pub timeout: Option<Duration>,
     pub retries: u32,
+    /// Declared inputs (`inputs:`), resolved against the graph.
+    pub inputs: Vec<crate::graph::inputs::Wire>,
 }
 
 /// Everything shared by the deployments of one run.
@@ -46,10 +48,17 @@ pub struct Runner {
     pub jobs: Vec<Option<Job>>,
     pub masks: Vec<Arc<[Mask]>>,
     pub events: mpsc::UnboundedSender<RunEvent>,
+    /// Output lines for the live display: never blocks, drops what a slow display cannot take.
+    pub live: Arc<super::live_feed::LiveFeed>,
     /// Outputs reaching each deployment from upstream (this run's, else the last saved).
     pub upstream: super::upstream::Upstream,
     /// First retry delay; doubled each time, at most 60 s.
     pub backoff: Duration,
+    /// `$BITOPS_PLUGINS_DIR`: the run's folder of links to every configured plugin, or why it
+    /// could not be made (then every deployment fails with that reason).
+    pub plugins_dir: Result<PathBuf, String>,
+    /// The environment leases of a shared state store: once lost, nothing new starts.
+    pub lease: Option<Arc<crate::state::store::lease::Watch>>,
 }
 
 /// The runner as the scheduler's executor: each node task holds its own `Arc` of it.
@@ -75,6 +84,12 @@ impl Runner {
         let job = self.jobs[node]
             .clone()
             .expect("the scheduler only runs deployment nodes");
+        if let Some(why) = self.lease.as_ref().and_then(|l| l.lost()) {
+            return NodeResult::with_reason(
+                Status::NotRun,
+                format!("not started: {why}; no new deployment starts without the lock"),
+            );
+        }
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
         let log_path = self
@@ -85,7 +100,7 @@ impl Runner {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let mut sink = match LogSink::create(&log_path, Arc::clone(&self.masks[job.env]), 40) {
-            Ok(s) => s,
+            Ok(s) => s.display_color(self.live.color()),
             Err(e) => {
                 let mut r = NodeResult::with_reason(
                     Status::Failed,
@@ -93,6 +108,26 @@ impl Runner {
                 );
                 r.started = Some(started_at);
                 r.ended = Some(SystemTime::now());
+                return r;
+            }
+        };
+        // Inputs are known before the first attempt: a missing one fails the deployment before
+        // anything of it starts (no retry would make the producer's outputs appear).
+        let inputs = match self.input_values(&job, &mut sink) {
+            Ok(v) => v,
+            Err(reason) => {
+                let _ = self.events.send(RunEvent::NodeStarted {
+                    id: job.id.clone(),
+                    attempt: 1,
+                    log: Some(log_path.clone()),
+                });
+                let mut r = self.fail(&mut sink, reason);
+                r.attempts = 1;
+                r.started = Some(started_at);
+                r.ended = Some(SystemTime::now());
+                r.duration = clock.elapsed();
+                r.log = Some(log_path);
+                r.tail = sink.tail();
                 return r;
             }
         };
@@ -108,7 +143,7 @@ impl Runner {
             if attempt > 1 {
                 sink.note(&format!("--- attempt {attempt} of {} ---", job.retries + 1));
             }
-            let outcome = self.attempt(&job, &mut sink, &mut stop).await;
+            let outcome = self.attempt(&job, &inputs, &mut sink, &mut stop).await;
             let retry = outcome.status == Status::Failed
                 && attempt <= job.retries
                 && *stop.borrow() == StopRequest::None;
@@ -124,7 +159,7 @@ impl Runner {
                 id: job.id.clone(),
                 attempt: attempt + 1,
                 delay,
-                reason,
+                reason: crate::mask::scrub(&reason),
             });
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -154,7 +189,7 @@ impl Runner {
                 r.reason.as_deref().unwrap_or_default()
             ));
         }
-        if r.status == Status::Succeeded && r.exit.is_none() {
+        if matches!(r.status, Status::Succeeded | Status::Planned) && r.exit.is_none() {
             r.exit = Some(ExitInfo::Code(0));
         }
         r.started = Some(started_at);
@@ -167,27 +202,18 @@ impl Runner {
                 .get_or_insert_with(|| format!("writing the log failed: {e}"));
         }
         // A dry run changed nothing: downstream dry runs see the last real outputs instead.
-        if r.status == Status::Succeeded && self.action != Action::DryRun {
-            if let Err(e) = outputs::record(&self.workspace.state_dir, &job.id, &r.outputs) {
+        if r.status.is_success() && self.action != Action::DryRun {
+            if let Err(e) = self.upstream.keep(&job.id, &r.outputs) {
                 sink.note(&format!(
-                    "bitops: could not keep outputs in the state folder: {e}"
+                    "bitops: could not keep outputs in the state store: {e}"
                 ));
             }
             self.upstream.record(&job.id, &r.outputs);
-        } else if r.status != Status::Succeeded && !self.workspace.in_place {
+        } else if !r.status.is_success() && !self.workspace.in_place {
             r.kept_dir = Some(self.workspace.tempdir.join(&env.name).join(&dep.name));
         }
-        // Outputs are shown in reports; never show a secret a mask would hide.
-        r.outputs = r
-            .outputs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    super::log_sink::apply_masks(&self.masks[job.env], v),
-                )
-            })
-            .collect();
+        // Outputs (keys and values) and the reason are masked by the scheduler as the result
+        // leaves the engine (`NodeResult::masked`).
         r
     }
 
@@ -205,7 +231,10 @@ impl Runner {
         let tool_dir = env_dir.join(&dep.name);
         let mut vars = self.base_env.clone();
         let state = ws.state_dir.display().to_string();
-        let plugins_dir = ws.state_dir.join("plugins");
+        let plugins_dir = match &self.plugins_dir {
+            Ok(d) => d.clone(),
+            Err(_) => ws.run_dir.join("plugins"),
+        };
         let set = |vars: &mut BTreeMap<String, String>, k: &str, v: String| {
             vars.insert(k.to_string(), v);
         };
@@ -217,20 +246,23 @@ impl Runner {
         set(&mut vars, "BITOPS_ENVROOT", env_dir.display().to_string());
         set(&mut vars, "BITOPS_DIR", state.clone());
         set(&mut vars, "BITOPS_SCRIPTS_DIR", format!("{state}/scripts"));
+        // Every configured plugin is `$BITOPS_PLUGINS_DIR<name>`, with BitOps' trailing slash.
         set(
             &mut vars,
             "BITOPS_PLUGINS_DIR",
-            format!("{}/", plugins_dir.display()),
+            crate::plugins::links::plugins_dir_var(&plugins_dir),
         );
         set(
             &mut vars,
             "BITOPS_FAIL_FAST",
             if self.fail_fast { "True" } else { "False" }.into(),
         );
+        // In the run folder, not the working copy: `bitops plan` shows the same path (as
+        // `<run>/.kube/config`), and it is never inside the repo, even with `--in-place`.
         set(
             &mut vars,
             "BITOPS_KUBE_CONFIG_FILE",
-            ws.tempdir.join(".kube/config").display().to_string(),
+            crate::plan::preview::kube_config_file(&ws.run_dir.display().to_string()),
         );
         set(
             &mut vars,
@@ -239,23 +271,25 @@ impl Runner {
         );
         set(&mut vars, "BITOPS_ENVIRONMENT", env.name.clone());
         set(&mut vars, "ENVIRONMENT", env.name.clone());
-        set(
-            &mut vars,
-            "BITOPS_INSTALLED_PLUGIN_DIR",
-            plugin_dir
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| plugins_dir.join(&dep.plugin))
-                .display()
-                .to_string(),
-        );
-        let plugin_setting = self
-            .repo
-            .config
-            .plugin_dir
-            .as_ref()
-            .map(|p| p.value.clone())
-            .unwrap_or_else(|| format!("{}/", plugins_dir.display()));
-        set(&mut vars, "BITOPS_PLUGIN_DIR", plugin_setting);
+        let own_dir = plugin_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| plugins_dir.join(&dep.plugin))
+            .display()
+            .to_string();
+        set(&mut vars, "BITOPS_INSTALLED_PLUGIN_DIR", own_dir.clone());
+        // BitOps read `BITOPS_PLUGIN_DIR` from the environment, else `plugins.plugin_dir`; by
+        // default it is the plugin's own folder, where the official helm and cloudformation
+        // plugins look for their scripts (`$BITOPS_PLUGIN_DIR/scripts`).
+        if !self.base_env.contains_key("BITOPS_PLUGIN_DIR") {
+            let setting = self
+                .repo
+                .config
+                .plugin_dir
+                .as_ref()
+                .map(|p| p.value.clone())
+                .unwrap_or(own_dir);
+            set(&mut vars, "BITOPS_PLUGIN_DIR", setting);
+        }
         set(
             &mut vars,
             "BITOPS_OPSREPO_ENVIRONMENT_DIR",
@@ -299,9 +333,44 @@ impl Runner {
         (vars, output_file, inputs_file)
     }
 
+    /// The values of the deployment's declared inputs, from what it sees upstream. A deploy
+    /// fails on a missing one; a dry run or destroy goes on without it (a dry run previews
+    /// with the last real outputs, which a never-deployed producer does not have), saying so.
+    fn input_values(&self, job: &Job, sink: &mut LogSink) -> Result<Vec<(String, String)>, String> {
+        if job.inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let upstream = self.upstream.inputs(&job.id);
+        let mut out = Vec::with_capacity(job.inputs.len());
+        let mut missing = Vec::new();
+        for w in &job.inputs {
+            match upstream.get(&w.producer).and_then(|o| o.get(&w.output)) {
+                Some(v) => {
+                    sink.note(&format!("bitops: input {} <- {}", w.name, w.reference()));
+                    out.push((w.name.clone(), v.clone()));
+                }
+                None => missing.push(crate::graph::inputs::missing_message(
+                    w,
+                    upstream.get(&w.producer),
+                )),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        if self.action == Action::Deploy {
+            return Err(missing.join("; "));
+        }
+        for m in &missing {
+            sink.note(&format!("bitops: {m}; going on without it"));
+        }
+        Ok(out)
+    }
+
     async fn attempt(
         &self,
         job: &Job,
+        inputs: &[(String, String)],
         sink: &mut LogSink,
         stop: &mut watch::Receiver<StopRequest>,
     ) -> NodeResult {
@@ -310,13 +379,47 @@ impl Runner {
         // Checked: a deadline past the clock's range is no deadline, never a panic (durations
         // are capped when read, so this is the second line of defence).
         let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
+        if let Err(e) = &self.plugins_dir {
+            return self.fail(sink, format!("preparing $BITOPS_PLUGINS_DIR: {e}"));
+        }
 
         let ws = Arc::clone(&self.workspace);
         let env_name = env.name.clone();
-        let env_dir = match tokio::task::spawn_blocking(move || ws.env_dir(&env_name)).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return self.fail(sink, format!("preparing the working copy: {e}")),
-            Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
+        // Refreshing the working copy is file work on a blocking thread: the deployment still
+        // answers its stop request and its time limit while it goes on.
+        let refresh = tokio::task::spawn_blocking(move || ws.env_dir(&env_name));
+        let limit = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped = async {
+            while *stop.borrow_and_update() == StopRequest::None {
+                if stop.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let env_dir = tokio::select! {
+            r = refresh => match r {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => return self.fail(sink, format!("preparing the working copy: {e}")),
+                Err(e) => return self.fail(sink, format!("preparing the working copy: {e}")),
+            },
+            () = stopped => {
+                sink.note("bitops: stopped while preparing the working copy");
+                return NodeResult::with_reason(
+                    Status::Interrupted,
+                    "interrupted while preparing the working copy".to_string(),
+                );
+            }
+            () = limit => {
+                return NodeResult::with_reason(
+                    Status::TimedOut,
+                    "while preparing the working copy".to_string(),
+                );
+            }
         };
         let plugin_dir = self.registry.plugin_dir(&dep.plugin);
         let (mut vars, output_file, inputs_file) =
@@ -389,12 +492,18 @@ impl Runner {
             }
         };
         if let Some(why) = &prepared.skip {
-            sink.note(&format!("bitops: skipped by its configuration: {why}"));
-            let mut r = NodeResult::new(Status::Succeeded);
-            r.reason = Some(format!("skipped: {why}"));
-            return r;
+            sink.note(&format!("bitops: skipped: {why}"));
+            return NodeResult::with_reason(Status::NotApplicable, why.clone());
+        }
+        let mut prepared = prepared;
+        let builtin = plugin_dir.is_none().then_some(dep.plugin.as_str());
+        if let Err(e) = crate::plugins::inputs::apply(&mut prepared, builtin, inputs) {
+            return self.fail(sink, format!("inputs: {e}"));
         }
         vars.extend(prepared.exports.clone());
+        for k in &prepared.unset {
+            vars.remove(k);
+        }
 
         let mut captured: Outputs = Vec::new();
         let mut changes: Option<crate::plan::dry_run::Changes> = None;
@@ -435,8 +544,15 @@ impl Runner {
                 return r;
             }
         }
-        let mut result = NodeResult::new(Status::Succeeded);
-        let written = match std::fs::read(&output_file) {
+        let mut result = match &prepared.planned_only {
+            Some(how) => {
+                sink.note(&format!("bitops: planned only: {how}"));
+                NodeResult::with_reason(Status::Planned, how.clone())
+            }
+            None => NodeResult::new(Status::Succeeded),
+        };
+        // Made by the plugin, so hostile: a FIFO there must not block bitops.
+        let written = match crate::discover::files::read_regular(&output_file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),
@@ -544,7 +660,7 @@ impl Runner {
                     StopRequest::Forward(process::Sig::Int) => {
                         "stopped by Ctrl-C (SIGINT passed on)"
                     }
-                    StopRequest::Forward(process::Sig::Term) => "stopped by SIGTERM (passed on)",
+                    StopRequest::Forward(_) => "stopped by SIGTERM (passed on)",
                     StopRequest::Kill => "killed (SIGKILL)",
                     StopRequest::None => "stopped",
                 };
@@ -646,6 +762,7 @@ impl Runner {
         let mut stdout = String::new();
         let id = id.to_string();
         let events = self.events.clone();
+        let live = Arc::clone(&self.live);
         let end = process::run(
             &spec,
             &Limits {
@@ -659,10 +776,7 @@ impl Runner {
                     stdout.push_str(line);
                     stdout.push('\n');
                 }
-                let _ = events.send(RunEvent::NodeOutput {
-                    id: id.clone(),
-                    line: masked,
-                });
+                live.offer(&events, &id, masked);
             },
         )
         .await;

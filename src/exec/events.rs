@@ -21,6 +21,13 @@ pub enum Status {
     Skipped,
     /// Not started because the run stopped (fail-fast, deadline, signal) before its turn.
     NotRun,
+    /// Ran, but its deploy only planned (terraform's default `stack-action: plan`): nothing
+    /// was applied. A success for the graph; `reason` says how to make it apply.
+    Planned,
+    /// Not run because it does not apply: its config skips it (`skip-deploy`), or its plugin
+    /// has no action for this command (no destroy, no dry run). A success for the graph;
+    /// `reason` says why.
+    NotApplicable,
 }
 
 impl Status {
@@ -28,6 +35,14 @@ impl Status {
         matches!(
             self,
             Status::Failed | Status::TimedOut | Status::Interrupted
+        )
+    }
+
+    /// Whether dependents may go on and the run counts it as done.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Status::Succeeded | Status::Planned | Status::NotApplicable
         )
     }
 
@@ -39,6 +54,8 @@ impl Status {
             Status::Interrupted => "interrupted",
             Status::Skipped => "skipped",
             Status::NotRun => "not run",
+            Status::Planned => "planned only",
+            Status::NotApplicable => "skipped",
         }
     }
 }
@@ -97,6 +114,21 @@ impl NodeResult {
         let mut r = NodeResult::new(status);
         r.reason = Some(reason.into());
         r
+    }
+
+    /// Every string of bitops' own in the result through the mask choke point
+    /// ([`crate::mask::scrub`]): the reason (it may quote a command line with a secret) and the
+    /// outputs, keys as well as values. The tail is process output, masked when it was read.
+    pub fn masked(mut self) -> Self {
+        self.reason = self.reason.map(|r| crate::mask::scrub(&r));
+        for (k, v) in &mut self.outputs {
+            *k = crate::mask::scrub(k);
+            *v = crate::mask::scrub(v);
+        }
+        if let Some(c) = &mut self.changes {
+            c.summary = crate::mask::scrub(&c.summary);
+        }
+        self
     }
 }
 

@@ -1,5 +1,5 @@
-//! Per-deployment log files: `logging.masks` applied, every line on disk as soon as it is
-//! written, and a bounded tail kept for the final summary.
+//! Per-deployment log files: `logging.masks` applied, terminal escape sequences removed, every
+//! line on disk as soon as it is written, and a bounded tail kept for the final summary.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -20,6 +20,8 @@ pub struct LogSink {
     tail_lines: usize,
     write_error: Option<io::Error>,
     scratch: Vec<u8>,
+    /// Whether the line returned for display keeps the tool's colours.
+    display_color: bool,
 }
 
 impl LogSink {
@@ -43,15 +45,32 @@ impl LogSink {
             tail_lines,
             write_error: None,
             scratch: Vec::new(),
+            display_color: false,
         })
     }
 
-    /// Masks one output line, appends it to the file and the tail, and returns the masked line
-    /// for display. The file is written before this returns (no user-space buffer), so a SIGKILL
-    /// of bitops loses nothing already reported. A failed write is remembered, not raised: the
-    /// deployment itself must not fail because its log could not be written.
+    /// Lines returned for display keep their colour codes (a colour terminal shows them); the
+    /// file and the tail never have them.
+    pub fn display_color(mut self, on: bool) -> Self {
+        self.display_color = on;
+        self
+    }
+
+    /// Removes escape sequences from one output line, masks it, appends it to the file and the
+    /// tail, and returns the masked line for display. The file is written before this returns
+    /// (no user-space buffer), so a SIGKILL of bitops loses nothing already reported. A failed
+    /// write is remembered, not raised: the deployment itself must not fail because its log
+    /// could not be written.
     pub fn write_line(&mut self, line: &str) -> String {
-        let masked = apply_masks(&self.masks, line);
+        // Escapes are removed before masking: a colour code inside a secret must not let it
+        // slip past a mask.
+        let has_escape = line.contains('\x1b');
+        let plain = if has_escape {
+            std::borrow::Cow::Owned(crate::ansi::strip_ansi(line))
+        } else {
+            std::borrow::Cow::Borrowed(line)
+        };
+        let masked = apply_masks(&self.masks, &plain);
         self.scratch.clear();
         self.scratch.extend_from_slice(masked.as_bytes());
         self.scratch.push(b'\n');
@@ -65,6 +84,13 @@ impl LogSink {
                 self.tail.pop_front();
             }
             self.tail.push_back(masked.clone());
+        }
+        if has_escape && self.display_color {
+            let coloured = apply_masks(&self.masks, line);
+            // Only if the colours changed nothing the masks hide.
+            if crate::ansi::strip_ansi(&coloured) == masked {
+                return coloured;
+            }
         }
         masked
     }
@@ -144,6 +170,33 @@ mod tests {
         let mut none = LogSink::create(&dir.path().join("log2"), masks(&[]), 0).unwrap();
         none.write_line("x");
         assert!(none.tail().is_empty());
+    }
+
+    #[test]
+    fn escapes_never_reach_the_file_and_never_split_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let m = masks(&[("hunter2", "***")]);
+        let mut sink = LogSink::create(&path, Arc::clone(&m), 5).unwrap();
+        assert_eq!(
+            sink.write_line("\x1b[1mPlan:\x1b[0m 1 to add"),
+            "Plan: 1 to add"
+        );
+        assert_eq!(sink.write_line("pw hun\x1b[0mter2"), "pw ***");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "Plan: 1 to add\npw ***\n"
+        );
+        assert_eq!(sink.tail(), ["Plan: 1 to add", "pw ***"]);
+
+        let mut colour = LogSink::create(&path, m, 5).unwrap().display_color(true);
+        assert_eq!(
+            colour.write_line("\x1b[1mPlan:\x1b[0m hunter2"),
+            "\x1b[1mPlan:\x1b[0m ***"
+        );
+        // Colours that split a secret: the display gets the plain, masked line.
+        assert_eq!(colour.write_line("pw hun\x1b[0mter2"), "pw ***");
+        assert!(!fs::read_to_string(&path).unwrap().contains('\x1b'));
     }
 
     #[test]

@@ -4,10 +4,15 @@
 
 pub mod deployment;
 pub mod events;
+pub mod lifetime;
+pub mod live_feed;
 pub mod log_sink;
 pub mod outputs;
+pub mod plain_output;
 pub mod process;
+pub mod refresh;
 pub mod run;
 pub mod scheduler;
+pub mod signals;
 pub mod upstream;
 pub mod workspace;

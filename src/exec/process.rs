@@ -84,18 +84,33 @@ pub enum Stream {
     Stderr,
 }
 
-/// The signal a first Ctrl-C (or a SIGTERM to bitops) passes on to running process groups.
+/// A signal bitops received. A first Ctrl-C passes SIGINT on to running process groups; SIGTERM,
+/// SIGHUP and SIGQUIT all pass on SIGTERM (a hangup or a quit must stop a deployment as
+/// gracefully as a SIGTERM does, not leave it running or dump core).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Sig {
     Int,
     Term,
+    Hup,
+    Quit,
 }
 
 impl Sig {
+    /// The signal passed on to process groups.
     fn signal(self) -> Signal {
         match self {
             Sig::Int => Signal::SIGINT,
-            Sig::Term => Signal::SIGTERM,
+            Sig::Term | Sig::Hup | Sig::Quit => Signal::SIGTERM,
+        }
+    }
+
+    /// bitops' exit code after this signal: 128 + its number (130, 143, 129, 131).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Sig::Int => crate::exit_code::INTERRUPTED,
+            Sig::Term => crate::exit_code::TERMINATED,
+            Sig::Hup => crate::exit_code::HANGUP,
+            Sig::Quit => crate::exit_code::QUIT,
         }
     }
 }
@@ -227,18 +242,23 @@ pub async fn run(
         };
     }
 
-    let mut child = match Command::new(resolve_program(spec))
+    // Everything this process starts inherits the tag, which is how escaped descendants are
+    // found once it ended (see `lifetime`).
+    let tag = super::lifetime::next_tag();
+    let mut command = Command::new(resolve_program(spec));
+    command
         .args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(&spec.env)
+        .env(super::lifetime::TAG_VAR, &tag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    die_with_parent(&mut command);
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => return ProcessEnd::SpawnFailed(err),
     };
@@ -248,6 +268,10 @@ pub async fn run(
     };
     let pgid = Pid::from_raw(pid);
     let mut guard = GroupGuard { pgid, armed: true };
+    if !super::lifetime::register_group(pid) {
+        // bitops is exiting (a panic elsewhere): this group must not outlive it.
+        signal_group(pgid, Signal::SIGKILL);
+    }
 
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -256,7 +280,8 @@ pub async fn run(
     let mut out_buf = vec![0; READ_CHUNK];
     let mut err_buf = vec![0; READ_CHUNK];
 
-    let timeout_at = limits.timeout.map(|t| Instant::now() + t);
+    // A timeout too far away to represent is none (and no overflow panic).
+    let timeout_at = limits.timeout.and_then(|t| Instant::now().checked_add(t));
     let mut cause = Cause::Natural;
     let mut status: Option<io::Result<ExitStatus>> = None;
     let mut stop_open = true;
@@ -268,7 +293,20 @@ pub async fn run(
     // pipes are read, until EOF or this deadline.
     let mut drain_until: Option<Instant> = None;
 
+    let mut swept = false;
     loop {
+        if drain_until.is_some() && !swept {
+            // The group is gone: what left it (`setsid`, a double fork) still carries the tag
+            // and is ended now, not left running after a step bitops reports as finished.
+            // Done before draining, so the pipes such a process held close at once. Without
+            // escapees this is one pass over /proc from the child's pid up.
+            swept = true;
+            let (tag, grace) = (tag.clone(), limits.grace);
+            let _ = tokio::task::spawn_blocking(move || {
+                super::lifetime::sweep_escaped(&tag, pid, grace)
+            })
+            .await;
+        }
         let pipes_open = stdout.is_some() || stderr.is_some();
         if let Some(until) = drain_until {
             if !pipes_open || Instant::now() >= until {
@@ -280,7 +318,12 @@ pub async fn run(
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
                 match read {
-                    Ok(n) if n > 0 => out_lines.push(&out_buf[..n], &mut |l: &str| on_line(Stream::Stdout, l)),
+                    Ok(n) if n > 0 => out_lines.push(&out_buf[..n], &mut |l: &str| {
+                        if l == TEST_PANIC_LINE {
+                            super::lifetime::test_panic_point("output");
+                        }
+                        on_line(Stream::Stdout, l)
+                    }),
                     // A read error on a pipe means no more output will come from it.
                     _ => {
                         out_lines.finish(&mut |l: &str| on_line(Stream::Stdout, l));
@@ -314,11 +357,12 @@ pub async fn run(
                     // gets only the grace period, then SIGKILL. After a forwarded SIGINT the
                     // wrapper has waited for its tools, and what is left is background jobs,
                     // which ignore SIGINT: they get SIGTERM.
-                    let got_term = timeout_fired || cause == Cause::Stopped(StopRequest::Forward(Sig::Term));
+                    let got_term = timeout_fired
+                        || matches!(cause, Cause::Stopped(StopRequest::Forward(s)) if s.signal() == Signal::SIGTERM);
                     if !got_term {
                         signal_group(pgid, Signal::SIGTERM);
                     }
-                    let grace_end = Instant::now() + limits.grace;
+                    let grace_end = later(limits.grace);
                     kill_at = Some(kill_at.map_or(grace_end, |at| at.min(grace_end)));
                 }
             }
@@ -330,7 +374,7 @@ pub async fn run(
                     cause = Cause::TimedOut;
                 }
                 signal_group(pgid, Signal::SIGTERM);
-                let grace_end = Instant::now() + limits.grace;
+                let grace_end = later(limits.grace);
                 kill_at = Some(kill_at.map_or(grace_end, |at| at.min(grace_end)));
             }
             () = sleep_until(kill_at), if kill_at.is_some() && !draining => {
@@ -386,10 +430,10 @@ pub async fn run(
             guard.armed = false;
         }
     }
-    // Whatever a process outside the group still holds open is abandoned; a partial last line
-    // read so far is still delivered.
+    // A partial last line read so far is still delivered.
     out_lines.finish(&mut |l: &str| on_line(Stream::Stdout, l));
     err_lines.finish(&mut |l: &str| on_line(Stream::Stderr, l));
+    super::lifetime::unregister_group(pid);
 
     match status {
         Some(Ok(status)) => process_end(cause, status, limits),
@@ -399,6 +443,13 @@ pub async fn run(
         )),
         None => unreachable!("the loop only ends after the child was reaped"),
     }
+}
+
+/// `now + d`, saturated: an absurd grace period means "wait very long", not a panic.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 fn drain_deadline() -> Option<Instant> {
@@ -427,6 +478,43 @@ fn process_end(cause: Cause, status: ExitStatus, limits: &Limits) -> ProcessEnd 
     }
 }
 
+/// The stdout line that triggers the test-only panic `BITOPS_TEST_PANIC=output` (debug builds).
+const TEST_PANIC_LINE: &str = "BITOPS_TEST_PANIC_NOW";
+
+/// The child gets SIGTERM when bitops dies, however it dies (SIGKILL included): a deployment
+/// must not run on without the process that reports and locks it.
+///
+/// std has no safe API for `PR_SET_PDEATHSIG`: it must be set in the child between fork and
+/// exec, which only `pre_exec` (unsafe) allows. The cost is that std forks instead of using
+/// `posix_spawn` for these children.
+///
+/// Caveat: the kernel sends the signal when the *thread* that forked the child exits. Steps are
+/// spawned from the async runtime's worker threads, which live until the run is over.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed. It makes three raw syscalls (prctl, pthread_sigmask, getppid),
+    // allocates nothing, takes no lock and touches no state shared with the parent. `io::Error::from_raw_os_error` does not
+    // allocate.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            // bitops blocks the signals it takes on its signal thread; the fork path of std
+            // keeps the mask, and a deployment must get its signals.
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            // bitops died between fork and prctl: the signal would never come.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Kills the group if `run` is dropped before it finished, e.g. when the engine gives up on a
 /// step. `kill_on_drop` alone would reach only the leader.
 struct GroupGuard {
@@ -439,6 +527,7 @@ impl Drop for GroupGuard {
         if self.armed {
             signal_group(self.pgid, Signal::SIGKILL);
         }
+        super::lifetime::unregister_group(self.pgid.as_raw());
     }
 }
 
@@ -449,7 +538,7 @@ fn signal_group(pgid: Pid, signal: Signal) {
 
 /// Whether any process of the group can still run. Zombies do not count: a grandchild that was
 /// orphaned stays a zombie until init reaps it, and some container inits never do.
-fn group_alive(pgid: Pid) -> bool {
+pub(crate) fn group_alive(pgid: Pid) -> bool {
     match killpg(pgid, None) {
         Err(Errno::ESRCH) => false,
         Ok(()) => live_member_in_proc(pgid).unwrap_or(true),

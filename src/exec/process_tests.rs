@@ -215,6 +215,14 @@ async fn environment_is_exactly_the_given_one() {
     let (end, mut lines) = run_collect(&spec, &limits(None, Duration::from_secs(1))).await;
     assert!(end.success(), "{end:?}");
     lines.sort();
+    // The one variable bitops adds: the tag that finds the process's descendants later.
+    let tag = format!("{}=", crate::exec::lifetime::TAG_VAR);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with(&tag)).count(),
+        1,
+        "{lines:?}"
+    );
+    lines.retain(|l| !l.starts_with(&tag));
     assert_eq!(lines, ["BITOPS_TEST_VALUE=a b", "PATH=/usr/bin:/bin"]);
 }
 
@@ -301,26 +309,46 @@ async fn background_process_ignoring_term_is_killed_after_the_grace() {
     wait_until_dead(read_pid(&dir.path().join("grandchild.pid"))).await;
 }
 
-#[tokio::test]
-async fn process_that_left_the_group_does_not_hold_up_the_step() {
+/// Runs a hook whose grandchild leaves the group with `setsid` (through `prefix`, e.g. `env -i`)
+/// and keeps the pipe open. The hook ends only once the grandchild is out of the group, or the
+/// group signals sent when the hook exits would still reach it.
+async fn escaping_hook(prefix: &str) -> (ProcessEnd, Vec<String>, i32, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    // `setsid` puts the grandchild out of reach of the group signals; it keeps the pipe open.
-    // The hook ends only once the grandchild is out of the group, or the group signals sent
-    // when the hook exits would still reach it.
-    let script = "setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & \
-                  while [ ! -s escaped.pid ]; do sleep 0.01; done; echo done";
+    let script = format!(
+        "{prefix} setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & \
+         while [ ! -s escaped.pid ]; do sleep 0.01; done; echo done"
+    );
     let started = Instant::now();
     let (end, lines) = run_collect(
-        &sh(script, dir.path()),
+        &sh(&script, dir.path()),
         &limits(None, Duration::from_millis(200)),
     )
     .await;
-    let escaped = read_pid(&dir.path().join("escaped.pid"));
+    let took = started.elapsed();
+    (end, lines, read_pid(&dir.path().join("escaped.pid")), took)
+}
+
+#[tokio::test]
+async fn process_that_left_the_group_is_ended_and_does_not_hold_up_the_step() {
+    let (end, lines, escaped, took) = escaping_hook("").await;
+    let stat = crate::exec::lifetime::stat(escaped);
+    let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
+    assert!(matches!(end, ProcessEnd::Exited(0)), "{end:?}");
+    assert_eq!(lines, ["done"]);
+    // It carried the step's tag: ended (SIGTERM) once the group was gone, which closed the pipe.
+    assert!(stat.is_none_or(|s| s.zombie()), "{stat:?}");
+    assert!(took < DRAIN_TIMEOUT, "took {took:?}");
+}
+
+#[tokio::test]
+async fn untagged_escapee_holding_the_pipe_is_abandoned_after_the_drain_timeout() {
+    // `env -i` drops the tag: nothing finds it (the end of a run sweeps orphans re-parented to
+    // bitops); the step still ends, after the drain timeout.
+    let (end, lines, escaped, took) = escaping_hook("env -i PATH=/usr/bin:/bin").await;
     // Not ours to leave running once the test has shown what it needed.
     let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
     assert!(matches!(end, ProcessEnd::Exited(0)), "{end:?}");
     assert_eq!(lines, ["done"]);
-    let took = started.elapsed();
     assert!(took >= DRAIN_TIMEOUT, "took {took:?}");
     assert!(took < DRAIN_TIMEOUT * 3, "took {took:?}");
 }
@@ -468,4 +496,23 @@ fn ends_read_well_in_logs() {
     for (end, text) in cases {
         assert_eq!(end.to_string(), text);
     }
+}
+
+#[tokio::test]
+async fn a_process_that_left_the_session_is_ended_with_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // `setsid` in a background job (not a group leader) execs directly: `$!` is the daemon.
+    let (end, lines) = run_collect(
+        &sh("setsid sleep 1000 & echo $!", dir.path()),
+        &limits(None, Duration::from_secs(1)),
+    )
+    .await;
+    assert!(end.success(), "{end:?}");
+    let pid: i32 = lines[0].trim().parse().unwrap();
+    // Checked as soon as `run` returns: a step is over only when its escapees are too.
+    let stat = crate::exec::lifetime::stat(pid);
+    assert!(
+        stat.is_none_or(|s| s.zombie()),
+        "the escaped daemon {pid} still runs: {stat:?}"
+    );
 }

@@ -29,8 +29,16 @@ pub struct RunRequest {
     pub base_env: BTreeMap<String, String>,
     pub options: Options,
     pub in_place: bool,
+    /// `--fresh`: the selected environments' working folders start clean.
+    pub fresh: bool,
     /// Recorded seconds per node id, for priority and ETA.
     pub durations: HashMap<String, f64>,
+    /// Where output lines for the live display go (bounded; the logs get everything).
+    pub live: Arc<super::live_feed::LiveFeed>,
+    /// Where saved outputs are read and kept (the state folder unless a shared store is used).
+    pub state: crate::state::store::State,
+    /// The environment leases of a shared store, watched for loss.
+    pub lease: Option<Arc<crate::state::store::lease::Watch>>,
 }
 
 pub struct RunResult {
@@ -43,7 +51,7 @@ pub struct RunResult {
     pub signal: Option<Sig>,
     pub started: SystemTime,
     pub elapsed: Duration,
-    /// The working copy, when kept (after a failure).
+    /// The persistent working copy (`<state>/work`), unless the run was `--in-place`.
     pub work_kept: Option<PathBuf>,
 }
 
@@ -68,13 +76,14 @@ pub fn schedule(
         known.iter().sum::<f64>() / known.len() as f64
     };
     let mut deps = vec![Vec::new(); order.len()];
+    let mut order_only = vec![Vec::new(); order.len()];
     for (k, &i) in order.iter().enumerate() {
-        for p in graph.selected_dependencies(i, |x| selection.contains(x)) {
+        for (p, kind) in graph.selected_dependency_kinds(i, |x| selection.contains(x)) {
             if let Some(&pk) = pos.get(&p) {
-                if reverse {
-                    deps[pk].push(k);
-                } else {
-                    deps[k].push(pk);
+                let (node, dep) = if reverse { (pk, k) } else { (k, pk) };
+                deps[node].push(dep);
+                if kind == crate::graph::EdgeKind::Order {
+                    order_only[node].push(dep);
                 }
             }
         }
@@ -95,7 +104,14 @@ pub fn schedule(
             }
         })
         .collect();
-    (Schedule { nodes, deps }, order)
+    (
+        Schedule {
+            nodes,
+            deps,
+            order_only,
+        },
+        order,
+    )
 }
 
 /// Runs the request; `events` receives everything as it happens.
@@ -124,8 +140,17 @@ pub async fn execute(
             dep: di,
             timeout: d.timeout.value,
             retries: d.retries.value,
+            inputs: graph.inputs.get(&i).cloned().unwrap_or_default(),
         }));
     }
+    // Every string leaving the engine is masked with every environment's masks (see
+    // `mask::scrub`); log lines keep their own environment's.
+    crate::mask::set_global(
+        repo.environments
+            .iter()
+            .flat_map(|e| e.settings.masks.iter().map(|m| m.mask.clone()))
+            .collect(),
+    );
     let masks: Vec<Arc<[Mask]>> = repo
         .environments
         .iter()
@@ -135,13 +160,6 @@ pub async fn execute(
         })
         .collect();
     let run_dir = req.state_dir.join("runs").join(&req.run_id);
-    let workspace = Arc::new(Workspace::new(
-        &repo.root,
-        &req.state_dir,
-        &run_dir,
-        &repo.default_folder,
-        req.in_place,
-    ));
     // Working copies in run order, ahead of the deployments that need them.
     let mut seen_envs = std::collections::HashSet::new();
     let envs_in_order: Vec<String> = order
@@ -151,6 +169,20 @@ pub async fn execute(
         })
         .map(|i| repo.environments[graph.node(*i).env].name.clone())
         .collect();
+    let workspace = Arc::new(
+        Workspace::new(
+            &repo.root,
+            &req.state_dir,
+            &run_dir,
+            &repo.default_folder,
+            req.in_place,
+        )
+        .with_environments(
+            repo.environments.iter().map(|e| e.name.clone()).collect(),
+            &envs_in_order,
+        )
+        .with_fresh(req.fresh),
+    );
     let stop_ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ahead = workspace.prepare_ahead(envs_in_order, Arc::clone(&stop_ahead));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();
@@ -180,12 +212,24 @@ pub async fn execute(
         jobs,
         masks,
         events: events.clone(),
-        upstream: super::upstream::Upstream::new(graph, req.state_dir.clone()),
+        live: Arc::clone(&req.live),
+        upstream: super::upstream::Upstream::with_state(graph, req.state.clone()),
         backoff: Duration::from_secs(2),
+        plugins_dir: crate::plugins::links::create(
+            &run_dir.join("plugins"),
+            &crate::plugins::links::plugin_dirs(repo, &req.state_dir),
+        )
+        .map_err(|e| e.to_string()),
+        lease: req.lease.clone(),
     });
 
     let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-    let forward = tokio::spawn(forward_signals(sig_tx));
+    let subscription = super::signals::subscribe(sig_tx);
+    // Escaped descendants are re-parented to bitops (found and reaped), and a watchdog ends the
+    // run's processes if bitops dies without doing it itself.
+    super::lifetime::become_subreaper();
+    super::lifetime::set_grace(req.options.grace);
+    super::lifetime::start_watchdog(&req.run_id, req.options.grace);
     let started = SystemTime::now();
     let clock = Instant::now();
     let outcome = scheduler::run(
@@ -196,24 +240,19 @@ pub async fn execute(
         sig_rx,
     )
     .await;
-    forward.abort();
+    // From here a signal ends bitops at once (locks released): nothing is running any more.
+    drop(subscription);
     stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = ahead.join();
+    // Whatever a deployment left behind that the per-step sweep could not attribute (an orphan
+    // with a cleared environment) goes now, before the run is reported as finished.
+    let grace = req.options.grace;
+    let _ = tokio::task::spawn_blocking(move || super::lifetime::sweep_all(grace)).await;
+    super::lifetime::stop_watchdog();
 
-    let all_ok = outcome
-        .results
-        .iter()
-        .all(|r| r.status == super::events::Status::Succeeded)
-        && outcome.cancel.is_none();
-    let work_kept = if all_ok || req.in_place {
-        let _ = workspace.remove_work();
-        None
-    } else {
-        workspace
-            .tempdir
-            .exists()
-            .then(|| workspace.tempdir.clone())
-    };
+    // The working copy is kept (local state, tool caches): say where.
+    let work_kept =
+        (!req.in_place && workspace.tempdir.exists()).then(|| workspace.tempdir.clone());
     let nodes = sched
         .nodes
         .iter()
@@ -229,26 +268,6 @@ pub async fn execute(
         started,
         elapsed: clock.elapsed(),
         work_kept,
-    }
-}
-
-/// SIGINT and SIGTERM become scheduler signals (the scheduler decides what they mean).
-async fn forward_signals(tx: mpsc::UnboundedSender<Sig>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    loop {
-        let sig = tokio::select! {
-            _ = int.recv() => Sig::Int,
-            _ = term.recv() => Sig::Term,
-        };
-        if tx.send(sig).is_err() {
-            return;
-        }
     }
 }
 

@@ -39,9 +39,17 @@ pub struct SchedNode {
 pub struct Schedule {
     pub nodes: Vec<SchedNode>,
     pub deps: Vec<Vec<usize>>,
+    /// Per node, the dependencies in `deps` it only waits for (an order, not a need): it
+    /// starts once they have finished, whatever their result. Empty: every edge needs success.
+    pub order_only: Vec<Vec<usize>>,
 }
 
 impl Schedule {
+    /// Whether `node` only waits for `dep` to finish (not to succeed).
+    fn order_only(&self, node: usize, dep: usize) -> bool {
+        self.order_only.get(node).is_some_and(|o| o.contains(&dep))
+    }
+
     fn dependents(&self) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); self.nodes.len()];
         for (i, ds) in self.deps.iter().enumerate() {
@@ -176,10 +184,14 @@ pub async fn run<E: Executor>(
 
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     let mut running: JoinSet<(usize, NodeResult)> = JoinSet::new();
+    let mut task_nodes: std::collections::HashMap<tokio::task::Id, usize> =
+        std::collections::HashMap::new();
     let mut pool_use: BTreeMap<String, usize> = BTreeMap::new();
     let mut running_count = 0usize;
     let mut cancel: Option<CancelReason> = None;
     let started = Instant::now();
+    // A deadline too far to represent is no deadline (config rejects such values; this only
+    // keeps an overflow from panicking).
     let deadline = opts
         .deadline
         .and_then(|d| started.checked_add(d))
@@ -203,11 +215,16 @@ pub async fn run<E: Executor>(
                         &mut results,
                         events,
                     );
-                    for &d in &dependents[r.node] {
-                        indeg[d] -= 1;
-                        if indeg[d] == 0 {
-                            push(&mut ready, &mut seq, d);
-                        }
+                    for d in release(
+                        r.node,
+                        true,
+                        schedule,
+                        &dependents,
+                        &mut indeg,
+                        &mut results,
+                        events,
+                    ) {
+                        push(&mut ready, &mut seq, d);
                     }
                     continue;
                 }
@@ -223,7 +240,8 @@ pub async fn run<E: Executor>(
                 let exec = Arc::clone(&executor);
                 let rx = stop_rx.clone();
                 let idx = r.node;
-                running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                let task = running.spawn(async move { (idx, exec.run(idx, rx).await) });
+                task_nodes.insert(task.id(), idx);
             }
             ready.extend(held);
         }
@@ -232,15 +250,25 @@ pub async fn run<E: Executor>(
         }
 
         tokio::select! {
-            joined = running.join_next(), if running_count > 0 => {
-                let Some(joined) = joined else { continue };
-                let (idx, result) = joined.unwrap_or_else(|e| {
-                    // A panicking task is a bug; keep the run's bookkeeping whole anyway.
-                    (usize::MAX, NodeResult::with_reason(Status::Failed, format!("internal error: {e}")))
-                });
-                if idx == usize::MAX {
-                    continue;
-                }
+            joined = running.join_next_with_id(), if running_count > 0 => {
+                // A panicking task is a bug. The binary's panic hook ends bitops (exit 3) before
+                // this sees it; elsewhere (library use, tests) the node still fails and the
+                // count stays true: a task lost from the count would make this loop spin.
+                let (idx, result) = match joined {
+                    Some(Ok((id, done))) => {
+                        task_nodes.remove(&id);
+                        done
+                    }
+                    Some(Err(e)) => match task_nodes.remove(&e.id()) {
+                        Some(idx) => (idx, NodeResult::with_reason(Status::Failed, format!("internal error: {e}"))),
+                        None => continue,
+                    },
+                    None => {
+                        // Nothing left to join: whatever the count says, nothing runs.
+                        running_count = 0;
+                        continue;
+                    }
+                };
                 running_count -= 1;
                 if let Some(pool) = &schedule.nodes[idx].pool {
                     if let Some(c) = pool_use.get_mut(pool) {
@@ -258,25 +286,22 @@ pub async fn run<E: Executor>(
                 }
                 let status = result.status;
                 finish(idx, result, schedule, &mut results, events);
-                if status == Status::Succeeded {
-                    for &d in &dependents[idx] {
-                        indeg[d] -= 1;
-                        if indeg[d] == 0 {
-                            push(&mut ready, &mut seq, d);
-                        }
-                    }
-                } else {
-                    skip_dependents(idx, schedule, &dependents, &mut results, events);
-                    if opts.fail_fast && cancel.is_none() {
-                        cancel = Some(CancelReason::Failure);
-                        let _ = events.send(RunEvent::Cancel { reason: CancelReason::Failure });
-                    }
+                for d in release(idx, status.is_success(), schedule, &dependents, &mut indeg, &mut results, events) {
+                    push(&mut ready, &mut seq, d);
+                }
+                if !status.is_success() && opts.fail_fast && cancel.is_none() {
+                    cancel = Some(CancelReason::Failure);
+                    let _ = events.send(RunEvent::Cancel { reason: CancelReason::Failure });
                 }
             }
             sig = signals.recv() => {
                 let Some(sig) = sig else { continue };
                 first_signal.get_or_insert(sig);
-                let reason = match sig { Sig::Int => CancelReason::Interrupt, Sig::Term => CancelReason::Terminate };
+                // SIGHUP and SIGQUIT act like SIGTERM; only the exit code tells them apart.
+                let (reason, forward) = match sig {
+                    Sig::Int => (CancelReason::Interrupt, Sig::Int),
+                    Sig::Term | Sig::Hup | Sig::Quit => (CancelReason::Terminate, Sig::Term),
+                };
                 if cancel.is_some_and(|c| c >= CancelReason::Terminate) {
                     // The second signal: no more waiting.
                     cancel = Some(CancelReason::Kill);
@@ -284,14 +309,14 @@ pub async fn run<E: Executor>(
                     let _ = events.send(RunEvent::Cancel { reason: CancelReason::Kill });
                 } else {
                     cancel = Some(reason);
-                    let _ = stop_tx.send(StopRequest::Forward(sig));
+                    let _ = stop_tx.send(StopRequest::Forward(forward));
                     let _ = events.send(RunEvent::Cancel { reason });
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() && cancel.is_none_or(|c| c < CancelReason::Deadline) => {
                 cancel = Some(CancelReason::Deadline);
                 let _ = stop_tx.send(StopRequest::Forward(Sig::Term));
-                kill_at = Some(tokio::time::Instant::now() + opts.grace);
+                kill_at = tokio::time::Instant::now().checked_add(opts.grace);
                 let _ = events.send(RunEvent::Cancel { reason: CancelReason::Deadline });
             }
             _ = sleep_until(kill_at), if kill_at.is_some() => {
@@ -347,6 +372,8 @@ fn finish(
     results: &mut [Option<NodeResult>],
     events: &mpsc::UnboundedSender<RunEvent>,
 ) {
+    // Every result reaches the reporters and the run's result through here, masked.
+    let result = result.masked();
     let node = &schedule.nodes[i];
     let _ = events.send(RunEvent::NodeFinished {
         id: node.id.clone(),
@@ -356,29 +383,45 @@ fn finish(
     results[i] = Some(result);
 }
 
-/// Everything downstream of a failure is skipped, naming the failure.
-fn skip_dependents(
-    failed: usize,
+/// After `done` finished: its dependents that may now start (returned), and, when it did not
+/// succeed, everything downstream that needed its success skipped, naming it. A dependent
+/// that only waits for the order is released whatever the result, and so is one behind a
+/// skipped node by order only.
+fn release(
+    done: usize,
+    succeeded: bool,
     schedule: &Schedule,
     dependents: &[Vec<usize>],
+    indeg: &mut [usize],
     results: &mut [Option<NodeResult>],
     events: &mpsc::UnboundedSender<RunEvent>,
-) {
-    let reason = format!("`{}` did not succeed", schedule.nodes[failed].id);
-    let mut stack = dependents[failed].clone();
-    while let Some(i) = stack.pop() {
-        if results[i].is_some() {
-            continue;
+) -> Vec<usize> {
+    let reason = format!("`{}` did not succeed", schedule.nodes[done].id);
+    let mut now_ready = Vec::new();
+    let mut stack = vec![(done, succeeded)];
+    while let Some((n, ok)) = stack.pop() {
+        for &d in &dependents[n] {
+            if results[d].is_some() {
+                continue;
+            }
+            if ok || schedule.order_only(d, n) {
+                indeg[d] -= 1;
+                if indeg[d] == 0 {
+                    now_ready.push(d);
+                }
+            } else {
+                finish(
+                    d,
+                    NodeResult::with_reason(Status::Skipped, reason.clone()),
+                    schedule,
+                    results,
+                    events,
+                );
+                stack.push((d, false));
+            }
         }
-        finish(
-            i,
-            NodeResult::with_reason(Status::Skipped, reason.clone()),
-            schedule,
-            results,
-            events,
-        );
-        stack.extend(dependents[i].iter().copied());
     }
+    now_ready
 }
 
 #[cfg(test)]

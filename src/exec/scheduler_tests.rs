@@ -93,6 +93,7 @@ fn schedule(n: usize, edges: &[(usize, usize)], pools: &[Option<&str>]) -> Sched
             })
             .collect(),
         deps,
+        order_only: Vec::new(),
     }
 }
 
@@ -307,4 +308,85 @@ proptest! {
             prop_assert_eq!(res.status, want, "node {}", i);
         }
     }
+}
+
+/// Panics when it runs node 0; every other node succeeds at once.
+struct Panicky;
+
+impl Executor for Panicky {
+    fn run(
+        &self,
+        node: usize,
+        _stop: watch::Receiver<StopRequest>,
+    ) -> Pin<Box<dyn Future<Output = NodeResult> + Send>> {
+        Box::pin(async move {
+            assert_ne!(node, 0, "test panic in a node task");
+            NodeResult::new(Status::Succeeded)
+        })
+    }
+}
+
+#[test]
+fn a_panicking_node_fails_and_the_run_ends_instead_of_spinning() {
+    // 0 → 1, and 2 alone: the panic fails 0, skips 1, and 2 still runs (keep-going).
+    let s = schedule(3, &[(0, 1)], &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (_sig_tx, sig_rx) = mpsc::unbounded_channel();
+    let out = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            run(&s, &opts(2, false), Arc::new(Panicky), &tx, sig_rx),
+        )
+        .await
+        .expect("the scheduler must end after a panic")
+    });
+    let st: Vec<Status> = out.results.iter().map(|r| r.status).collect();
+    assert_eq!(st, [Status::Failed, Status::Skipped, Status::Succeeded]);
+    assert!(out.results[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("internal error")));
+}
+
+#[test]
+fn order_only_edges_wait_for_the_end_whatever_the_result() {
+    // 0 ⇢ 1 ⇢ 2 (order only), 0 → 3 (needs success), 1 ⇢ 4 → 5: with fail-fast off, a failed
+    // 0 still lets 1, 2 run; 3 is skipped; 5 needs 4, which runs after 1.
+    let mut s = schedule(6, &[(0, 1), (1, 2), (0, 3), (1, 4), (4, 5)], &[]);
+    s.order_only = vec![vec![], vec![0], vec![1], vec![], vec![1], vec![]];
+    let r = run_fake(&s, &opts(8, false), &[0], &[], &[]);
+    assert_eq!(
+        statuses(&r),
+        vec![
+            Status::Failed,
+            Status::Succeeded,
+            Status::Succeeded,
+            Status::Skipped,
+            Status::Succeeded,
+            Status::Succeeded
+        ]
+    );
+    let end0 = r.log.events.iter().position(|e| *e == (0, false)).unwrap();
+    let start1 = r.log.events.iter().position(|e| *e == (1, true)).unwrap();
+    assert!(
+        end0 < start1,
+        "an order edge still waits: {:?}",
+        r.log.events
+    );
+}
+
+#[test]
+fn a_node_skipped_for_a_failure_releases_its_order_only_dependents() {
+    // 0 → 1 ⇢ 2: 0 fails, 1 (needs 0) is skipped, 2 only waited for 1 to be over.
+    let mut s = schedule(3, &[(0, 1), (1, 2)], &[]);
+    s.order_only = vec![vec![], vec![], vec![1]];
+    let r = run_fake(&s, &opts(8, false), &[0], &[], &[]);
+    assert_eq!(
+        statuses(&r),
+        vec![Status::Failed, Status::Skipped, Status::Succeeded]
+    );
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use petgraph::graph::NodeIndex;
 
-use super::outputs::{self, Outputs};
+use super::outputs::Outputs;
 use crate::graph::{Graph, NodeKind};
 
 /// Outputs by deployment id.
@@ -23,11 +23,16 @@ pub struct Upstream {
     /// Direct deployment dependencies of every deployment, environment nodes looked through.
     deps: HashMap<String, Vec<String>>,
     closures: Mutex<HashMap<String, Arc<Visible>>>,
-    state_dir: PathBuf,
+    /// Where the last successful outputs are kept (the state folder, or a shared store).
+    state: crate::state::store::State,
 }
 
 impl Upstream {
     pub fn new(graph: &Graph, state_dir: PathBuf) -> Self {
+        Self::with_state(graph, crate::state::store::State::embedded(state_dir))
+    }
+
+    pub fn with_state(graph: &Graph, state: crate::state::store::State) -> Self {
         let mut deps = HashMap::new();
         for i in graph.dag.node_indices() {
             if graph.node(i).kind == NodeKind::Deployment {
@@ -37,7 +42,7 @@ impl Upstream {
         Upstream {
             deps,
             closures: Mutex::new(HashMap::new()),
-            state_dir,
+            state,
         }
     }
 
@@ -49,6 +54,11 @@ impl Upstream {
             all.extend(c.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         all
+    }
+
+    /// Keeps a successful deployment's outputs for later runs (see `State::record_outputs`).
+    pub fn keep(&self, id: &str, own: &Outputs) -> Result<(), String> {
+        self.state.record_outputs(id, own)
     }
 
     /// A deployment of this run finished with `own` outputs: its dependents see them (and what
@@ -105,7 +115,13 @@ impl Upstream {
         let own = match own {
             Some(o) => o,
             None => {
-                saved = outputs::load_saved(&self.state_dir, id).unwrap_or_default();
+                // A shared store's outputs were read before the run started (prefetch).
+                saved = self
+                    .state
+                    .load_outputs(id)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 &saved
             }
         };
@@ -156,6 +172,7 @@ mod tests {
     use crate::config::settings::{EnvVars, Flags};
     use crate::diagnostic::Diagnostics;
     use crate::discover::{scan, Input};
+    use crate::exec::outputs;
 
     /// a/x → a/y (sequence); env b depends on env a; b/z.
     fn graph(dir: &std::path::Path) -> Graph {

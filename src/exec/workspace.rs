@@ -1,34 +1,57 @@
-//! The run folder and the working copy deployments run in.
+//! The run folder and the persistent working copy deployments run in.
 //!
-//! `<state>/runs/<run-id>/` holds `logs/`, `outputs/` and `work/`. `work/` is `$BITOPS_TEMPDIR`:
-//! the repo's root files and `_`-folders, plus each environment that runs, copied when its
-//! first deployment starts, with `_default` merged in (DESIGN §2.4). Deployments of one
-//! environment share its copy, as they shared BitOps' temp copy (a terraform deployment may
-//! write an inventory that a later ansible deployment reads). The ops repo is never written.
+//! `<state>/runs/<run-id>/` holds a run's `logs/` and `outputs/`. `<state>/work/` is
+//! `$BITOPS_TEMPDIR`: a copy of the whole repo laid out as the repo is, so every relative path
+//! that resolved in BitOps' copy resolves here too (root files, `_`-folders, `scripts/`, other
+//! environments). Each environment's folder has `_default` merged in (DESIGN §2.4), and
+//! deployments of one environment share it, as they shared BitOps' temp copy (a terraform
+//! deployment may write an inventory that a later ansible deployment reads).
+//!
+//! The copy is kept between runs and refreshed from the repo at each (see `refresh`): files the
+//! tools create there (local terraform state, `.terraform/` provider caches) survive, so
+//! deploy → `plan --run` → destroy works with a local backend; `--fresh` starts an environment's
+//! folder clean. An environment's folder is refreshed and used only by a run holding that
+//! environment's lock; the shared part (everything that is not an environment) is refreshed by
+//! every run under a file lock of its own. Environments a run does not select are copied when
+//! their folder is missing and otherwise left as the last run that selected them made them. The
+//! ops repo is never written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::yaml;
+use super::refresh::{refresh, Unit};
+
+/// The folder under the state folder that holds the working copy.
+pub const WORK_DIR: &str = "work";
+/// The folder under the state folder that holds what each refresh copied.
+const MANIFEST_DIR: &str = "manifests";
+/// The manifest of the shared part (no environment name starts with `_`).
+const SHARED: &str = "_shared";
 
 #[derive(Debug)]
 pub struct Workspace {
     pub repo_root: PathBuf,
     pub state_dir: PathBuf,
     pub run_dir: PathBuf,
-    /// `$BITOPS_TEMPDIR` (the repo itself with `--in-place`).
+    /// `$BITOPS_TEMPDIR`: `<state>/work` (the repo itself with `--in-place`).
     pub tempdir: PathBuf,
     pub default_folder: String,
     pub in_place: bool,
+    /// `--fresh`: an environment's folder is emptied before its first use in this run.
+    pub fresh: bool,
+    /// Every environment of the repo: what is not one belongs to the shared part.
+    environments: Vec<String>,
+    unselected: Vec<String>,
     base: OnceLock<Result<(), String>>,
     no_inputs: OnceLock<()>,
     envs: Mutex<HashMap<String, Arc<EnvCopy>>>,
 }
 
-/// One environment's working copy, made once by whichever deployment needs it first.
+/// One environment's working copy, refreshed once by whichever deployment needs it first.
 type EnvCopy = OnceLock<Result<PathBuf, String>>;
 
 impl Workspace {
@@ -46,14 +69,35 @@ impl Workspace {
             tempdir: if in_place {
                 repo_root.to_path_buf()
             } else {
-                run_dir.join("work")
+                state_dir.join(WORK_DIR)
             },
             default_folder: default_folder.to_string(),
             in_place,
+            fresh: false,
+            environments: Vec::new(),
+            unselected: Vec::new(),
             base: OnceLock::new(),
             no_inputs: OnceLock::new(),
             envs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The repo's environments (all of them), and those this run selects: the others are
+    /// copied when missing, the selected ones refreshed under their locks.
+    pub fn with_environments(mut self, all: Vec<String>, selected: &[String]) -> Self {
+        let selected: std::collections::HashSet<&String> = selected.iter().collect();
+        self.unselected = all
+            .iter()
+            .filter(|e| !selected.contains(e))
+            .cloned()
+            .collect();
+        self.environments = all;
+        self
+    }
+
+    pub fn with_fresh(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
+        self
     }
 
     pub fn logs_dir(&self) -> PathBuf {
@@ -73,13 +117,13 @@ impl Workspace {
         path
     }
 
-    /// The environment's folder in the working copy, copying it on first use. Blocking: call
-    /// from `spawn_blocking`.
+    /// The environment's folder in the working copy, refreshed on first use in this run. The
+    /// caller holds the environment's lock. Blocking: call from `spawn_blocking`.
     pub fn env_dir(&self, env: &str) -> Result<PathBuf, String> {
         if self.in_place {
             return Ok(self.repo_root.join(env));
         }
-        self.base.get_or_init(|| self.copy_base()).clone()?;
+        self.base.get_or_init(|| self.refresh_shared()).clone()?;
         let cell = {
             let mut envs = self
                 .envs
@@ -87,50 +131,117 @@ impl Workspace {
                 .expect("workspace lock is never poisoned by a panic-free copy");
             Arc::clone(envs.entry(env.to_string()).or_default())
         };
-        cell.get_or_init(|| self.copy_env(env)).clone()
+        cell.get_or_init(|| self.refresh_env(env)).clone()
     }
 
-    /// Root files and `_`/`.` folders (not `.git`, not the state folder).
-    fn copy_base(&self) -> Result<(), String> {
+    fn manifest(&self, unit: &str) -> PathBuf {
+        self.state_dir
+            .join(MANIFEST_DIR)
+            .join(format!("{unit}.json"))
+    }
+
+    fn real_root(&self) -> PathBuf {
+        std::fs::canonicalize(&self.repo_root).unwrap_or_else(|_| self.repo_root.clone())
+    }
+
+    /// What is not copied from the repo: `.git`, the state folder.
+    fn skip_list(&self) -> HashSet<PathBuf> {
+        [
+            self.repo_root.join(".git"),
+            self.repo_root.join(".bitops"),
+            self.state_dir.clone(),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Root files and every top-level folder that is not an environment; then the folders of
+    /// environments never copied yet. Runs of other environments do this too, one at a time
+    /// (a file lock), so two refreshes never interleave.
+    fn refresh_shared(&self) -> Result<(), String> {
+        let manifests = self.state_dir.join(MANIFEST_DIR);
+        // The working copy holds state files and secrets the tools write: 0700, like the rest
+        // of the state folder.
+        crate::state::fsutil::private_dir(&manifests)
+            .map_err(|e| format!("cannot create {}: {e}", manifests.display()))?;
         crate::state::fsutil::private_dir(&self.tempdir)
             .map_err(|e| format!("cannot create {}: {e}", self.tempdir.display()))?;
-        let entries = std::fs::read_dir(&self.repo_root)
-            .map_err(|e| format!("cannot list the ops repo: {e}"))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name_s = name.to_string_lossy();
-            let path = entry.path();
-            if name_s == ".git" || name_s == ".bitops" || path == self.state_dir {
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(manifests.join(".lock"))
+            .map_err(|e| format!("cannot open {}: {e}", manifests.display()))?;
+        let _guard = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("cannot lock the working copy: {e}"))?;
+        let root = self.real_root();
+        let mut skip = self.skip_list();
+        skip.extend(self.environments.iter().map(|e| self.repo_root.join(e)));
+        refresh(&Unit {
+            repo: &root,
+            src: &self.repo_root,
+            dst: &self.tempdir,
+            defaults: None,
+            manifest: &self.manifest(SHARED),
+            skip: &skip,
+        })
+        .map_err(|e| format!("cannot refresh the working copy: {e}"))?;
+        // Other environments, so that `../../other-env/...` resolves as in BitOps' copy.
+        // Copied aside and renamed into place: a run that selects one may be making it too.
+        for env in &self.unselected {
+            let dst = self.tempdir.join(env);
+            if dst.exists() {
                 continue;
             }
-            let is_dir = path.is_dir();
-            if is_dir
-                && !(name_s.starts_with('_')
-                    || name_s.starts_with('.')
-                    || name_s == self.default_folder)
-            {
-                continue; // an environment: copied when it runs
+            let tmp = self
+                .tempdir
+                .join(format!(".bitops-new-{env}-{}", std::process::id()));
+            let tmp_manifest = self.manifest(&format!("{env}.new{}", std::process::id()));
+            let made = self.refresh_into(env, &tmp, &tmp_manifest);
+            if made.is_ok() && std::fs::rename(&tmp, &dst).is_ok() {
+                let _ = std::fs::rename(&tmp_manifest, self.manifest(env));
+            } else {
+                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = std::fs::remove_file(&tmp_manifest);
             }
-            copy_tree(&path, &self.tempdir.join(&name), &self.skip_list())
-                .map_err(|e| format!("cannot copy {} into the run folder: {e}", path.display()))?;
         }
         Ok(())
     }
 
-    fn skip_list(&self) -> Vec<PathBuf> {
-        vec![self.state_dir.clone()]
+    fn refresh_into(&self, env: &str, dst: &Path, manifest: &Path) -> Result<(), String> {
+        let defaults = self.repo_root.join(&self.default_folder);
+        let root = self.real_root();
+        refresh(&Unit {
+            repo: &root,
+            src: &self.repo_root.join(env),
+            dst,
+            defaults: defaults.is_dir().then_some(defaults.as_path()),
+            manifest,
+            skip: &self.skip_list(),
+        })
+        .map(|_| ())
     }
 
-    fn copy_env(&self, env: &str) -> Result<PathBuf, String> {
-        let src = self.repo_root.join(env);
+    fn refresh_env(&self, env: &str) -> Result<PathBuf, String> {
         let dst = self.tempdir.join(env);
-        copy_tree(&src, &dst, &self.skip_list())
-            .map_err(|e| format!("cannot copy environment `{env}`: {e}"))?;
-        let defaults = self.repo_root.join(&self.default_folder);
-        if defaults.is_dir() {
-            merge_defaults(&defaults, &dst)
-                .map_err(|e| format!("cannot merge `{}` into `{env}`: {e}", self.default_folder))?;
+        let manifest = self.manifest(env);
+        if self.fresh {
+            for r in [
+                std::fs::remove_dir_all(&dst),
+                std::fs::remove_file(&manifest),
+            ] {
+                if let Some(e) = r
+                    .as_ref()
+                    .err()
+                    .filter(|e| e.kind() != io::ErrorKind::NotFound)
+                {
+                    return Err(format!("--fresh: cannot remove {}: {e}", dst.display()));
+                }
+            }
         }
+        self.refresh_into(env, &dst, &manifest)
+            .map_err(|e| format!("cannot refresh environment `{env}`: {e}"))?;
         Ok(dst)
     }
 
@@ -155,86 +266,6 @@ impl Workspace {
             }
         })
     }
-
-    /// Removes the working copy (after a successful run); logs and outputs stay.
-    pub fn remove_work(&self) -> io::Result<()> {
-        if self.in_place || !self.tempdir.exists() {
-            return Ok(());
-        }
-        std::fs::remove_dir_all(&self.tempdir)
-    }
-}
-
-/// Copies a file or folder, following symlinks as BitOps' copy did. A symlink that leads back
-/// into a folder being copied (a loop) is an error naming it, instead of endless recursion.
-pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf]) -> io::Result<()> {
-    copy_tree_within(src, dst, skip, &mut Vec::new())
-}
-
-fn copy_tree_within(
-    src: &Path,
-    dst: &Path,
-    skip: &[PathBuf],
-    ancestors: &mut Vec<PathBuf>,
-) -> io::Result<()> {
-    if skip.iter().any(|s| s == src) {
-        return Ok(());
-    }
-    let meta = std::fs::metadata(src)?;
-    if !meta.is_dir() {
-        return std::fs::copy(src, dst).map(|_| ());
-    }
-    let real = std::fs::canonicalize(src)?;
-    if ancestors.contains(&real) {
-        return Err(io::Error::other(format!(
-            "{} is a symlink loop (it leads back to {})",
-            src.display(),
-            real.display()
-        )));
-    }
-    ancestors.push(real);
-    std::fs::create_dir_all(dst)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        copy_tree_within(&entry.path(), &dst.join(entry.file_name()), skip, ancestors)?;
-    }
-    ancestors.pop();
-    Ok(())
-}
-
-fn is_yaml(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-}
-
-/// Files only in `_default` are copied; on a clash the environment's file wins, except YAML
-/// files, which are deep-merged (environment wins per key; lists are replaced).
-pub fn merge_defaults(defaults: &Path, env_dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(defaults)? {
-        let entry = entry?;
-        let src = entry.path();
-        let dst = env_dir.join(entry.file_name());
-        if src.is_dir() {
-            std::fs::create_dir_all(&dst)?;
-            merge_defaults(&src, &dst)?;
-        } else if !dst.exists() {
-            std::fs::copy(&src, &dst)?;
-        } else if is_yaml(&src) {
-            let base = std::fs::read_to_string(&src)?;
-            let over = std::fs::read_to_string(&dst)?;
-            // A file over yaml.rs' limits fails the merge (never a silent keep, never a crash).
-            let merged = yaml::merge_text(&base, &over).map_err(|(in_base, why)| {
-                let file = if in_base { &src } else { &dst };
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {why}", file.display()),
-                )
-            })?;
-            if let Some(merged) = merged {
-                std::fs::write(&dst, merged)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -265,7 +296,8 @@ mod tests {
         let before = snapshot(&repo);
 
         let state = repo.join(".bitops");
-        let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false);
+        let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false)
+            .with_environments(vec!["env1".into()], &[]);
         let env = ws.env_dir("env1").unwrap();
         assert_eq!(
             std::fs::read_to_string(env.join("terraform/versions.tf")).unwrap(),
@@ -275,7 +307,7 @@ mod tests {
             std::fs::read_to_string(env.join("terraform/main.tf")).unwrap(),
             "# env main"
         );
-        let cfg = yaml::parse(
+        let cfg = crate::yaml::parse(
             &std::fs::read_to_string(env.join("terraform/bitops.config.yaml")).unwrap(),
         )
         .unwrap()
@@ -301,22 +333,99 @@ mod tests {
     #[test]
     fn a_symlink_loop_is_an_error_not_endless_recursion() {
         let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("env/terraform");
+        let repo = t.path().join("repo");
+        let src = repo.join("env/terraform");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("main.tf"), "# x").unwrap();
         std::os::unix::fs::symlink("..", src.join("up")).unwrap();
-        let err = copy_tree(&t.path().join("env"), &t.path().join("copy"), &[]).unwrap_err();
-        assert!(err.to_string().contains("symlink loop"), "{err}");
-        // A symlink to a file or to a folder outside the copy is followed as before.
+        let state = repo.join(".bitops");
+        let ws = Workspace::new(&repo, &state, &state.join("runs/r1"), "_default", false)
+            .with_environments(vec!["env".into()], &[]);
+        let err = ws.env_dir("env").unwrap_err();
+        assert!(err.contains("symlink loop"), "{err}");
+        // A symlink to a folder elsewhere in the repo is followed (copied as content).
         std::fs::remove_file(src.join("up")).unwrap();
-        std::fs::create_dir_all(t.path().join("shared")).unwrap();
-        std::fs::write(t.path().join("shared/mod.tf"), "# m").unwrap();
-        std::os::unix::fs::symlink(t.path().join("shared"), src.join("shared")).unwrap();
-        copy_tree(&t.path().join("env"), &t.path().join("copy2"), &[]).unwrap();
+        std::fs::create_dir_all(repo.join("_shared")).unwrap();
+        std::fs::write(repo.join("_shared/mod.tf"), "# m").unwrap();
+        std::os::unix::fs::symlink("../../_shared", src.join("shared")).unwrap();
+        let ws = Workspace::new(&repo, &state, &state.join("runs/r2"), "_default", false)
+            .with_environments(vec!["env".into()], &[]);
+        let env = ws.env_dir("env").unwrap();
         assert_eq!(
-            std::fs::read_to_string(t.path().join("copy2/terraform/shared/mod.tf")).unwrap(),
+            std::fs::read_to_string(env.join("terraform/shared/mod.tf")).unwrap(),
             "# m"
         );
+        assert!(!std::fs::symlink_metadata(env.join("terraform/shared"))
+            .unwrap()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_refresh_copies_what_changed_removes_what_went_and_keeps_what_tools_made() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        std::fs::create_dir_all(repo.join("e/tf")).unwrap();
+        std::fs::create_dir_all(repo.join("other/tf")).unwrap();
+        std::fs::create_dir_all(repo.join("scripts")).unwrap();
+        std::fs::write(repo.join("e/tf/main.tf"), "# 1").unwrap();
+        std::fs::write(repo.join("e/tf/gone.tf"), "# gone").unwrap();
+        std::fs::write(repo.join("other/tf/o.tf"), "# o").unwrap();
+        std::fs::write(repo.join("scripts/x.sh"), "echo x").unwrap();
+        let state = repo.join(".bitops");
+        let envs = vec!["e".to_string(), "other".to_string()];
+        let run = |n: u32, fresh: bool| {
+            Workspace::new(
+                &repo,
+                &state,
+                &state.join(format!("runs/r{n}")),
+                "_default",
+                false,
+            )
+            .with_environments(envs.clone(), &envs[..1])
+            .with_fresh(fresh)
+            .env_dir("e")
+            .unwrap()
+        };
+        let before = snapshot(&repo);
+        let env = run(1, false);
+        let work = env.parent().unwrap().to_path_buf();
+        assert!(work.join("scripts/x.sh").exists());
+        assert!(
+            work.join("other/tf/o.tf").exists(),
+            "other environments are there too"
+        );
+        std::fs::write(env.join("tf/terraform.tfstate"), "state").unwrap();
+        std::fs::create_dir_all(env.join("tf/.terraform/providers")).unwrap();
+        std::fs::write(repo.join("e/tf/main.tf"), "# 2, longer").unwrap();
+        std::fs::remove_file(repo.join("e/tf/gone.tf")).unwrap();
+        let before2 = snapshot(&repo);
+        let env = run(2, false);
+        assert_eq!(
+            std::fs::read_to_string(env.join("tf/main.tf")).unwrap(),
+            "# 2, longer"
+        );
+        assert!(
+            !env.join("tf/gone.tf").exists(),
+            "removed from the repo, removed here"
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.join("tf/terraform.tfstate")).unwrap(),
+            "state"
+        );
+        assert!(env.join("tf/.terraform/providers").is_dir());
+        // A copy changed by a tool is refreshed from the repo.
+        std::fs::write(env.join("tf/main.tf"), "# edited by a hook").unwrap();
+        let env = run(3, false);
+        assert_eq!(
+            std::fs::read_to_string(env.join("tf/main.tf")).unwrap(),
+            "# 2, longer"
+        );
+        // --fresh starts clean.
+        let env = run(4, true);
+        assert!(!env.join("tf/terraform.tfstate").exists());
+        assert!(env.join("tf/main.tf").exists());
+        assert_eq!(snapshot(&repo), before2);
+        assert_ne!(before, before2);
     }
 
     /// Every file below `dir` (outside `.bitops`) with its content.

@@ -490,7 +490,8 @@ fn regenerate_command(args: &ExportArgs, repo_path: &str) -> String {
 /// `export --state URL`. Only the flag counts, never `BITOPS_STATE` from the exporting shell:
 /// where outputs travel is a property of the written file, chosen explicitly.
 fn state_url(args: &ExportArgs) -> Option<&str> {
-    args.state.as_deref()
+    // The flag only: the exporting machine's own `BITOPS_STATE` says nothing about the runners.
+    args.common.state.as_deref()
 }
 
 /// `--image` as given: `none` means shell runners (no container image).

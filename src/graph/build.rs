@@ -33,10 +33,41 @@ pub struct Node {
 pub enum Edge {
     /// A deployment belongs to its environment node.
     Member,
-    /// Implicit order of `bitops.deployments` inside an environment.
+    /// Implicit order of `bitops.deployments` inside an environment: order only (BitOps ran
+    /// them one after another; with fail-fast off, a later one still ran after a failure).
     Sequence,
     /// A `depends_on` entry, with where it was written.
     Declared(Loc),
+    /// An `inputs` entry naming an output of the producer, with where it was written.
+    Input(Loc),
+}
+
+/// What a dependent needs of a dependency before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EdgeKind {
+    /// It must have succeeded (declared `depends_on`, environment membership, inputs).
+    Success,
+    /// It must have finished, whatever its result (the implicit order inside an environment).
+    Order,
+}
+
+impl EdgeKind {
+    /// The word plans use (`success`, `order`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Success => "success",
+            EdgeKind::Order => "order",
+        }
+    }
+}
+
+impl Edge {
+    pub fn kind(&self) -> EdgeKind {
+        match self {
+            Edge::Sequence => EdgeKind::Order,
+            Edge::Member | Edge::Declared(_) | Edge::Input(_) => EdgeKind::Success,
+        }
+    }
 }
 
 /// The validated, acyclic dependency graph of a whole repo.
@@ -46,6 +77,8 @@ pub struct Graph {
     index: HashMap<String, NodeIndex>,
     /// A topological order of all nodes.
     pub topo: Vec<NodeIndex>,
+    /// Declared inputs of deployment nodes that have any.
+    pub inputs: HashMap<NodeIndex, Vec<super::inputs::Wire>>,
 }
 
 impl Graph {
@@ -92,6 +125,36 @@ impl Graph {
         out
     }
 
+    /// [`Graph::selected_dependencies`] with what each one must do first. Looking through an
+    /// unselected environment node waits for its deployments to succeed (membership is a
+    /// success edge).
+    pub fn selected_dependency_kinds(
+        &self,
+        i: NodeIndex,
+        selected: impl Fn(NodeIndex) -> bool,
+    ) -> Vec<(NodeIndex, EdgeKind)> {
+        use petgraph::visit::EdgeRef;
+        // Reached twice (directly in order, and through an environment): success wins.
+        let mut found: HashMap<NodeIndex, EdgeKind> = HashMap::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(NodeIndex, EdgeKind)> = self
+            .dag
+            .edges_directed(i, Direction::Incoming)
+            .map(|e| (e.source(), e.weight().kind()))
+            .collect();
+        while let Some((p, kind)) = stack.pop() {
+            if selected(p) {
+                let k = found.entry(p).or_insert(kind);
+                *k = (*k).min(kind);
+            } else if self.dag[p].kind == NodeKind::Environment && seen.insert(p) {
+                stack.extend(self.dependencies(p).map(|q| (q, EdgeKind::Success)));
+            }
+        }
+        let mut out: Vec<(NodeIndex, EdgeKind)> = found.into_iter().collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Direct dependents of a node.
     pub fn dependents(&self, i: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
         self.dag.neighbors_directed(i, Direction::Outgoing)
@@ -131,9 +194,19 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
     }
 
     let before = diags.len();
+    let mut inputs = HashMap::new();
     for (ei, env) in repo.environments.iter().enumerate() {
         for (di, d) in env.deployments.iter().enumerate() {
             let me = dep_nodes[ei][di];
+            // First: an input on the previous deployment is a success edge, not the order one.
+            if !d.inputs.is_empty() {
+                let mut wires = Vec::with_capacity(d.inputs.len());
+                for (producer, loc, wire) in super::inputs::resolve(repo, env, d, &b.index, diags) {
+                    b.edge(producer, me, Edge::Input(loc));
+                    wires.push(wire);
+                }
+                inputs.insert(me, wires);
+            }
             match &d.depends_on {
                 None if di > 0 => b.edge(dep_nodes[ei][di - 1], me, Edge::Sequence),
                 None => {}
@@ -165,6 +238,7 @@ pub fn build(repo: &Repo, diags: &mut Diagnostics) -> Option<Graph> {
             dag: b.dag,
             index: b.index,
             topo,
+            inputs,
         }),
         Ok(_) => None,
         Err(_) => {
@@ -279,26 +353,31 @@ fn report_cycles(dag: &DiGraph<Node, Edge>, diags: &mut Diagnostics) {
         let declared = path
             .windows(2)
             .find_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
-                Edge::Declared(loc) => Some(loc.clone()),
+                Edge::Declared(loc) | Edge::Input(loc) => Some(loc.clone()),
                 _ => None,
             });
         // Every declared edge of the cycle, so the user sees all the entries to choose from.
         let edges: Vec<String> = path
             .windows(2)
             .filter_map(|w| match &dag[dag.find_edge(w[1], w[0])?] {
-                Edge::Declared(loc) => {
+                Edge::Declared(loc) | Edge::Input(loc) => {
                     Some(format!("{} → {} at {loc}", dag[w[0]].id, dag[w[1]].id))
                 }
                 _ => None,
             })
             .collect();
+        let has_input = path.windows(2).any(|w| {
+            dag.find_edge(w[1], w[0])
+                .is_some_and(|e| matches!(dag[e], Edge::Input(_)))
+        });
         let p = Problem::new(
             "bitops::graph::cycle",
             format!("dependency cycle: {}", text.join(" → ")),
         )
         .at_opt(declared.as_ref(), "this dependency closes the cycle")
         .help(format!(
-            "remove one `depends_on` entry of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            "remove one `depends_on` entry{} of the cycle (an environment also waits for all of its own deployments); its entries: {}",
+            if has_input { " or input" } else { "" },
             edges.join("; ")
         ));
         diags.push(p);

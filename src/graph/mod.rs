@@ -2,7 +2,9 @@
 
 pub mod build;
 pub mod changed;
+pub mod inputs;
+pub mod lint;
 pub mod select;
 
-pub use build::{build, Edge, Graph, Node, NodeKind};
+pub use build::{build, Edge, EdgeKind, Graph, Node, NodeKind};
 pub use select::{check_guards, select, SelectOptions, Selection};

@@ -24,6 +24,11 @@ pub struct SelectOptions {
     pub with_dependents: bool,
     /// Environments touched since a git ref (computed by `changed`); `None`: no filter.
     pub changed: Option<BTreeSet<String>>,
+    /// `--all`: every environment, said explicitly.
+    pub all: bool,
+    /// Why this run needs an explicit selection (`destroy`, the BitOps container), if it does:
+    /// without `-e`, `--only`, `--all` or `BITOPS_ENVIRONMENT` it is a usage error.
+    pub need_explicit: Option<String>,
 }
 
 /// The selected nodes of a graph.
@@ -88,18 +93,49 @@ pub fn select(
     } else {
         let (patterns, from) = if !opts.envs.is_empty() {
             (split_patterns(&opts.envs), "-e")
-        } else if let Some(v) = env
-            .get("BITOPS_ENVIRONMENT")
-            .filter(|v| !v.trim().is_empty())
-        {
+        } else if opts.all {
+            (Vec::new(), "")
+        } else if let Some(v) = env.get("BITOPS_ENVIRONMENT") {
             (split_patterns(&[v.to_string()]), "BITOPS_ENVIRONMENT")
-        } else if let Some(v) = env.get("ENVIRONMENT").filter(|v| !v.trim().is_empty()) {
+        } else if let Some(v) = env.get("ENVIRONMENT") {
             (split_patterns(&[v.to_string()]), "ENVIRONMENT")
         } else {
             (Vec::new(), "")
         };
-        let envs = match_envs(repo, &patterns, from, diags);
-        if patterns.is_empty() {
+        // An empty variable is a mistake (an unset CI secret, `-e ENVIRONMENT=`), never
+        // "everything": BitOps stopped there, and production is one of "everything".
+        if !from.is_empty() && patterns.is_empty() {
+            diags.push(
+                Problem::new(
+                    "bitops::select::empty",
+                    format!("{from} is set but names no environment"),
+                )
+                .help(format!(
+                    "set {from} to an environment name (or a glob), or unset it; to run every environment say so with --all"
+                )),
+            );
+        } else if from.is_empty() && !opts.all {
+            if let Some(why) = &opts.need_explicit {
+                diags.push(
+                    Problem::new(
+                        "bitops::select::explicit",
+                        format!("{why} needs an explicit selection"),
+                    )
+                    .help(format!(
+                        "name what to run: -e ENV (or BITOPS_ENVIRONMENT), --only ENV/DEPLOYMENT, or --all; environments here: {}",
+                        env_list(repo)
+                    )),
+                );
+            }
+        }
+        let envs = if patterns.is_empty() && !from.is_empty() {
+            BTreeSet::new()
+        } else {
+            match_envs(repo, &patterns, from, diags)
+        };
+        if patterns.is_empty() && !from.is_empty() {
+            // Reported above; select nothing rather than everything.
+        } else if patterns.is_empty() {
             description.push("all environments".to_string());
         } else {
             description.push(format!("{from} {}", patterns.join(",")));
@@ -131,6 +167,16 @@ pub fn select(
     Selection {
         nodes: set,
         description: description.join(", "),
+    }
+}
+
+fn env_list(repo: &Repo) -> String {
+    const SHOWN: usize = 8;
+    let names: Vec<&str> = repo.environments.iter().map(|e| e.name.as_str()).collect();
+    match names.len() {
+        0 => "none".into(),
+        n if n > SHOWN => format!("{} and {} more", names[..SHOWN].join(", "), n - SHOWN),
+        _ => names.join(", "),
     }
 }
 
@@ -287,5 +333,76 @@ pub fn check_guards(
                 .help("pass --allow-protected to run them, or leave them out of the selection"),
             );
         }
+    }
+}
+
+/// A run that would do nothing is a mistake to report, not `OK: 0 succeeded`: bitops was run
+/// in the wrong folder (or inside an environment), or the selection names only environments
+/// without deployments. Nothing changed since `--changed-since` is the one quiet exception.
+pub fn check_not_empty(
+    repo: &Repo,
+    g: &Graph,
+    sel: &Selection,
+    opts: &SelectOptions,
+    diags: &mut Diagnostics,
+) {
+    if sel.deployments(g).next().is_some() || opts.changed.is_some() {
+        return;
+    }
+    let root = repo.root.display();
+    let total: usize = repo.environments.iter().map(|e| e.deployments.len()).sum();
+    if total > 0 {
+        diags.push(
+            Problem::new(
+                "bitops::select::nothing",
+                format!("the selection ({}) holds no deployment", sel.description),
+            )
+            .help(format!(
+                "environments with deployments here: {}",
+                env_list_with_deployments(repo)
+            )),
+        );
+        return;
+    }
+    // Tool folders at the top: this is an environment folder, not the repo.
+    // (A tool folder with no environment inside is a support folder to discovery.)
+    let tools: Vec<&str> = repo
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(repo.support_dirs.iter().map(String::as_str))
+        .filter(|n| crate::model::BUILTIN_PLUGINS.contains(n))
+        .collect();
+    let searched = if repo.environments.is_empty() {
+        format!("no environment folders in `{root}` (an environment is a top-level folder, not starting with `_` or `.`, that holds a bitops.config.yaml or a tool folder)")
+    } else {
+        format!(
+            "no deployments in `{root}`: its environment folders ({}) hold no tool folder (terraform/, helm/, …) and list no `bitops.deployments`",
+            env_list(repo)
+        )
+    };
+    let help = match (tools.first(), repo.root.parent()) {
+        (Some(t), Some(parent)) => format!(
+            "`{root}` looks like an environment folder (it holds `{t}/`): did you mean `-C {}`?",
+            parent.display()
+        ),
+        _ => "run bitops in the ops repo's top folder, or pass it with -C DIR (BITOPS_OPS_REPO)"
+            .to_string(),
+    };
+    diags.push(Problem::new("bitops::repo::empty", searched).help(help));
+}
+
+fn env_list_with_deployments(repo: &Repo) -> String {
+    let names: Vec<&str> = repo
+        .environments
+        .iter()
+        .filter(|e| !e.deployments.is_empty())
+        .map(|e| e.name.as_str())
+        .take(9)
+        .collect();
+    if names.len() > 8 {
+        format!("{}, …", names[..8].join(", "))
+    } else {
+        names.join(", ")
     }
 }

@@ -55,7 +55,7 @@ pub fn parse(tool: DryRunTool, stdout: &str, exit: i32) -> Changes {
         }
         DryRunTool::Plugin => Changes {
             changed: None,
-            summary: "ran its `plan` action".into(),
+            summary: "ran its dry-run action (the plugin cannot say what would change)".into(),
             ..Default::default()
         },
     }

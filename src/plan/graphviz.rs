@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::Plan;
-use crate::graph::NodeKind;
+use crate::graph::{EdgeKind, NodeKind};
 
 pub fn render_dot(plan: &Plan<'_>) -> String {
     let critical: std::collections::HashSet<_> = plan.critical_path.iter().copied().collect();
@@ -29,10 +29,15 @@ pub fn render_dot(plan: &Plan<'_>) -> String {
         );
     }
     for &i in &plan.order {
-        for dep in plan.depends_on(i) {
+        for (dep, kind) in plan.dependencies(i) {
+            // An order edge (finish, not succeed) is drawn dashed.
+            let style = match kind {
+                EdgeKind::Order => " [style=dashed]",
+                EdgeKind::Success => "",
+            };
             let _ = writeln!(
                 out,
-                "  \"{}\" -> \"{}\";",
+                "  \"{}\" -> \"{}\"{style};",
                 escape(dep),
                 escape(&plan.graph.node(i).id)
             );
@@ -54,11 +59,15 @@ pub fn render_mermaid(plan: &Plan<'_>) -> String {
         };
     }
     for &i in &plan.order {
-        for p in plan
+        for (p, kind) in plan
             .graph
-            .selected_dependencies(i, |x| plan.selection.contains(x))
+            .selected_dependency_kinds(i, |x| plan.selection.contains(x))
         {
-            let _ = writeln!(out, "  {} --> {}", key(p), key(i));
+            let arrow = match kind {
+                EdgeKind::Order => "-.->",
+                EdgeKind::Success => "-->",
+            };
+            let _ = writeln!(out, "  {} {arrow} {}", key(p), key(i));
         }
     }
     if !plan.critical_path.is_empty() {

@@ -29,6 +29,8 @@ struct NodeOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     plugin: Option<&'a str>,
     depends_on: Vec<&'a str>,
+    /// `depends_on` with each edge's kind: `success` (must succeed) or `order` (must finish).
+    dependencies: Vec<Dependency<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     folder: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,12 @@ struct NodeOut<'a> {
     invocation: Option<&'a Invocation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Dependency<'a> {
+    id: &'a str,
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -159,6 +167,14 @@ fn node_out<'a>(plan: &'a Plan<'_>, i: petgraph::graph::NodeIndex) -> NodeOut<'a
         deployment: dep.map(|d| d.name.as_str()),
         plugin: dep.map(|d| d.plugin.as_str()),
         depends_on: plan.depends_on(i),
+        dependencies: plan
+            .dependencies(i)
+            .into_iter()
+            .map(|(id, k)| Dependency {
+                id,
+                kind: k.as_str(),
+            })
+            .collect(),
         folder: dep.map(|d| format!("{}/{}", env.name, d.name)),
         timeout_secs: dep.and_then(|d| d.timeout.value).map(|t| t.as_secs_f64()),
         retries: dep.map(|d| d.retries.value),

@@ -47,6 +47,7 @@ fn check(root: &Path, envs: &[&str], invocations: bool) {
                     env: [("A".to_string(), "line\nnext".to_string())].into(),
                     commands: vec![format!("echo '{k}' \\ \"q\"")],
                     settings: Vec::new(),
+                    inputs: Vec::new(),
                 })
             };
             plan.invocations.insert(i, value);

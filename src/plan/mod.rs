@@ -2,6 +2,8 @@
 //! Renderers turn a [`Plan`] into text, JSON, DOT or mermaid; none of them starts a process.
 
 pub mod dry_run;
+pub mod dry_run_json;
+pub mod dry_run_markdown;
 pub mod graphviz;
 pub mod json;
 #[cfg(test)]
@@ -27,6 +29,21 @@ pub struct Invocation {
     pub commands: Vec<String>,
     /// Resolved plugin settings as `key = value (origin)`.
     pub settings: Vec<String>,
+    /// Declared inputs: where each comes from and, when the producer's last outputs are known,
+    /// its value (masked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputShown>,
+}
+
+/// One declared input as a plan shows it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct InputShown {
+    pub name: String,
+    /// `backend-test/terraform.api_url`.
+    pub from: String,
+    /// The producer's last successful value, with the masks applied; `None` when unknown
+    /// (then the commands show `<backend-test/terraform.api_url>` in its place).
+    pub value: Option<String>,
 }
 
 pub struct Plan<'a> {
@@ -139,6 +156,19 @@ impl<'a> Plan<'a> {
             .selected_dependencies(i, |x| self.selection.contains(x))
             .into_iter()
             .map(|p| self.graph.node(p).id.as_str())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Direct dependencies that are part of the run with what each must do first (`success`:
+    /// succeed; `order`: finish, whatever its result), sorted by id.
+    pub fn dependencies(&self, i: NodeIndex) -> Vec<(&str, crate::graph::EdgeKind)> {
+        let mut v: Vec<(&str, crate::graph::EdgeKind)> = self
+            .graph
+            .selected_dependency_kinds(i, |x| self.selection.contains(x))
+            .into_iter()
+            .map(|(p, k)| (self.graph.node(p).id.as_str(), k))
             .collect();
         v.sort_unstable();
         v

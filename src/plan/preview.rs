@@ -14,10 +14,20 @@ use crate::exec::log_sink::{apply_masks, Mask};
 use crate::graph::{Graph, Selection};
 use crate::model::Repo;
 use crate::plugins::step::{Action, Context, Prepared};
-use crate::plugins::{merge_tool_configs, read_tool_config, Registry};
+use crate::plugins::{merge_tool_configs, read_tool_config_noting, Registry};
 use crate::yaml::Node;
 
+/// How a plan writes the run folder, which does not exist yet.
+pub const RUN_PLACEHOLDER: &str = "<run>";
+
+/// `$BITOPS_KUBE_CONFIG_FILE` of a run: one file in the run folder, shared by its deployments
+/// (BitOps: `.kube/config` in its temporary copy). Deploy and plan both take it from here.
+pub fn kube_config_file(run_dir: &str) -> String {
+    format!("{run_dir}/.kube/config")
+}
+
 /// Prepares every selected deployment as it would run (paths point into the repo itself).
+/// Warnings about the tool configs read (legacy BitOps keys) are added to `warnings`.
 pub fn prepare_all(
     repo: &Repo,
     graph: &Graph,
@@ -25,6 +35,7 @@ pub fn prepare_all(
     registry: &Registry,
     action: Action,
     base_env: &BTreeMap<String, String>,
+    warnings: &mut Vec<Problem>,
 ) -> HashMap<NodeIndex, Result<Prepared, Vec<Problem>>> {
     let nodes: Vec<NodeIndex> = selection.deployments(graph).collect();
     // `_default`'s tool folders, read once rather than once per deployment.
@@ -34,15 +45,20 @@ pub fn prepare_all(
     if let Ok(rd) = std::fs::read_dir(repo.root.join(&repo.default_folder)) {
         for e in rd.flatten().filter(|e| e.path().is_dir()) {
             let name = e.file_name().to_string_lossy().into_owned();
-            let cfg = read_tool_config(&e.path(), &format!("{}/{name}", repo.default_folder));
+            let cfg = read_tool_config_noting(
+                &e.path(),
+                &format!("{}/{name}", repo.default_folder),
+                warnings,
+            );
             defaults.insert(name, (cfg, true));
         }
     }
+    type Noted = (NodeIndex, Result<Prepared, Vec<Problem>>, Vec<Problem>);
     // One copy of the process environment per worker thread, not per deployment: cloning a
     // map of ~50 variables for each of 40,000 deployments was most of this function's
-    // allocations. The four per-deployment variables are overwritten before every use, so the
-    // map a plugin sees is exactly `base_env` plus them, as if freshly cloned.
-    nodes
+    // allocations. The per-deployment variables are overwritten before every use, so the map
+    // a plugin sees is exactly `base_env` plus them, as if freshly cloned.
+    let results: Vec<Noted> = nodes
         .par_iter()
         .map_init(
             || base_env.clone(),
@@ -50,9 +66,14 @@ pub fn prepare_all(
                 let n = graph.node(i);
                 let env = &repo.environments[n.env];
                 let d = &env.deployments[n.dep.expect("deployments only")];
+                let mut noted = Vec::new();
                 let result = (|| {
-                    let own = read_tool_config(&d.dir, &format!("{}/{}", env.name, d.name))
-                        .map_err(|p| vec![p])?;
+                    let own = read_tool_config_noting(
+                        &d.dir,
+                        &format!("{}/{}", env.name, d.name),
+                        &mut noted,
+                    )
+                    .map_err(|p| vec![p])?;
                     let (default_config, has_default) = match defaults.get(&d.name) {
                         Some((Ok(c), _)) => (c.as_ref(), true),
                         Some((Err(p), _)) => return Err(vec![p.clone()]),
@@ -77,6 +98,10 @@ pub fn prepare_all(
                         "BITOPS_OUTPUT_FILE".into(),
                         format!("<run>/outputs/{}__{}.env", env.name, d.name),
                     );
+                    vars.insert(
+                        "BITOPS_KUBE_CONFIG_FILE".into(),
+                        kube_config_file(RUN_PLACEHOLDER),
+                    );
                     let default_dir =
                         has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
                     let ctx = Context {
@@ -93,9 +118,19 @@ pub fn prepare_all(
                     };
                     registry.prepare(&ctx)
                 })();
-                (i, result)
+                (i, result, noted)
             },
         )
+        .collect();
+    results
+        .into_iter()
+        .map(|(i, mut r, w)| {
+            warnings.extend(w);
+            if let Ok(p) = &mut r {
+                warnings.append(&mut p.warnings);
+            }
+            (i, r)
+        })
         .collect()
 }
 
@@ -120,7 +155,47 @@ pub fn invocation(p: &Prepared, masks: &[Mask]) -> Invocation {
             .collect(),
         commands,
         settings: p.settings.iter().map(|s| mask(s)).collect(),
+        inputs: Vec::new(),
     }
+}
+
+/// Adds a deployment's declared inputs to what the plan shows, with the producers' last
+/// successful outputs from the state (the local folder or the shared store; this run's are not
+/// known yet); an unknown value is shown as
+/// `<env/deployment.output>`. `builtin`: the built-in plugin's name, `None` for BitOps-format.
+pub fn with_inputs(
+    p: &mut Prepared,
+    builtin: Option<&str>,
+    wires: &[crate::graph::inputs::Wire],
+    state: &crate::state::store::State,
+    masks: &[Mask],
+) -> Result<Vec<super::InputShown>, String> {
+    let mut saved: HashMap<&str, Option<crate::exec::outputs::Outputs>> = HashMap::new();
+    let mut values = Vec::with_capacity(wires.len());
+    let mut shown = Vec::with_capacity(wires.len());
+    for w in wires {
+        let outs = saved
+            .entry(w.producer.as_str())
+            // Unreadable (a shared store not answering) shows as not known: a plan runs nothing.
+            .or_insert_with(|| state.load_outputs(&w.producer).ok().flatten());
+        let value = outs
+            .as_ref()
+            .and_then(|o| o.iter().find(|(k, _)| *k == w.output))
+            .map(|(_, v)| v.clone());
+        values.push((
+            w.name.clone(),
+            value
+                .clone()
+                .unwrap_or_else(|| format!("<{}>", w.reference())),
+        ));
+        shown.push(super::InputShown {
+            name: w.name.clone(),
+            from: w.reference(),
+            value: value.map(|v| apply_masks(masks, &v)),
+        });
+    }
+    crate::plugins::inputs::apply(p, builtin, &values)?;
+    Ok(shown)
 }
 
 /// Problems of prepared deployments and tools missing from PATH, naming who needs them.
@@ -130,21 +205,34 @@ pub fn check(
     path_var: Option<&str>,
     diags: &mut Diagnostics,
 ) {
+    for r in prepared.values() {
+        if let Err(problems) = r {
+            for p in problems {
+                diags.push(p.clone());
+            }
+        }
+    }
+    missing_tools(graph, prepared, path_var, diags);
+}
+
+/// One problem per tool missing from PATH, naming the deployments that need it (errors: the
+/// caller makes them warnings for a plan, which runs nothing).
+pub fn missing_tools(
+    graph: &Graph,
+    prepared: &HashMap<NodeIndex, Result<Prepared, Vec<Problem>>>,
+    path_var: Option<&str>,
+    diags: &mut Diagnostics,
+) {
     let mut need: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, r) in prepared {
-        match r {
-            Ok(p) if p.skip.is_none() => {
-                for t in &p.tools {
-                    need.entry(t.clone())
-                        .or_default()
-                        .push(graph.node(*i).id.clone());
-                }
+        if let Ok(p) = r {
+            if p.skip.is_some() {
+                continue;
             }
-            Ok(_) => {}
-            Err(problems) => {
-                for p in problems {
-                    diags.push(p.clone());
-                }
+            for t in &p.tools {
+                need.entry(t.clone())
+                    .or_default()
+                    .push(graph.node(*i).id.clone());
             }
         }
     }

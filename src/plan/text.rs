@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::Plan;
 use crate::config::settings::RunSettings;
+use crate::graph::EdgeKind;
 use crate::model::DeploymentsFrom;
 
 pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
@@ -91,7 +92,14 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
             DeploymentsFrom::Folders => "found from its folder",
         };
         field(&mut out, "plugin", &format!("{} ({from})", d.plugin));
-        let deps = plan.depends_on(i);
+        let deps: Vec<String> = plan
+            .dependencies(i)
+            .into_iter()
+            .map(|(id, k)| match k {
+                EdgeKind::Success => id.to_string(),
+                EdgeKind::Order => format!("{id} (order: waits for it to finish, not to succeed)"),
+            })
+            .collect();
         field(
             &mut out,
             "depends on",
@@ -101,6 +109,19 @@ pub fn render(plan: &Plan<'_>, settings: &RunSettings) -> String {
                 deps.join(", ")
             },
         );
+        if let Some(Ok(inv)) = plan.invocations.get(&i) {
+            for (n, input) in inv.inputs.iter().enumerate() {
+                let value = match &input.value {
+                    Some(v) => format!(" = {v}"),
+                    None => " (value not known yet: no successful deploy of it recorded)".into(),
+                };
+                field(
+                    &mut out,
+                    if n == 0 { "inputs" } else { "" },
+                    &format!("{} <- {}{value}", input.name, input.from),
+                );
+            }
+        }
         let timeout = match d.timeout.value {
             Some(t) => humantime::format_duration(t).to_string(),
             None => "none".into(),

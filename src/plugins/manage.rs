@@ -2,8 +2,8 @@
 //!
 //! Local plugins are read in place at every run; git plugins are cloned into
 //! `<state>/plugins/<name>` by `install` (`source_tag` wins over `source_branch`; BitOps ignored
-//! the tag). Plugins' own `install.sh` scripts are not run: in BitOps they installed tools
-//! into the image, which on a laptop or CI runner is the user's decision.
+//! the tag). Plugins' own install scripts run only with `--run-install-scripts`: in BitOps they
+//! installed tools into the image, which on a laptop or CI runner is the user's decision.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -15,8 +15,22 @@ use crate::model::{PluginSource, Repo, BUILTIN_PLUGINS};
 use super::bitops_format;
 use super::registry::{installed_dir, installed_dir_checked};
 
-/// One line per plugin: name, where it comes from, whether it loads, who uses it.
-pub fn list(repo: &Repo, state_dir: &Path) -> String {
+/// The programs a built-in plugin runs (the main one first; helm also runs `aws` to fetch an
+/// EKS kubeconfig, which is reported when a deployment needs it).
+pub fn builtin_tools(name: &str) -> &'static [&'static str] {
+    match name {
+        "terraform" => &["terraform"],
+        "ansible" => &["ansible-playbook"],
+        "helm" => &["helm"],
+        "cloudformation" | "aws" => &["aws"],
+        "kubectl" => &["kubectl"],
+        _ => &[],
+    }
+}
+
+/// One line per plugin: name, where it comes from, whether it loads (for a built-in: whether
+/// its tool is on `path_var`), who uses it.
+pub fn list(repo: &Repo, state_dir: &Path, path_var: Option<&str>) -> String {
     let mut out = String::new();
     let users = |name: &str| -> usize {
         repo.environments
@@ -64,20 +78,125 @@ pub fn list(repo: &Repo, state_dir: &Path) -> String {
     }
     for b in BUILTIN_PLUGINS {
         if repo.plugin(b).is_none() {
+            let missing: Vec<&str> = builtin_tools(b)
+                .iter()
+                .copied()
+                .filter(|t| crate::plan::preview::find_on_path(t, path_var).is_none())
+                .collect();
+            let status = if missing.is_empty() { "ok" } else { "no tool" };
             let _ = writeln!(
                 out,
-                "{b:<16} {:<10} {:<8} {:<9} native",
+                "{b:<16} {:<10} {status:<8} {:<9} native",
                 "built-in",
-                "ok",
                 users(b)
             );
+            for t in missing {
+                let _ = writeln!(
+                    out,
+                    "    `{t}` is not on PATH: plan works, deploy refuses until it is installed"
+                );
+            }
         }
     }
     out
 }
 
+/// Clones every git plugin and, with `run_scripts`, runs every configured plugin's install
+/// script; returns what was done, or the problems.
+pub fn install(
+    repo: &Repo,
+    state_dir: &Path,
+    run_scripts: bool,
+) -> Result<Vec<String>, Diagnostics> {
+    let mut done = fetch(repo, state_dir)?;
+    if run_scripts {
+        let mut diags = Diagnostics::default();
+        for (name, dir) in super::links::plugin_dirs(repo, state_dir) {
+            match run_install_script(repo, &name, &dir) {
+                Ok(line) => done.push(line),
+                Err(p) => diags.push(p),
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+    }
+    Ok(done)
+}
+
+/// Runs `<install language> <plugin>/<install script>` in the plugin's folder, as BitOps' image
+/// build did (after checking `plugin.install.dependencies` are configured plugins). Its output
+/// goes straight to the terminal: installers can take long and may ask for nothing else.
+// `Problem` is large, but this runs once per plugin and callers collect problems by value.
+#[allow(clippy::result_large_err)]
+fn run_install_script(repo: &Repo, name: &str, dir: &Path) -> Result<String, Problem> {
+    let mut d = Diagnostics::default();
+    let Some(config) = bitops_format::plugin_config::load(dir, &mut d) else {
+        let first = d.problems().first().cloned();
+        return Err(first.unwrap_or_else(|| {
+            Problem::new(
+                "bitops::plugin::install",
+                format!("plugin `{name}`: cannot read its plugin.config.yaml"),
+            )
+        }));
+    };
+    let missing: Vec<&str> = config
+        .dependencies
+        .iter()
+        .map(String::as_str)
+        .filter(|dep| repo.plugin(dep).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Problem::new(
+            "bitops::plugin::install",
+            format!(
+                "plugin `{name}` needs the plugin(s) {} in `bitops.plugins`",
+                missing.join(", ")
+            ),
+        )
+        .help("add them to `bitops.plugins` (BitOps stopped with exit 10 here)"));
+    }
+    let script = dir.join(config.install_script.trim_start_matches('/'));
+    if !script.is_file() {
+        return Ok(format!(
+            "{name}: no install script ({}), nothing to run",
+            config.install_script
+        ));
+    }
+    let status = Command::new(&config.install_language)
+        .arg(&script)
+        .current_dir(dir)
+        .env("BITOPS_INSTALLED_PLUGIN_DIR", dir)
+        .env("BITOPS_PLUGIN_DIR", dir)
+        .env("BITOPS_PLUGIN_NAME", name)
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(format!("{name}: ran {}", script.display())),
+        Ok(s) => Err(Problem::new(
+            "bitops::plugin::install",
+            format!(
+                "plugin `{name}`: {} {} {s}",
+                config.install_language,
+                script.display()
+            ),
+        )
+        .help("see its output above")),
+        Err(e) => Err(Problem::new(
+            "bitops::plugin::install",
+            format!(
+                "plugin `{name}`: cannot run `{}`: {e}",
+                config.install_language
+            ),
+        )
+        .help(format!(
+            "install `{}` or set `plugin.install.language`",
+            config.install_language
+        ))),
+    }
+}
+
 /// Clones every git plugin; returns what was done, or the problems.
-pub fn install(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics> {
+fn fetch(repo: &Repo, state_dir: &Path) -> Result<Vec<String>, Diagnostics> {
     let mut done = Vec::new();
     let mut diags = Diagnostics::default();
     for p in &repo.plugins {
@@ -241,8 +360,8 @@ mod tests {
         });
         assert!(d.is_empty(), "{:?}", d.problems());
         let state = repo_dir.join(".bitops");
-        assert!(list(&repo, &state).contains("missing"));
-        let done = install(&repo, &state)
+        assert!(list(&repo, &state, None).contains("missing"));
+        let done = install(&repo, &state, false)
             .map_err(|d| format!("{:?}", d.problems()))
             .unwrap();
         assert!(done[0].contains("installed"));
@@ -251,7 +370,7 @@ mod tests {
             "echo v1\n",
             "the tag, not main"
         );
-        let listed = list(&repo, &state);
+        let listed = list(&repo, &state, None);
         assert!(
             listed
                 .lines()

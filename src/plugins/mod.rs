@@ -3,11 +3,14 @@
 //! Both produce a [`step::Prepared`]: exported variables and command steps, which `plan` shows
 //! and `exec` runs.
 
+pub mod actions;
 pub mod bitops_format;
 pub mod bitops_run;
 pub mod builtin;
+pub mod inputs;
+pub mod links;
 pub mod manage;
 pub mod registry;
 pub mod step;
 
-pub use registry::{merge_tool_configs, read_tool_config, Registry};
+pub use registry::{merge_tool_configs, read_tool_config, read_tool_config_noting, Registry};

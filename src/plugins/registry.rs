@@ -15,7 +15,7 @@ use super::step::{Context, Prepared};
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    bitops: HashMap<String, Plugin>,
+    bitops: HashMap<String, (Plugin, super::actions::Configured)>,
 }
 
 impl Registry {
@@ -51,7 +51,8 @@ impl Registry {
             });
             match loaded {
                 Some(plugin) => {
-                    reg.bitops.insert(p.name.clone(), plugin);
+                    let words = super::actions::Configured::of(p);
+                    reg.bitops.insert(p.name.clone(), (plugin, words));
                 }
                 None => {
                     let mut list = who.clone();
@@ -78,13 +79,13 @@ impl Registry {
 
     /// The folder of a BitOps-format plugin, if the deployment uses one.
     pub fn plugin_dir(&self, name: &str) -> Option<PathBuf> {
-        self.bitops.get(name).map(|p| p.dir.clone())
+        self.bitops.get(name).map(|(p, _)| p.dir.clone())
     }
 
     /// What the deployment runs.
     pub fn prepare(&self, ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
-        if let Some(p) = self.bitops.get(ctx.plugin) {
-            return super::bitops_run::prepare(p, ctx);
+        if let Some((p, words)) = self.bitops.get(ctx.plugin) {
+            return super::bitops_run::prepare(p, words, ctx);
         }
         if super::builtin::is_builtin(ctx.plugin) {
             return super::builtin::prepare(ctx);
@@ -118,6 +119,16 @@ pub fn read_tool_config(
     tool_dir: &Path,
     display: &str,
 ) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
+    read_tool_config_noting(tool_dir, display, &mut Vec::new())
+}
+
+/// [`read_tool_config`], with legacy BitOps keys moved to their v2 places
+/// (`crate::config::legacy`) and a warning for each added to `warnings`.
+pub fn read_tool_config_noting(
+    tool_dir: &Path,
+    display: &str,
+    warnings: &mut Vec<Problem>,
+) -> Result<Option<(Node, Arc<SourceFile>)>, Problem> {
     let mut diags = Diagnostics::default();
     let loaded = crate::config::load_file(
         &tool_dir.join(crate::config::CONFIG_FILE),
@@ -127,7 +138,17 @@ pub fn read_tool_config(
     if let Some(p) = diags.problems().first() {
         return Err(p.clone());
     }
-    Ok(loaded.and_then(|l| l.root.map(|root| (root, l.file))))
+    Ok(loaded.and_then(|l| {
+        l.root.map(|mut root| {
+            let shown = format!("{display}/bitops.config.yaml");
+            warnings.extend(crate::config::legacy::rewrite(
+                &mut root,
+                Some(&l.file),
+                &shown,
+            ));
+            (root, l.file)
+        })
+    }))
 }
 
 /// The environment's tool config deep-merged over `_default`'s, as a working copy has it.

@@ -132,14 +132,24 @@ pub struct Prepared {
     pub exports: BTreeMap<String, String>,
     /// The commands, in order.
     pub steps: Vec<Step>,
-    /// Set when the deployment is skipped by its own config (`skip-deploy`), with the reason.
+    /// Set when the deployment is skipped by its own config (`skip-deploy`) or because its
+    /// plugin has no action for this command, with the reason.
     pub skip: Option<String>,
+    /// Variables of the user's environment the steps must not see (the official terraform
+    /// plugin's `TERRAFORM_APPLY=true` would apply during a dry run).
+    pub unset: Vec<String>,
+    /// Set when a deploy only plans (terraform's default `stack-action: plan`): nothing is
+    /// applied. Holds the one line of config that makes it apply.
+    pub planned_only: Option<String>,
     pub before_hooks: bool,
     pub after_hooks: bool,
     /// Resolved plugin settings for the plan, as `key = value (origin)`.
     pub settings: Vec<String>,
     /// External programs the steps need on PATH (checked before anything runs).
     pub tools: Vec<String>,
+    /// Warnings about configs the plugin read itself (legacy keys in helm chart configs).
+    #[serde(skip)]
+    pub warnings: Vec<crate::diagnostic::Problem>,
 }
 
 /// Quotes a word for display the way a shell would need it.

@@ -274,9 +274,11 @@ pub struct ReportRequest<'a> {
 pub fn command(req: &ReportRequest<'_>) -> u8 {
     let mut out = std::io::stdout().lock();
     if req.slowest {
+        // Dry runs take their own time: only deploys and destroys say how slow a deployment is.
         let reports: Vec<RunReport> = kept_runs(req.state_dir)
             .into_iter()
             .filter_map(|k| k.report.ok())
+            .filter(|r| r.command != "plan")
             .collect();
         let recent = &reports[reports.len().saturating_sub(RECENT_RUNS)..];
         if recent.is_empty() {
@@ -324,7 +326,10 @@ mod tests {
     use crate::report::run_report::{build, tests::sample, write};
 
     fn ran(status: Status) -> bool {
-        !matches!(status, Status::Skipped | Status::NotRun)
+        !matches!(
+            status,
+            Status::Skipped | Status::NotRun | Status::NotApplicable
+        )
     }
 
     fn keep(state: &Path, id: &str, started: &str, durations: &[(&str, u64, Status)]) {

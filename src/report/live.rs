@@ -3,10 +3,14 @@
 //!
 //! - `Bar`: a terminal — one progress bar for the run (done/total, elapsed, ETA) and one line
 //!   per running deployment with its last output line.
-//! - `Lines`: CI or no terminal — every output line prefixed `[env/deployment]`, plus a line per
-//!   state change.
+//! - `Compact`: CI or no terminal, by default — a line when each deployment starts and ends,
+//!   and the end of its log when it fails. Its full output is in its log file.
+//! - `Stream`: every output line as it comes, prefixed `[env/deployment]` (`--output stream`).
 //! - `Grouped`: each deployment's whole log when it ends (in `::group::` folds on GitHub Actions).
 //! - `Quiet`: only the final summary.
+//!
+//! Lines may be dropped on the way here when the display falls behind (see `exec::live_feed`);
+//! the display says how many. Without colour, escape sequences tools print are removed.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,29 +24,37 @@ use crate::exec::events::{CancelReason, RunEvent, Status};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Bar,
-    Lines,
+    Compact,
+    Stream,
     Grouped,
     Quiet,
 }
+
+/// How many lines of a failed deployment's log `Compact` shows when it ends; the summary
+/// shows more.
+const COMPACT_TAIL: usize = 10;
 
 /// The pure decision table: flags, terminal, CI.
 pub fn resolve_mode(progress: Progress, output: OutputMode, is_tty: bool, is_ci: bool) -> Mode {
     match progress {
         Progress::None => Mode::Quiet,
         Progress::Bar => Mode::Bar,
-        Progress::Plain => match output {
-            OutputMode::Grouped => Mode::Grouped,
-            OutputMode::Lines => Mode::Lines,
-        },
+        Progress::Plain => plain_mode(output),
         Progress::Auto => {
             if is_tty && !is_ci {
                 Mode::Bar
-            } else if output == OutputMode::Grouped {
-                Mode::Grouped
             } else {
-                Mode::Lines
+                plain_mode(output)
             }
         }
+    }
+}
+
+fn plain_mode(output: OutputMode) -> Mode {
+    match output {
+        OutputMode::Compact => Mode::Compact,
+        OutputMode::Stream => Mode::Stream,
+        OutputMode::Grouped => Mode::Grouped,
     }
 }
 
@@ -68,6 +80,38 @@ impl Live {
             running: HashMap::new(),
             done: 0,
             started: Instant::now(),
+        }
+    }
+
+    /// Whether colours are shown.
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// Whether output lines are shown as they come (and so worth sending here at all).
+    pub fn shows_output_lines(&self) -> bool {
+        matches!(self.mode, Mode::Bar | Mode::Stream)
+    }
+
+    /// Some output lines never reached the display because it fell behind.
+    pub fn dropped_lines(&mut self, n: u64) {
+        if matches!(self.mode, Mode::Stream) {
+            self.println(&self.paint(
+                "33",
+                &format!(
+                    "bitops: {n} line{} of output not shown here: the display fell behind (the logs have every line)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+    }
+
+    /// A tool's line as shown: its colours only when colours are on.
+    fn tool_line<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.color || !line.contains('\x1b') {
+            std::borrow::Cow::Borrowed(line)
+        } else {
+            std::borrow::Cow::Owned(crate::report::run_report::strip_ansi(line))
         }
     }
 
@@ -143,7 +187,7 @@ impl Live {
                         self.running.insert(id.clone(), pb);
                     }
                 }
-                Mode::Lines | Mode::Grouped => {
+                Mode::Compact | Mode::Stream | Mode::Grouped => {
                     let extra = if *attempt > 1 {
                         format!(" (attempt {attempt})")
                     } else {
@@ -156,10 +200,12 @@ impl Live {
             RunEvent::NodeOutput { id, line } => match self.mode {
                 Mode::Bar => {
                     if let Some(pb) = self.running.get(id) {
-                        pb.set_message(line.chars().take(200).collect::<String>());
+                        // Colours would upset the bar's width arithmetic.
+                        let plain = crate::report::run_report::strip_ansi(line);
+                        pb.set_message(plain.chars().take(200).collect::<String>());
                     }
                 }
-                Mode::Lines => self.println(&format!("[{id}] {line}")),
+                Mode::Stream => self.println(&format!("[{id}] {}", self.tool_line(line))),
                 _ => {}
             },
             RunEvent::NodeRetry {
@@ -192,7 +238,11 @@ impl Live {
                 }
                 if matches!(
                     result.status,
-                    Status::Succeeded | Status::Failed | Status::TimedOut | Status::Interrupted
+                    Status::Succeeded
+                        | Status::Planned
+                        | Status::Failed
+                        | Status::TimedOut
+                        | Status::Interrupted
                 ) {
                     self.done += 1;
                 }
@@ -202,28 +252,22 @@ impl Live {
                 if self.mode == Mode::Quiet {
                     return;
                 }
-                if self.mode == Mode::Grouped && result.log.is_some() {
-                    let log = result
-                        .log
-                        .as_ref()
-                        .and_then(|p| std::fs::read_to_string(p).ok())
-                        .unwrap_or_default();
-                    if self.github {
-                        self.println(&format!("::group::{id} ({})", result.status.label()));
-                    } else {
-                        self.println(&format!("──── {id} ────"));
-                    }
-                    for l in log.lines() {
-                        self.println(l);
-                    }
-                    if self.github {
-                        self.println("::endgroup::");
+                if self.mode == Mode::Grouped {
+                    if let Some(log) = &result.log {
+                        self.print_log(id, result.status, log);
                     }
                 }
                 let (mark, code) = status_mark(result.status);
                 let detail = match result.status {
                     Status::Succeeded => format!("in {}", fmt_duration(result.duration)),
-                    Status::Skipped | Status::NotRun => result.reason.clone().unwrap_or_default(),
+                    Status::Skipped | Status::NotRun | Status::NotApplicable => {
+                        result.reason.clone().unwrap_or_default()
+                    }
+                    Status::Planned => format!(
+                        "in {}: {}",
+                        fmt_duration(result.duration),
+                        result.reason.clone().unwrap_or_default()
+                    ),
                     _ => format!(
                         "after {}: {}",
                         fmt_duration(result.duration),
@@ -235,6 +279,15 @@ impl Live {
                     self.paint(code, mark),
                     result.status.label()
                 ));
+                if self.mode == Mode::Compact && result.status.is_failure() {
+                    let tail = &result.tail[result.tail.len().saturating_sub(COMPACT_TAIL)..];
+                    for l in tail {
+                        self.println(&format!("  │ {}", self.tool_line(l)));
+                    }
+                    if let Some(log) = &result.log {
+                        self.println(&format!("  full log: {}", log.display()));
+                    }
+                }
             }
             RunEvent::Cancel { reason } => {
                 let text = match reason {
@@ -264,12 +317,38 @@ impl Live {
     }
 }
 
+impl Live {
+    /// A deployment's whole log, read line by line (a log may be far larger than memory).
+    fn print_log(&self, id: &str, status: Status, log: &std::path::Path) {
+        use std::io::BufRead;
+        if self.github {
+            self.println(&format!("::group::{id} ({})", status.label()));
+        } else {
+            self.println(&format!("──── {id} ────"));
+        }
+        if let Ok(file) = std::fs::File::open(log) {
+            let mut reader = std::io::BufReader::new(file);
+            let mut buf = Vec::new();
+            while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&buf);
+                self.println(&self.tool_line(text.trim_end_matches('\n')));
+                buf.clear();
+            }
+        }
+        if self.github {
+            self.println("::endgroup::");
+        }
+    }
+}
+
 pub fn status_mark(s: Status) -> (&'static str, &'static str) {
     match s {
         Status::Succeeded => ("✔", "32"),
         Status::Failed | Status::TimedOut => ("✘", "31"),
         Status::Interrupted => ("■", "31"),
-        Status::Skipped | Status::NotRun => ("○", "33"),
+        Status::Skipped | Status::NotRun | Status::NotApplicable => ("○", "33"),
+        // Ran fine, but nothing was applied: not the green of a deployment that did its job.
+        Status::Planned => ("◐", "33"),
     }
 }
 
@@ -296,12 +375,14 @@ mod tests {
         use OutputMode::*;
         use Progress as P;
         let cases = [
-            (P::Auto, Lines, true, false, Mode::Bar),
-            (P::Auto, Lines, true, true, Mode::Lines),
-            (P::Auto, Lines, false, false, Mode::Lines),
+            (P::Auto, Compact, true, false, Mode::Bar),
+            (P::Auto, Compact, true, true, Mode::Compact),
+            (P::Auto, Compact, false, false, Mode::Compact),
+            (P::Auto, Stream, false, false, Mode::Stream),
             (P::Auto, Grouped, false, true, Mode::Grouped),
-            (P::Plain, Lines, true, false, Mode::Lines),
-            (P::Bar, Lines, false, true, Mode::Bar),
+            (P::Plain, Stream, true, false, Mode::Stream),
+            (P::Plain, Compact, true, false, Mode::Compact),
+            (P::Bar, Compact, false, true, Mode::Bar),
             (P::None, Grouped, true, false, Mode::Quiet),
         ];
         for (p, o, tty, ci, want) in cases {

@@ -48,7 +48,7 @@ pub fn render(s: &SummaryInput<'_>) -> String {
             String::new()
         };
         let why = match r.status {
-            Status::Succeeded => r
+            Status::Succeeded | Status::NotApplicable | Status::Planned => r
                 .reason
                 .clone()
                 .map(|x| format!("  ({x})"))
@@ -99,6 +99,8 @@ pub fn render(s: &SummaryInput<'_>) -> String {
     let count = |st: Status| s.results.iter().filter(|(_, r)| r.status == st).count();
     let mut parts = vec![format!("{} succeeded", count(Status::Succeeded))];
     for st in [
+        Status::Planned,
+        Status::NotApplicable,
         Status::Failed,
         Status::TimedOut,
         Status::Interrupted,
@@ -107,15 +109,18 @@ pub fn render(s: &SummaryInput<'_>) -> String {
     ] {
         let n = count(st);
         if n > 0 {
-            parts.push(format!("{n} {}", st.label()));
+            let label = match st {
+                Status::NotApplicable => "skipped (does not apply)",
+                other => other.label(),
+            };
+            parts.push(format!("{n} {label}"));
         }
     }
-    let verdict =
-        if s.results.iter().any(|(_, r)| r.status != Status::Succeeded) || s.cancel.is_some() {
-            paint("31", "FAILED")
-        } else {
-            paint("32", "OK")
-        };
+    let verdict = if s.results.iter().any(|(_, r)| !r.status.is_success()) || s.cancel.is_some() {
+        paint("31", "FAILED")
+    } else {
+        paint("32", "OK")
+    };
     let _ = writeln!(
         out,
         "\n{verdict}: {} in {}  (logs: {})",
@@ -124,7 +129,11 @@ pub fn render(s: &SummaryInput<'_>) -> String {
         s.run_dir.join("logs").display()
     );
     if let Some(w) = s.work_kept {
-        let _ = writeln!(out, "working copy kept for inspection: {}", w.display());
+        let _ = writeln!(
+            out,
+            "working copy (local state, tool caches; kept between runs, --fresh starts clean): {}",
+            w.display()
+        );
     }
     out
 }

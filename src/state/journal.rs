@@ -170,7 +170,7 @@ pub fn read(run_dir: &Path) -> std::io::Result<Replay> {
     r.succeeded = r
         .deployments
         .iter()
-        .filter(|d| last.get(*d) == Some(&Status::Succeeded))
+        .filter(|d| last.get(*d).is_some_and(|s| s.is_success()))
         .cloned()
         .collect();
     Ok(r)
@@ -219,6 +219,26 @@ pub fn find_run(state_dir: &Path, wanted: Option<&str>) -> Result<PathBuf, Strin
             }
         )
     })
+}
+
+/// The newest run of `command` (`deploy` or `destroy`) that has a journal: `--resume` without
+/// an id. Newer runs of other kinds (`plan --run`, the other command) are passed over, so a
+/// dry run never stands in for the deploy it followed.
+pub fn find_resumable(state_dir: &Path, command: &str) -> Result<PathBuf, String> {
+    let runs = state_dir.join("runs");
+    let mut ids: Vec<String> = std::fs::read_dir(&runs)
+        .map_err(|_| format!("no runs recorded in {}", runs.display()))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| crate::names::check(crate::names::Kind::RunId, id).is_ok())
+        .collect();
+    ids.sort();
+    ids.iter()
+        .rev()
+        .map(|id| runs.join(id))
+        .find(|dir| read(dir).is_ok_and(|r| r.command == command))
+        .ok_or_else(|| format!("no `bitops {command}` run recorded in {}", runs.display()))
 }
 
 /// A stable fingerprint of the repo's configuration (FNV-1a over the config texts).

@@ -1,9 +1,15 @@
 //! Environment locks: two runs may not deploy the same environment at once.
 //!
 //! A lock is a file `<state>/locks/<env>.lock` created with `O_EXCL` (atomic on local
-//! filesystems) holding who took it. A lock whose process is gone (same host, pid not alive) is
-//! stale: it is reported as such and removed only when asked (`--break-stale-locks`), because
-//! an interrupted run may have left the environment half-deployed.
+//! filesystems) holding who took it. A lock is stale only when no process of its run is alive
+//! on this host: not its bitops (pid *and* start time and boot id, so a reused pid cannot fake
+//! liveness), and no process carrying `BITOPS_RUN_ID=<its run>` (a deployment that outlived a
+//! SIGKILLed bitops, or the watchdog still ending them). A stale lock is reported as such and
+//! removed only when asked (`--break-stale-locks`), because an interrupted run may have left
+//! the environment half-deployed.
+//!
+//! Locks taken are registered with `exec::lifetime`, so a signal while waiting for the next one
+//! (`--lock-timeout`) or a panic releases them; only a SIGKILL leaves them (stale) behind.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,6 +25,13 @@ pub struct Holder {
     pub started: String,
     pub command: String,
     pub run_id: String,
+    /// The holder's start time in clock ticks after boot (`/proc/<pid>/stat`), absent in locks
+    /// written by older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+    /// `/proc/sys/kernel/random/boot_id` when the lock was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl Holder {
@@ -29,9 +42,39 @@ impl Holder {
         )
     }
 
-    /// Whether the holder is a process that no longer exists on this host.
+    /// This process, as the holder of the locks of run `run_id`.
+    pub fn me(run_id: &str, command: String) -> Holder {
+        let pid = std::process::id();
+        Holder {
+            pid,
+            host: hostname(),
+            started: crate::state::rfc3339(std::time::SystemTime::now()),
+            command,
+            run_id: run_id.to_owned(),
+            start_time: crate::exec::lifetime::start_time(pid as i32),
+            boot_id: crate::exec::lifetime::boot_id(),
+        }
+    }
+
+    /// Whether nothing of the holder's run is alive on this host any more.
     pub fn is_stale(&self) -> bool {
-        self.host == hostname() && !pid_alive(self.pid)
+        self.host == hostname()
+            && !self.holder_alive()
+            && !crate::exec::lifetime::run_alive(&self.run_id)
+    }
+
+    /// The holding bitops itself, told apart from another process that got its pid.
+    fn holder_alive(&self) -> bool {
+        if self.boot_id.is_some() && self.boot_id != crate::exec::lifetime::boot_id() {
+            return false;
+        }
+        if !pid_alive(self.pid) {
+            return false;
+        }
+        match self.start_time {
+            Some(t) => crate::exec::lifetime::start_time(self.pid as i32) == Some(t),
+            None => true,
+        }
     }
 }
 
@@ -71,7 +114,7 @@ pub struct Locks {
 impl Drop for Locks {
     fn drop(&mut self) {
         for p in &self.paths {
-            let _ = std::fs::remove_file(p);
+            crate::exec::lifetime::release_lock(p);
         }
     }
 }
@@ -90,11 +133,12 @@ pub fn acquire(
     break_stale: bool,
 ) -> Result<Locks, LockError> {
     let mut locks = Locks::default();
-    let until = wait.map(|w| Instant::now() + w);
+    // A wait too long to represent is a wait without end (and no overflow panic).
+    let until = wait.map(|w| Instant::now().checked_add(w));
     for env in envs {
         let path = lock_path(state_dir, env);
         loop {
-            match try_create(&path, me) {
+            match crate::exec::lifetime::create_lock(&path, || try_create(&path, me)) {
                 Ok(()) => {
                     locks.paths.push(path);
                     break;
@@ -106,6 +150,8 @@ pub fn acquire(
                         started: "unknown".into(),
                         command: "unreadable lock file".into(),
                         run_id: "unknown".into(),
+                        start_time: None,
+                        boot_id: None,
                     });
                     if holder.is_stale() {
                         if break_stale {
@@ -118,7 +164,8 @@ pub fn acquire(
                         });
                     }
                     match until {
-                        Some(t) if Instant::now() < t => {
+                        Some(None) => std::thread::sleep(Duration::from_millis(200)),
+                        Some(Some(t)) if Instant::now() < t => {
                             std::thread::sleep(Duration::from_millis(200))
                         }
                         _ => {
@@ -139,6 +186,7 @@ pub fn acquire(
             }
         }
     }
+    crate::exec::lifetime::test_panic_point("locked");
     Ok(locks)
 }
 
@@ -191,6 +239,8 @@ mod tests {
             started: "now".into(),
             command: "bitops deploy".into(),
             run_id: "r".into(),
+            start_time: None,
+            boot_id: None,
         }
     }
 
@@ -208,6 +258,24 @@ mod tests {
         }
         drop(first);
         assert!(acquire(t.path(), &envs, &holder(std::process::id()), None, false).is_ok());
+    }
+
+    #[test]
+    fn a_reused_pid_or_another_boot_does_not_fake_liveness() {
+        let me = Holder::me("r-liveness", "bitops deploy".into());
+        assert!(!me.is_stale(), "this process holds it");
+        // Same pid, another process (a different start time): its bitops is gone.
+        let reused = Holder {
+            start_time: me.start_time.map(|t| t + 1),
+            ..me.clone()
+        };
+        assert!(reused.is_stale());
+        // Same pid and start time, but recorded before a reboot.
+        let rebooted = Holder {
+            boot_id: Some("not-this-boot".into()),
+            ..me.clone()
+        };
+        assert!(rebooted.is_stale());
     }
 
     #[test]

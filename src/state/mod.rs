@@ -4,6 +4,7 @@
 pub mod fsutil;
 pub mod journal;
 pub mod lock;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

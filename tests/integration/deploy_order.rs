@@ -204,7 +204,13 @@ fn implicit_sequence_and_explicit_edges_inside_an_environment() {
 
 #[test]
 fn destroy_runs_the_graph_in_reverse() {
-    let repo = TestRepo::new();
+    // `destroy` runs only plugins with a destroy action: give `sh` a stack-action property
+    // and name its destroy word.
+    let repo = TestRepo::with_repo_config("    destroy_action: destroy\n");
+    repo.write(
+        "_plugins/sh/bitops.schema.yaml",
+        "sh:\n  type: object\n  properties:\n    cli:\n      type: object\n      properties:\n        stack-action: {type: string}\n    options:\n      type: object\n      properties:\n        cmd: {type: string, export_env: SH_CMD}\n",
+    );
     repo.env("net", "deployments:\n  tf: {plugin: sh}\n");
     repo.env(
         "app",
@@ -214,7 +220,7 @@ fn destroy_runs_the_graph_in_reverse() {
         let (e, d) = id.split_once('/').unwrap();
         repo.dep(e, d, "echo \"$BITOPS_ACTION\" >> \"$T_OUT/actions\"");
     }
-    let out = repo.run(&["destroy", "--progress", "plain"]);
+    let out = repo.run(&["destroy", "--all", "--progress", "plain"]);
     assert_eq!(out.code, 0, "{out}");
     let t = repo.trace();
     assert!(t.after("app/cfg", "app/tf"), "{t:?}");
@@ -303,8 +309,11 @@ fn ci_output_is_prefixed_lines_or_grouped_logs() {
     repo.env("e", "deployments:\n  a: {plugin: sh}\n  b: {plugin: sh}\n");
     repo.dep("e", "a", "echo line one; echo line two");
     repo.dep("e", "b", "echo from b");
-    // In CI (and without a terminal) each line is prefixed with its deployment.
-    let out = repo.run_env(&["deploy", "--color", "never"], &[("CI", "true")]);
+    // `--output stream` in CI (and without a terminal): each line prefixed with its deployment.
+    let out = repo.run_env(
+        &["deploy", "--color", "never", "--output", "stream"],
+        &[("CI", "true")],
+    );
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stderr.contains("[e/a] line one\n") && out.stderr.contains("[e/b] from b\n"),

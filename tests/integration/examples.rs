@@ -38,6 +38,10 @@ fn examples_plan() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_tool = "terraform",
+    ignore = "terraform does not run here; CI fails instead of skipping"
+)]
 fn example_ops_repo_deploys() {
     if !crate::harness::require_tools(&["terraform"]) {
         return;
@@ -60,6 +64,10 @@ fn example_ops_repo_deploys() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_tool = "terraform", missing_tool = "ansible-playbook"),
+    ignore = "terraform or ansible-playbook does not run here; CI fails instead of skipping"
+)]
 fn example_ops_repo_ansible_deploys() {
     if !crate::harness::require_tools(&["terraform", "ansible-playbook"]) {
         return;

@@ -255,5 +255,5 @@ fn export_with_a_state_store_passes_it_to_every_job() {
 
     let out = repo.run(&["export", "--to", "gitlab-ci", "--state", "ops-state/team-a"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("is not a state store URL"), "{out}");
+    assert!(out.stderr.contains("is not a state URL"), "{out}");
 }

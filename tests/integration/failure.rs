@@ -70,10 +70,9 @@ fn keep_going_runs_independent_branches_and_skips_dependents() {
     assert_eq!(out.code, 1, "{out}");
     let t = repo.trace();
     assert_eq!(t.span("x/fail").rc, Some(3));
-    assert!(
-        !t.ran("x/after") && !t.ran("w/d"),
-        "dependents of the failure ran: {t:?}"
-    );
+    assert!(!t.ran("w/d"), "a dependent of the failure ran: {t:?}");
+    // The implicit order inside an environment is an order, not a need (BitOps).
+    assert_eq!(t.span("x/after").rc, Some(0), "{t:?}");
     assert_eq!(t.span("y/slow").rc, Some(0));
     assert_eq!(
         t.span("z/later").rc,
@@ -81,7 +80,7 @@ fn keep_going_runs_independent_branches_and_skips_dependents() {
         "an independent branch stopped: {t:?}"
     );
     assert_eq!(status_of(&out.stderr, "x/fail"), "failed");
-    assert_eq!(status_of(&out.stderr, "x/after"), "skipped");
+    assert_eq!(status_of(&out.stderr, "x/after"), "succeeded");
     assert_eq!(status_of(&out.stderr, "w/d"), "skipped");
     assert_eq!(status_of(&out.stderr, "z/later"), "succeeded");
     // The failure's log tail is in the summary.
@@ -131,7 +130,17 @@ fn fail_fast_false_in_config_keeps_going() {
     let out = repo.run(&["deploy", "--progress", "plain"]);
     // BitOps exited 0 here; bitops reports the failure.
     assert_eq!(out.code, 1, "{out}");
-    assert_eq!(repo.trace().span("z/later").rc, Some(0), "{out}");
+    let t = repo.trace();
+    assert_eq!(t.span("z/later").rc, Some(0), "{out}");
+    // As in BitOps: the next deployment of the environment runs after the failed one ended.
+    assert_eq!(t.span("x/after").rc, Some(0), "{out}");
+    assert!(
+        t.span("x/fail").end.unwrap() <= t.span("x/after").start,
+        "{t:?}"
+    );
+    // A declared dependency still needs success: w depends on environment x.
+    assert!(!t.ran("w/d"), "{t:?}");
+    assert_eq!(status_of(&out.stderr, "w/d"), "skipped");
 }
 
 #[test]
@@ -201,7 +210,7 @@ fn retries_rerun_a_failed_deployment() {
 }
 
 #[test]
-fn run_folder_is_removed_after_success_and_kept_after_failure() {
+fn the_working_copy_is_kept_and_printed_after_success_and_failure() {
     let repo = TestRepo::new();
     repo.env("e", "deployments:\n  d: {plugin: sh}\n");
     repo.dep("e", "d", "echo made > made-here.txt");
@@ -209,23 +218,26 @@ fn run_folder_is_removed_after_success_and_kept_after_failure() {
     assert_eq!(out.code, 0, "{out}");
     let runs = repo.run_dirs();
     assert_eq!(runs.len(), 1);
-    assert!(
-        !runs[0].join("work").exists(),
-        "the working copy stays after success"
-    );
     assert!(runs[0].join("logs/e/d.log").exists(), "logs are kept");
+    let kept = |out: &crate::harness::RunOutput| {
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("working copy ("))
+            .unwrap_or_else(|| panic!("the working copy is not printed: {out}"));
+        std::path::PathBuf::from(line.rsplit(": ").next().unwrap().trim())
+    };
+    assert_eq!(kept(&out), repo.path(".bitops/work"));
+    assert!(repo.path(".bitops/work/e/d/made-here.txt").exists());
 
-    repo.dep("e", "d", "echo made > made-here.txt; exit 1");
+    repo.dep("e", "d", "echo again > made-here.txt; exit 1");
     let out = repo.run(&["deploy", "--progress", "plain"]);
     assert_eq!(out.code, 1, "{out}");
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("working copy kept"))
-        .unwrap_or_else(|| panic!("the kept folder is not printed: {out}"));
-    let path = line.rsplit(": ").next().unwrap().trim();
-    let kept = std::path::Path::new(path);
-    assert!(kept.join("e/d/made-here.txt").exists(), "{path}");
+    let path = kept(&out);
+    assert_eq!(
+        std::fs::read_to_string(path.join("e/d/made-here.txt")).unwrap(),
+        "again\n"
+    );
     assert!(!repo.path("e/d/made-here.txt").exists());
 }
 
@@ -281,7 +293,8 @@ fn resume_reruns_only_what_did_not_succeed() {
     assert_eq!(out.code, 0, "{out}");
     let mut rerun = repo.trace().starts;
     rerun.sort();
-    assert_eq!(rerun, vec!["w/d", "x/after", "x/fail"], "{out}");
+    // x/after only waited for x/fail to finish: it ran (and succeeded) in the first run.
+    assert_eq!(rerun, vec!["w/d", "x/fail"], "{out}");
 }
 
 #[test]
@@ -315,4 +328,46 @@ fn the_run_deadline_stops_running_deployments_and_starts_nothing_new() {
     assert!(!repo.trace().ran("e/next"), "{out}");
     assert!(out.stderr.contains("deadline"), "{out}");
     assert_no_survivors(&repo, &["inner", "background"]);
+}
+
+#[test]
+fn resume_continues_the_last_run_of_its_own_command() {
+    let repo = failing_repo();
+    repo.dep(
+        "x",
+        "fail",
+        "[ -e \"$T_OUT/fixed\" ] || { echo 'about to fail'; exit 3; }",
+    );
+    let out = repo.run(&["deploy", "--keep-going", "--progress", "plain"]);
+    assert_eq!(out.code, 1, "{out}");
+    // A newer run of another command: the `sh` plugin has no stack action, so this destroy
+    // runs nothing and its journal has nothing left to do.
+    let out = repo.run(&["destroy", "--all", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let mut dirs = repo.run_dirs();
+    dirs.sort();
+    let destroy_id = dirs
+        .last()
+        .and_then(|d| d.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // Named explicitly, the destroy run is refused for a deploy, naming the command to use.
+    let out = repo.run(&["deploy", "--resume", &destroy_id]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("was a `bitops destroy` run")
+            && out
+                .stderr
+                .contains(&format!("bitops destroy --resume {destroy_id}")),
+        "{out}"
+    );
+    // Without an id, `--resume` passes over it to the failed deploy.
+    std::fs::write(repo.out_file("fixed"), "").unwrap();
+    std::fs::remove_file(repo.out_file("trace")).unwrap();
+    let out = repo.run(&["deploy", "--resume", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let mut rerun = repo.trace().starts;
+    rerun.sort();
+    assert_eq!(rerun, vec!["w/d", "x/fail"], "{out}");
 }

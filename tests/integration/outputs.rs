@@ -108,7 +108,15 @@ fn output_that_is_not_utf8_is_logged_not_fatal() {
         "d",
         "printf 'caf\\xe9 \\xff\\xfe done\\n'; printf 'no newline at the end'",
     );
-    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    let out = repo.run(&[
+        "deploy",
+        "--progress",
+        "plain",
+        "--output",
+        "stream",
+        "--color",
+        "never",
+    ]);
     assert_eq!(out.code, 0, "{out}");
     let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e/d.log")).unwrap();
     assert!(

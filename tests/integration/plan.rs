@@ -125,14 +125,44 @@ fn dot_and_mermaid_contain_every_edge() {
             }
         }
     }
+    // An order edge (the implicit sequence: finish, not succeed) is dotted in mermaid and
+    // dashed in DOT.
+    let order: std::collections::HashSet<(String, String)> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| {
+            let to = n["id"].as_str().unwrap().to_string();
+            n["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"] == "order")
+                .map(move |d| (d["id"].as_str().unwrap().to_string(), to.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!order.is_empty(), "the fixture has an implicit order");
     for (from, to) in &all {
-        let edge = format!("{} --> {}", key_of[from], key_of[to]);
+        let is_order = order.contains(&(from.clone(), to.clone()));
+        let arrow = if is_order { "-.->" } else { "-->" };
+        let edge = format!("{} {arrow} {}", key_of[from], key_of[to]);
         assert!(
             mermaid.contains(&edge),
-            "mermaid lacks {from} --> {to} ({edge}):\n{mermaid}"
+            "mermaid lacks {from} {arrow} {to} ({edge}):\n{mermaid}"
         );
+        if is_order {
+            assert!(
+                dot.contains(&format!("\"{from}\" -> \"{to}\" [style=dashed]")),
+                "{dot}"
+            );
+        }
     }
-    assert_eq!(mermaid.matches(" --> ").count(), all.len(), "{mermaid}");
+    assert_eq!(
+        mermaid.matches(" --> ").count() + mermaid.matches(" -.-> ").count(),
+        all.len(),
+        "{mermaid}"
+    );
 }
 
 #[test]
@@ -623,6 +653,8 @@ fn the_ops_repo_comes_from_the_flag_the_variable_or_the_current_folder() {
     let elsewhere = repo.tmp().join("home");
     assert_eq!(plan(&elsewhere, &[], &[("BITOPS_OPS_REPO", &root)]), root);
     let other = TestRepo::new();
+    other.env("x", "deployments:\n  d: {plugin: sh}\n");
+    other.dep("x", "d", "true");
     let other_root = other.root.display().to_string();
     assert_eq!(
         plan(

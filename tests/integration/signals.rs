@@ -125,15 +125,34 @@ fn sigkill_leaves_the_log_so_far_on_disk() {
     assert_eq!(status, 137);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("marker: deployment is running"), "{text}");
-    // A SIGKILLed bitops cannot clean up: the test does.
-    kill_recorded(&repo);
+    // A SIGKILLed bitops cannot clean up; its parent-death signal and watchdog do (see
+    // faults.rs for escaped processes). `kill_recorded` only keeps a failure here from leaving
+    // processes behind.
+    poll(
+        Duration::from_secs(30),
+        "the deployment to die with bitops",
+        || {
+            crate::harness::recorded_pids(&repo)
+                .iter()
+                .all(|(_, p)| crate::harness::process_gone(*p))
+                .then_some(())
+        },
+    );
     assert_no_survivors(&repo, &["deploy-script", "inner", "background"]);
+    kill_recorded(&repo);
     assert_unchanged(&repo, &before);
-    // Its lock stays behind: the next run says so and runs nothing until told to break it.
+    // Its lock stays behind: the next run says so and runs nothing until told to break it. It
+    // is stale once no process of the run (the watchdog included) is alive.
     repo.dep("e", "long", "true");
-    let out = repo.run(&["deploy", "--progress", "plain"]);
-    assert_eq!(out.code, 4, "{out}");
-    assert!(out.stderr.contains("stale"), "{out}");
+    poll(
+        Duration::from_secs(30),
+        "the lock to be reported stale",
+        || {
+            let out = repo.run(&["deploy", "--progress", "plain"]);
+            assert_eq!(out.code, 4, "{out}");
+            out.stderr.contains("stale").then_some(())
+        },
+    );
     let out = repo.run(&["deploy", "--progress", "plain", "--break-stale-locks"]);
     assert_eq!(out.code, 0, "{out}");
 }

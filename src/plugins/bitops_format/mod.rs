@@ -158,6 +158,28 @@ pub fn official_schema(name: &str) -> Option<Schema> {
 /// Every place where bitops deliberately differs from BitOps v2 in this contract: (what, why).
 pub const DEVIATIONS: &[(&str, &str)] = &[
     (
+        "`bitops plan --run` and `bitops destroy` resolve the plugin's `stack-action` property \
+         (the `cli` one, else one under `options` as older official schemas had it) \
+         as if its override `BITOPS_<ROOT>_STACK_ACTION` were set to the plugin's word for the \
+         command (`bitops.plugins.<name>.plan_action` / `destroy_action`, else the official \
+         plugins' own: terraform `plan` / `destroy`, cloudformation none / `delete`), winning \
+         over the user's own override, so every export, `BITOPS_<ROOT>_CLI` and the deploy \
+         script's argument carry it. For a plugin whose schema root is `terraform`, \
+         `TERRAFORM_APPLY` (and, for `plan --run`, `TERRAFORM_DESTROY`) from the environment is \
+         not passed to it by these commands.",
+        "BitOps had neither command. Official plugins read the action from the stack-action \
+         export (`$BITOPS_TERRAFORM_COMMAND`), not from `$1`, so changing only the argument \
+         made a dry run apply and a destroy deploy; the official terraform plugin also applies \
+         on `TERRAFORM_APPLY=true` and destroys on `TERRAFORM_DESTROY=true` whatever its action.",
+    ),
+    (
+        "A plugin without a `stack-action` property, without a word for the \
+         command, or with `core_schema_parsing: false`, is not run by `plan --run` or `destroy`; \
+         it is reported skipped with the reason (`not_applicable` in the report).",
+        "Running it would deploy (the official ansible plugin has no action at all and would \
+         simply run its playbook again).",
+    ),
+    (
         "`plugin.config.yaml` flags (`core_schema_parsing`, `before_hook_scripts`, \
          `after_hook_scripts`) written as the quoted strings \"false\", \"no\", \"off\" or \"0\" \
          (any case) are false.",

@@ -19,7 +19,7 @@ use super::common::{schema, Settings};
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("../bitops_format/fixtures/ansible.schema.yaml");
 
-fn ansible_schema() -> &'static Schema {
+pub(super) fn ansible_schema() -> &'static Schema {
     schema(&SCHEMA, "ansible.schema.yaml", SCHEMA_TEXT)
 }
 
@@ -34,7 +34,9 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
         return Ok(p);
     }
     if ctx.action == Action::Destroy {
-        p.skip = Some("ansible has no destroy action: nothing to undo for this deployment".into());
+        p.skip = Some(
+            "ansible has no destroy action: not run by `destroy`; nothing was destroyed".into(),
+        );
         return Ok(p);
     }
 

@@ -27,7 +27,7 @@ use super::common::{env_true, schema, setting_problem, Settings};
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("../bitops_format/fixtures/cloudformation.schema.yaml");
 
-fn cfn_schema() -> &'static Schema {
+pub(super) fn cfn_schema() -> &'static Schema {
     schema(&SCHEMA, "cloudformation.schema.yaml", SCHEMA_TEXT)
 }
 

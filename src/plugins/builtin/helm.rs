@@ -40,7 +40,7 @@ use super::kubectl::{decode_to_file_step, kube_help, kube_setup, kube_source, Ku
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("schemas/helm.schema.yaml");
 
-fn helm_schema() -> &'static Schema {
+pub(super) fn helm_schema() -> &'static Schema {
     schema(&SCHEMA, "built-in helm.schema.yaml", SCHEMA_TEXT)
 }
 
@@ -107,6 +107,7 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
         match chart_steps(ctx, chart, &mut seen_setup) {
             Ok(c) => {
                 p.settings.extend(c.settings);
+                p.warnings.extend(c.warnings);
                 if c.steps.is_empty() {
                     continue;
                 }
@@ -163,6 +164,7 @@ struct ChartPlan {
     steps: Vec<Step>,
     settings: Vec<String>,
     tools: Vec<String>,
+    warnings: Vec<Problem>,
 }
 
 fn chart_steps(
@@ -190,7 +192,7 @@ fn chart_steps(
     if !diags.is_empty() {
         return Err(diags.problems().to_vec());
     }
-    let merged = match (&own, &default) {
+    let mut merged = match (&own, &default) {
         (Some(o), Some(d)) => match (&o.root, &d.root) {
             (Some(or), Some(dr)) if or.as_map().is_some() && dr.as_map().is_some() => {
                 Some(crate::yaml::merge(dr, or))
@@ -207,6 +209,11 @@ fn chart_steps(
         (Some(o), None) => Some(&o.file),
         _ => None,
     };
+    // BitOps v1 chart keys (`options.kubeconfig.fetch.*`): warnings, moved to their v2 place.
+    let warnings = match merged.as_mut() {
+        Some(m) => crate::config::legacy::rewrite(m, file, &display),
+        None => Vec::new(),
+    };
     let s = Settings::resolve(
         helm_schema(),
         merged.as_ref(),
@@ -219,6 +226,7 @@ fn chart_steps(
         steps: Vec::new(),
         settings: s.lines(&format!("{chart}: ")),
         tools: Vec::new(),
+        warnings,
     };
     if s.bool("options.skip-deploy") {
         plan.settings

@@ -26,7 +26,7 @@ use super::common::{env_true, schema, setting_problem, Settings};
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 const SCHEMA_TEXT: &str = include_str!("schemas/kubectl.schema.yaml");
 
-fn kubectl_schema() -> &'static Schema {
+pub(super) fn kubectl_schema() -> &'static Schema {
     schema(&SCHEMA, "built-in kubectl.schema.yaml", SCHEMA_TEXT)
 }
 

@@ -15,6 +15,7 @@ pub mod cloudformation;
 mod common;
 pub mod helm;
 pub mod kubectl;
+pub mod reference;
 pub mod terraform;
 
 #[cfg(test)]
@@ -95,8 +96,9 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
     ),
     (
         "terraform: apply runs `terraform plan -out=<file>` then `terraform apply <file>` (the \
-         file is `.terraform/bitops.tfplan`, or under `$TF_DATA_DIR`); destroy does the same with \
-         `plan -destroy`.",
+         file is `<env>__<deployment>.tfplan` in the run folder's `outputs/`, beside \
+         `$BITOPS_OUTPUT_FILE`, or `bitops.tfplan` in `$TF_DATA_DIR` when that is set; never in \
+         the repo); destroy does the same with `plan -destroy`.",
         "BitOps ran `terraform plan` and then `terraform apply -auto-approve`, which plans again \
          and can apply something other than what was shown.",
     ),
@@ -177,6 +179,16 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
          reported for every chart before anything runs.",
         "BitOps' converter printed nothing on a missing required key and the chart was deployed \
          with an empty CLI (no namespace).",
+    ),
+    (
+        "helm: every chart is installed with `--namespace <helm.cli.namespace>`. Migration \
+         hazard: check `helm list --all-namespaces` before the first deploy, and set \
+         `namespace:` to where an existing release really is to keep it (docs/configuration.md, \
+         \"Moving from BitOps: helm namespaces\").",
+        "BitOps' converter printed no command line at all when any required key was missing \
+         (typically `k8s.fetch.cluster-name` with a base64 kubeconfig), so helm ran without \
+         `--namespace` and the release went into the kubeconfig context's namespace; bitops \
+         would install a second copy in the configured one.",
     ),
     (
         "helm: each `set` item is passed as its own `--set key=value`.",

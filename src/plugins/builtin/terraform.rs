@@ -153,6 +153,13 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
         let mut argv = strs(&["terraform", "plan", "-input=false"]);
         argv.extend(args);
         p.steps.push(step(argv));
+        // BitOps' default: a deploy that reports success without applying anything.
+        p.planned_only = Some(format!(
+            "its stack action is `plan`, so nothing was applied; to apply, set \
+             `stack-action: apply` under `terraform.cli` in {} (or `{}=apply`)",
+            ctx.tool_config_name,
+            s.override_name("cli.stack-action")
+        ));
         return Ok(p);
     }
 

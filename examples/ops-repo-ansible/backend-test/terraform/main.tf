@@ -3,7 +3,7 @@ terraform {
   required_version = ">= 1.4"
 }
 
-# Filled in from shared-network's outputs by bitops.before-deploy.d/10-upstream-inputs.sh.
+# Set from shared-network's outputs by `inputs:` in ../bitops.config.yaml (TF_VAR_…).
 variable "vpc_id" {
   type    = string
   default = "vpc-local"

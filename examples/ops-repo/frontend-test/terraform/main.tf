@@ -3,7 +3,7 @@ terraform {
   required_version = ">= 1.4"
 }
 
-# Filled in from backend-test's outputs by bitops.before-deploy.d/10-upstream-inputs.sh.
+# Set from backend-test's output api_url by `inputs:` in ../bitops.config.yaml (TF_VAR_api_url).
 variable "api_url" {
   description = "Backend API the site calls (backend-test output api_url)."
   type        = string

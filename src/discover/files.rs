@@ -1,0 +1,257 @@
+//! Reading repo files safely, and refusing the ones that cannot be read safely.
+//!
+//! Every file in an ops repo is hostile input. Opening a FIFO for reading blocks until a writer
+//! appears (forever, deaf to deadlines and signals: the thread is stuck in `open`), and a
+//! character device such as `/dev/zero` never ends. So files are opened with `O_NONBLOCK` and
+//! checked to be regular files before a byte is read, and before a run the whole repo is walked
+//! once: a FIFO, socket or device, a symlink leading out of the repo (it would be read as
+//! content, wherever it points), a dangling symlink or a symlink loop is a located error.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostics, Problem};
+
+/// What kind of special file this is, or `None` for a regular file, folder or symlink.
+pub fn special_kind(ft: &std::fs::FileType) -> Option<&'static str> {
+    if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else {
+        None
+    }
+}
+
+/// Opens a regular file for reading without ever blocking in `open` (a FIFO would), and
+/// refuses anything that is not a regular file once it is open (no race with a swap).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = special_kind(&meta.file_type()).unwrap_or("not a regular file");
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {what}; bitops reads only regular files",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// The whole content of a regular file (see [`open_regular`]).
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_string(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_regular(path)?).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not UTF-8 text: {e}", path.display()),
+        )
+    })
+}
+
+/// Walks `dir` (a folder of the repo at `root`, both canonical or both as found) and records a
+/// problem for every entry bitops could not copy safely. `skip` names folders not walked (the
+/// state folder).
+pub fn check_tree(root: &Path, dir: &Path, skip: &HashSet<PathBuf>, diags: &mut Diagnostics) {
+    // `root` is canonical; `dir` below it is its own real path unless it is a symlink (an
+    // environment folder may be one), which is checked like any other.
+    let real = match std::fs::symlink_metadata(dir) {
+        Ok(m) if !m.file_type().is_symlink() && dir.starts_with(root) => dir.to_path_buf(),
+        Ok(m) if m.file_type().is_symlink() && dir != root => {
+            return check_symlink(root, dir, skip, &mut Vec::new(), diags);
+        }
+        _ => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+    };
+    let mut ancestors = vec![real];
+    walk(root, dir, skip, &mut ancestors, diags);
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    skip: &HashSet<PathBuf>,
+    ancestors: &mut Vec<PathBuf>,
+    diags: &mut Diagnostics,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        // Unreadable folders are reported where they are needed (scan, the working copy).
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !skip.is_empty() && skip.contains(&path) {
+            continue;
+        }
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            let real = ancestors
+                .last()
+                .map(|a| a.join(entry.file_name()))
+                .unwrap_or_else(|| path.clone());
+            ancestors.push(real);
+            walk(root, &path, skip, ancestors, diags);
+            ancestors.pop();
+        } else if ft.is_symlink() {
+            check_symlink(root, &path, skip, ancestors, diags);
+        } else if let Some(what) = special_kind(&ft) {
+            diags.push(special_problem(root, &path, what));
+        }
+    }
+}
+
+fn check_symlink(
+    root: &Path,
+    path: &Path,
+    skip: &HashSet<PathBuf>,
+    ancestors: &mut Vec<PathBuf>,
+    diags: &mut Diagnostics,
+) {
+    let rel = shown(root, path);
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(
+                Problem::new(
+                    "bitops::repo::dangling_symlink",
+                    format!("`{rel}` is a symlink that cannot be followed: {e}"),
+                )
+                .path(path)
+                .help("bitops copies the repo with symlinks followed (as BitOps did): point it at a file in the repo, or remove it"),
+            );
+            return;
+        }
+    };
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if !target.starts_with(&real_root) {
+        diags.push(
+            Problem::new(
+                "bitops::repo::symlink_outside",
+                format!(
+                    "`{rel}` is a symlink leading out of the ops repo (to {})",
+                    target.display()
+                ),
+            )
+            .path(path)
+            .help("bitops never follows a symlink out of the repo: copy what it points to into the repo, or point it at a path inside the repo"),
+        );
+        return;
+    }
+    let Ok(meta) = std::fs::metadata(&target) else {
+        return;
+    };
+    if meta.is_dir() {
+        if ancestors.iter().any(|a| a == &target) {
+            diags.push(
+                Problem::new(
+                    "bitops::repo::symlink_loop",
+                    format!("`{rel}` is a symlink loop (it leads back to {})", target.display()),
+                )
+                .path(path)
+                .help("bitops copies symlinked folders as content; a link to a folder that contains it never ends: remove it"),
+            );
+            return;
+        }
+        ancestors.push(target);
+        walk(root, path, skip, ancestors, diags);
+        ancestors.pop();
+    } else if let Some(what) = special_kind(&meta.file_type()) {
+        diags.push(special_problem(root, path, what));
+    }
+}
+
+fn special_problem(root: &Path, path: &Path, what: &str) -> Problem {
+    let rel = shown(root, path);
+    Problem::new(
+        "bitops::repo::special_file",
+        format!("`{rel}` is {what}, not a regular file"),
+    )
+    .path(path)
+    .help("bitops copies and reads every file of the repo, and reading this one could block forever: remove it from the ops repo")
+}
+
+/// `path` relative to the repo, as the user knows it.
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mkfifo(p: &Path) {
+        nix::unistd::mkfifo(
+            p,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("pipe");
+        mkfifo(&fifo);
+        let err = read_regular(&fifo).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        let mut diags = Diagnostics::default();
+        check_tree(t.path(), t.path(), &HashSet::new(), &mut diags);
+        let codes: Vec<_> = diags.problems().iter().map(|p| p.to_string()).collect();
+        assert!(
+            codes.len() == 1 && codes[0].contains("`pipe` is a FIFO"),
+            "{codes:?}"
+        );
+    }
+
+    #[test]
+    fn symlinks_out_of_the_repo_or_in_a_loop_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        std::fs::create_dir_all(repo.join("e/d")).unwrap();
+        std::fs::create_dir_all(repo.join("_shared")).unwrap();
+        std::fs::write(repo.join("_shared/x"), "x").unwrap();
+        std::os::unix::fs::symlink("../../_shared", repo.join("e/d/shared")).unwrap();
+        let mut diags = Diagnostics::default();
+        check_tree(&repo, &repo, &HashSet::new(), &mut diags);
+        assert!(diags.is_empty(), "a link inside the repo is fine");
+
+        std::os::unix::fs::symlink("/etc", repo.join("e/d/etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", repo.join("outside-env")).unwrap();
+        let mut d = Diagnostics::default();
+        check_tree(&repo, &repo.join("outside-env"), &HashSet::new(), &mut d);
+        assert_eq!(
+            d.len(),
+            1,
+            "a top-level link out of the repo is refused too"
+        );
+        std::os::unix::fs::symlink("..", repo.join("e/d/up")).unwrap();
+        let mut diags = Diagnostics::default();
+        check_tree(&repo, &repo, &HashSet::new(), &mut diags);
+        let text: Vec<_> = diags.problems().iter().map(|p| p.to_string()).collect();
+        let text = text.join("\n");
+        assert!(text.contains("leading out of the ops repo"), "{text}");
+        assert!(text.contains("symlink loop"), "{text}");
+    }
+}
