@@ -76,7 +76,9 @@ BITOPS_VERSION="not built"
 [ $HAVE_BITOPS = 1 ] && BITOPS_VERSION=$("$BITOPS" --version 2>/dev/null | head -1 || echo "unknown")
 echo "# bitops vs ninja   $(date -u +%Y-%m-%dT%H:%M:%SZ)   $(nproc) CPUs   $(uname -sr)"
 echo "# ninja: $NINJA ($NINJA_VERSION)   bitops: $BITOPS ($BITOPS_VERSION)"
-echo "# scratch: $WORK"
+# The filesystem decides the per-deployment file cost (DESIGN §6 targets are on ext4): say which.
+FSTYPE=$(df -T "$WORK" 2>/dev/null | awk 'NR==2 {print $2}')
+echo "# scratch: $WORK (${FSTYPE:-unknown filesystem})"
 echo
 
 # ---------------------------------------------------------------------------------------------

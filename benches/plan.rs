@@ -6,6 +6,11 @@
 //! part alone (graph + selection + plan + render from an already-read repo), which shows the
 //! cost that grows with the graph rather than with the filesystem.
 //!
+//! Sizes: 1,000 and 10,000 environments; 100,000 too (500,001 files, generated once per run,
+//! fewer samples) when `BITOPS_BENCH_100K=1`. The repos are generated in a temporary folder
+//! under `BITOPS_BENCH_DIR` (default: the system's), so the filesystem measured is a choice:
+//! the figures in docs/PERFORMANCE.md are on ext4, not tmpfs.
+//!
 //! Run: `cargo bench --bench plan` (figures in docs/PERFORMANCE.md).
 
 use std::collections::HashMap;
@@ -20,6 +25,7 @@ use bitops::plan::{self, Plan};
 use bitops::plugins::step::Action;
 use bitops::plugins::Registry;
 use criterion::{criterion_group, criterion_main, Criterion};
+use rayon::prelude::*;
 
 const DEPLOYMENTS: usize = 4;
 
@@ -93,7 +99,7 @@ fn full_plan(root: &Path) -> usize {
         .collect();
     let reg = Registry::load(&repo, &root.join(".bitops"), used, &mut diags);
     let mut p = Plan::new(&repo, &g, &sel, &HashMap::new());
-    for (i, r) in plan::preview::prepare_all(
+    let prepared = plan::preview::prepare_all(
         &repo,
         &g,
         &sel,
@@ -101,22 +107,63 @@ fn full_plan(root: &Path) -> usize {
         Action::Deploy,
         &env.0,
         &mut Vec::new(),
-    ) {
-        p.invocations.insert(
-            i,
-            r.map(|x| plan::preview::invocation(&x, &[]))
-                .map_err(|_| String::new()),
-        );
-    }
+    );
+    let rendered: Vec<_> = prepared
+        .into_par_iter()
+        .map(|(i, r)| {
+            let r = r
+                .map(|x| plan::preview::invocation(&x, &[]))
+                .map_err(|_| String::new());
+            (i, r)
+        })
+        .collect();
+    p.invocations.extend(rendered);
     assert!(diags.is_empty());
-    plan::json::render(&p).len()
+    // Streamed as `bitops plan --format json` does (to a pipe there, nowhere here).
+    let mut out = CountingSink(0);
+    plan::json::write(&p, &mut out).unwrap();
+    out.0
+}
+
+/// Counts the bytes written and keeps none.
+struct CountingSink(usize);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sizes to measure: 100,000 environments only on request (generating 500,001 files takes
+/// minutes and `cargo test --benches` runs every bench once).
+fn sizes() -> Vec<usize> {
+    let mut v = vec![1_000, 10_000];
+    if std::env::var_os("BITOPS_BENCH_100K").is_some_and(|x| x == "1") {
+        v.push(100_000);
+    }
+    v
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("BITOPS_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
-    group.sample_size(10);
-    for envs in [1_000usize, 10_000] {
-        let dir = tempfile::tempdir().unwrap();
+    for envs in sizes() {
+        // Criterion's minimum is 10 samples; at 100,000 environments a sample is seconds.
+        group.sample_size(10);
+        if envs >= 100_000 {
+            group.measurement_time(std::time::Duration::from_secs(60));
+        }
+        let dir = bench_dir();
         generate(dir.path(), envs);
         group.bench_function(format!("full/{envs}x{DEPLOYMENTS}"), |b| {
             b.iter(|| black_box(full_plan(dir.path())))
@@ -135,7 +182,9 @@ fn bench(c: &mut Criterion) {
                 let g = graph::build(&repo, &mut d).unwrap();
                 let sel = graph::select(&repo, &g, &SelectOptions::default(), &env, &mut d);
                 let p = Plan::new(&repo, &g, &sel, &HashMap::new());
-                black_box(plan::json::render(&p).len())
+                let mut out = CountingSink(0);
+                plan::json::write(&p, &mut out).unwrap();
+                black_box(out.0)
             })
         });
     }

@@ -876,3 +876,82 @@ mod tests {
         );
     }
 }
+
+/// Parse results of this thread's recently repeated texts (see [`parse_with_duplicates_memo`]).
+type Parsed = Result<(Option<Node>, Vec<Duplicate>), SyntaxError>;
+
+#[derive(Default)]
+struct Memo {
+    /// Hashes of texts seen once: a text is kept only when it comes again.
+    seen: std::collections::HashSet<u64>,
+    kept: HashMap<Box<str>, Parsed>,
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::default();
+}
+
+/// [`parse_with_duplicates`], remembered for texts that repeat: large repos hold thousands of
+/// byte-identical tool configs (`terraform:` with the same options in every environment), and
+/// parsing is a pure function of the text, so a copy of the earlier tree is the same answer.
+/// Only small texts without aliases are kept (a clone of an alias-expanded tree costs what
+/// parsing does), at most 64 per thread, so memory stays bounded.
+pub fn parse_with_duplicates_memo(text: &str) -> Parsed {
+    const MAX_TEXT: usize = 2048;
+    const MAX_KEPT: usize = 64;
+    const MAX_SEEN: usize = 4096;
+    if text.len() > MAX_TEXT || text.contains('*') {
+        return parse_with_duplicates(text);
+    }
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(p) = m.kept.get(text) {
+            return p.clone();
+        }
+        let parsed = parse_with_duplicates(text);
+        let hash = {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(text)
+        };
+        if m.seen.contains(&hash) {
+            if m.kept.len() >= MAX_KEPT {
+                m.kept.clear();
+            }
+            m.kept.insert(text.into(), parsed.clone());
+        } else {
+            if m.seen.len() >= MAX_SEEN {
+                m.seen.clear();
+            }
+            m.seen.insert(hash);
+        }
+        parsed
+    })
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn memo_gives_what_parsing_gives_every_time() {
+        let texts = [
+            "terraform:\n  options:\n    workspace: a\n",
+            "a: 1\na: 2\n",
+            "a: [unclosed\n",
+            "",
+            "x: &v 1\ny: *v\n",
+        ];
+        for _ in 0..4 {
+            for t in texts {
+                assert_eq!(
+                    parse_with_duplicates_memo(t),
+                    parse_with_duplicates(t),
+                    "{t:?}"
+                );
+            }
+        }
+        // The repeated text is kept: what is served is the kept copy.
+        MEMO.with(|m| assert!(m.borrow().kept.contains_key(texts[0])));
+    }
+}

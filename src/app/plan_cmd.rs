@@ -156,7 +156,8 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         return config_error(&e, color, args.format);
     }
     report::diagnostics::print_warnings(&warnings, color);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A plan of 40,000 deployments is tens of MB: write it in large chunks.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let written = match args.format {
         PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),
         PlanFormat::Json => plan::json::write(&plan, &mut out),
@@ -176,6 +177,19 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     });
     // A closed pipe (`bitops plan | head`) is not an error worth a message.
     let _ = written.and_then(|()| out.flush());
+    // The process ends here: freeing hundreds of thousands of small allocations one by one
+    // (repo, graph, plan) took a tenth of a large plan's time and frees nothing the exit does not.
+    // Only plain data is left undropped; the state store (which may hold leases) drops as usual.
+    std::mem::forget(plan);
+    let Loaded {
+        repo,
+        graph,
+        selection,
+        ..
+    } = loaded;
+    std::mem::forget(repo);
+    std::mem::forget(graph);
+    std::mem::forget(selection);
     exit_code::SUCCESS
 }
 

@@ -56,7 +56,7 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
         }
     };
     let file = SourceFile::new(path.to_path_buf(), display.clone(), text);
-    match yaml::parse_with_duplicates(&file.text) {
+    match yaml::parse_with_duplicates_memo(&file.text) {
         Ok((root, duplicates)) => {
             // PyYAML kept the last value silently; which one was meant is the user's call.
             for d in duplicates {

@@ -83,12 +83,27 @@ pub fn check_variable_prefixes(
     diags: &mut crate::diagnostic::Diagnostics,
 ) {
     use crate::names::var_name;
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for env in &repo.environments {
-        for d in &env.deployments {
-            let id = format!("{}/{}", env.name, d.name);
-            let prefix = format!("{}_{}", var_name(&env.name), var_name(&d.name));
-            if let Some(other) = seen.insert(prefix.clone(), id.clone()) {
+    // Ids are written only for a clash: this runs on every deployment of every plan.
+    let mut seen: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (ei, env) in repo.environments.iter().enumerate() {
+        let env_var = var_name(&env.name);
+        for (di, d) in env.deployments.iter().enumerate() {
+            let prefix = format!("{env_var}_{}", var_name(&d.name));
+            let entry = match seen.entry(prefix) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((ei, di));
+                    continue;
+                }
+                std::collections::hash_map::Entry::Occupied(o) => o,
+            };
+            {
+                let prefix = entry.key().clone();
+                let mut entry = entry;
+                let (oe, od) = entry.insert((ei, di));
+                let other_env = &repo.environments[oe];
+                let other = format!("{}/{}", other_env.name, other_env.deployments[od].name);
+                let id = format!("{}/{}", env.name, d.name);
                 let p = crate::diagnostic::Problem::new(
                     "bitops::config::name_clash",
                     format!(

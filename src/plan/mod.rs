@@ -6,6 +6,8 @@ pub mod dry_run_json;
 pub mod dry_run_markdown;
 pub mod graphviz;
 pub mod json;
+#[cfg(test)]
+mod json_tests;
 pub mod preview;
 pub mod text;
 
