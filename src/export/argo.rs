@@ -84,6 +84,9 @@ struct Artifact {
     from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     git: Option<Git>,
+    /// The outputs of an order-only upstream task: a failed task may have saved none.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    optional: bool,
 }
 
 #[derive(Serialize)]
@@ -110,6 +113,10 @@ struct Task {
     template: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dependencies: Vec<String>,
+    /// Instead of `dependencies` (Argo allows one of them) for a task with order-only
+    /// upstream tasks: those only have to finish, the others to succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    depends: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<Arguments>,
 }
@@ -121,6 +128,27 @@ const INPUTS: &str = "/tmp/bitops-inputs";
 /// Annotation holding a template's node id (task names are derived from it).
 pub(super) const NODE_ANNOTATION: &str = "bitops.dev/node";
 const ENTRYPOINT: &str = "bitops";
+
+/// The `depends` expression of a task with order-only upstream tasks (`None` otherwise, and it
+/// keeps `dependencies`, which means every one succeeded): an order-only one has finished
+/// whatever its result, or was left out because its own upstream failed (`Omitted`), as
+/// `bitops deploy` releases it then too.
+fn depends(upstream: &[&String], order_only: &[&String]) -> Option<String> {
+    if order_only.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = upstream
+        .iter()
+        .map(|t| {
+            if order_only.contains(t) {
+                format!("({t}.Succeeded || {t}.Failed || {t}.Errored || {t}.Omitted)")
+            } else {
+                format!("{t}.Succeeded")
+            }
+        })
+        .collect();
+    Some(parts.join(" && "))
+}
 
 pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     // An Argo task is a pod: there is no host to run on without a container image.
@@ -144,8 +172,10 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     for (k, u) in dg.units.iter().enumerate() {
         let name = &names[k];
         let upstream: Vec<&String> = u.needs.iter().map(|p| &names[*p]).collect();
+        let order_only: Vec<&String> = u.order_only.iter().map(|p| &names[*p]).collect();
         // With a state store, bitops fetches upstream outputs itself: tasks only wait.
         let fetched: &[&String] = if ctx.artifacts() { &upstream } else { &[] };
+        let optional = |t: &&String| order_only.contains(t);
         let input_name = |t: &str| format!("in-{t}");
         let mut inputs = vec![Artifact {
             name: "source".into(),
@@ -159,6 +189,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         inputs.extend(fetched.iter().map(|t| Artifact {
             name: input_name(t),
             path: Some(format!("{INPUTS}/{t}")),
+            optional: optional(t),
             ..Artifact::default()
         }));
         let mut script = vec![
@@ -166,8 +197,14 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             format!("mkdir -p {}", sh_quote(&outputs_dir)),
         ];
         if !fetched.is_empty() {
+            // A failed order-only upstream task may have left no folder.
+            let guard = if order_only.is_empty() {
+                ""
+            } else {
+                "[ -d \"$d\" ] || continue; "
+            };
             script.push(format!(
-                "for d in {INPUTS}/*/; do cp -R \"$d\". {}/; done",
+                "for d in {INPUTS}/*/; do {guard}cp -R \"$d\". {}/; done",
                 sh_quote(&outputs_dir)
             ));
         }
@@ -202,6 +239,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                 .map(|t| Artifact {
                     name: input_name(t),
                     from: Some(format!("{{{{tasks.{t}.outputs.artifacts.outputs}}}}")),
+                    optional: optional(t),
                     ..Artifact::default()
                 })
                 .collect(),
@@ -209,7 +247,12 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
         tasks.push(Task {
             name: name.clone(),
             template: name.clone(),
-            dependencies: upstream.into_iter().cloned().collect(),
+            depends: depends(&upstream, &order_only),
+            dependencies: if order_only.is_empty() {
+                upstream.into_iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
             arguments,
         });
     }

@@ -43,6 +43,10 @@ struct GhJob {
     name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     needs: Vec<String>,
+    /// Only for a job with order-only needs: GitHub's implicit `success()` would skip it after
+    /// any failed need, so the whole condition is written out.
+    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
+    condition: Option<String>,
     #[serde(rename = "runs-on")]
     runs_on: String,
     /// Absent for shell runners (`--image none`): the job runs on the runner host.
@@ -64,6 +68,12 @@ struct Step {
     condition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uses: Option<String>,
+    /// Downloading the outputs of an order-only need: a failed job uploaded none.
+    #[serde(
+        rename = "continue-on-error",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    continue_on_error: bool,
     #[serde(skip_serializing_if = "OrderedMap::is_empty")]
     with: OrderedMap<&'static str, With>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +93,22 @@ pub(super) const UPLOAD: &str = "actions/upload-artifact@v4";
 pub(super) const DOWNLOAD: &str = "actions/download-artifact@v4";
 /// Days artifacts are kept: outputs are only needed while the run (or a re-run) goes on.
 const RETENTION_DAYS: u32 = 7;
+
+/// `!cancelled()` and every success need's `result == 'success'`, for a job with order-only
+/// needs (waited for, whatever their result); `None` keeps GitHub's implicit `success()`.
+fn condition(job: &super::Job, keys: &[String]) -> Option<String> {
+    if job.order_only.is_empty() {
+        return None;
+    }
+    let mut parts = vec!["!cancelled()".to_string()];
+    parts.extend(
+        job.needs
+            .iter()
+            .filter(|p| !job.order_only.contains(p))
+            .map(|p| format!("needs.{}.result == 'success'", keys[*p])),
+    );
+    Some(format!("${{{{ {} }}}}", parts.join(" && ")))
+}
 
 pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
     let (jobs, note) = limits::github_jobs(ctx.repo, ctx.dg, limits::GITHUB_MAX_JOBS)?;
@@ -115,14 +141,21 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
                     ("name", With::Str(format!("outputs-{}", keys[p]))),
                     ("path", With::Str(format!("{inputs}/{}", keys[p]))),
                 ]),
+                continue_on_error: job.order_only.contains(&p),
                 ..Step::default()
             });
         }
         let mut script = Vec::new();
         if !needs_in.is_empty() {
             script.push(format!("mkdir -p {}", sh_quote(&outputs)));
+            // A failed order-only need left no folder: the glob may match nothing.
+            let guard = if job.order_only.is_empty() {
+                ""
+            } else {
+                "[ -d \"$d\" ] || continue; "
+            };
             script.push(format!(
-                "for d in {}/*/; do cp -R \"$d\". {}/; done",
+                "for d in {}/*/; do {guard}cp -R \"$d\". {}/; done",
                 sh_quote(&inputs),
                 sh_quote(&outputs)
             ));
@@ -165,6 +198,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             GhJob {
                 name: job.title.clone(),
                 needs: job.needs.iter().map(|p| keys[*p].clone()).collect(),
+                condition: condition(job, &keys),
                 runs_on: runs_on.into(),
                 container: ctx.opts.image.as_ref().map(|image| Container {
                     image: image.clone(),

@@ -49,6 +49,10 @@ struct Image {
 struct GlJob {
     stage: String,
     needs: Vec<NeedOut>,
+    /// `always` when every need is order-only: GitLab cannot say "finished, any result" per
+    /// need, only for the whole job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<String>,
     #[serde(skip_serializing_if = "OrderedMap::is_empty")]
     variables: OrderedMap<&'static str, String>,
     script: Vec<String>,
@@ -114,6 +118,13 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             })
             .collect();
         let needs = fan.reduce(&needs);
+        // Exact only when every need is order-only (and no gate stands in for them); a job
+        // mixing kinds keeps GitLab's default: every need must succeed.
+        let order_only = !u.needs.is_empty()
+            && u.order_only.len() == u.needs.len()
+            && needs
+                .iter()
+                .all(|n| u.order_only.iter().any(|p| names[*p] == *n));
         let job = super::Job::single(dg, k);
         let deploy = ctx.deploy_command(&ctx.opts.repo_path, &job);
         // With a state store, upstream jobs' artifacts hold only their logs: nothing to fetch.
@@ -132,6 +143,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             GlJob {
                 stage: STAGE.into(),
                 needs: need_out(needs),
+                when: order_only.then(|| "always".to_string()),
                 variables: OrderedMap::default(),
                 script,
                 artifacts: Some(Artifacts {
@@ -151,6 +163,7 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Result<Export, ConfigErrors> {
             GlJob {
                 stage: STAGE.into(),
                 needs: need_out(g.needs),
+                when: None,
                 variables: OrderedMap(vec![("GIT_STRATEGY", "none".to_string())]),
                 script: vec![format!(
                     "echo {}",

@@ -140,6 +140,7 @@ fn quotient(
                 only,
                 units: members.clone(),
                 needs: Vec::new(),
+                order_only: Vec::new(),
             });
         } else {
             job_of[k] = jobs.len();
@@ -155,7 +156,23 @@ fn quotient(
             .collect();
         needs.sort_unstable();
         needs.dedup();
+        // A need is order-only when every unit edge behind it is (an order edge joins two
+        // deployments of one environment, so a grouped job's own order stays inside it).
+        let order_only = needs
+            .iter()
+            .copied()
+            .filter(|&p| {
+                job.units.iter().all(|u| {
+                    let unit = &dg.units[*u];
+                    unit.needs
+                        .iter()
+                        .filter(|q| job_of[**q] == p)
+                        .all(|q| unit.order_only.contains(q))
+                })
+            })
+            .collect();
         job.needs = needs;
+        job.order_only = order_only;
     }
     jobs
 }
@@ -182,6 +199,8 @@ fn topo_jobs(jobs: Vec<Job>) -> Result<Vec<Job>, Vec<usize>> {
                 let mut job = slots[i.index()].take().expect("each job once");
                 job.needs = job.needs.iter().map(|p| new_index[*p]).collect();
                 job.needs.sort_unstable();
+                job.order_only = job.order_only.iter().map(|p| new_index[*p]).collect();
+                job.order_only.sort_unstable();
                 out.push(job);
             }
             Ok(out)

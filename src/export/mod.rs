@@ -32,7 +32,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::cli::{ExportArgs, ExportTarget};
 use crate::diagnostic::{ConfigErrors, Problem};
-use crate::graph::{Graph, NodeKind, Selection};
+use crate::graph::{EdgeKind, Graph, NodeKind, Selection};
 use crate::model::Repo;
 
 pub use crate::cli::{DEFAULT_IMAGE, NO_IMAGE};
@@ -76,6 +76,9 @@ pub(crate) struct Unit {
     pub(crate) env: usize,
     /// Indices into [`DeploymentGraph::units`], sorted.
     pub(crate) needs: Vec<usize>,
+    /// The subset of `needs` it only waits for, whatever their result (order-only edges that
+    /// `bitops deploy` honours for this environment, see [`keeps_going`]), sorted.
+    pub(crate) order_only: Vec<usize>,
 }
 
 /// The plan's graph at deployment level: selected deployments in topological order, each with
@@ -86,7 +89,7 @@ pub(crate) struct DeploymentGraph {
 }
 
 impl DeploymentGraph {
-    pub(crate) fn new(graph: &Graph, selection: &Selection) -> Self {
+    pub(crate) fn new(repo: &Repo, graph: &Graph, selection: &Selection) -> Self {
         let order: Vec<NodeIndex> = selection.deployments(graph).collect();
         let pos: HashMap<NodeIndex, usize> =
             order.iter().enumerate().map(|(k, i)| (*i, k)).collect();
@@ -95,30 +98,64 @@ impl DeploymentGraph {
         let selected = |x: NodeIndex| selection.contains(x);
         for &i in &order {
             seen.clear();
-            let mut needs = Vec::new();
-            // `selected_dependencies` looks through unselected environment nodes (as the plan
-            // and the scheduler do); selected environment nodes are walked through here.
-            let mut stack: Vec<NodeIndex> = graph.selected_dependencies(i, selected);
-            while let Some(p) = stack.pop() {
-                if !seen.insert(p) {
-                    continue;
-                }
+            // Reached twice (in order, and through an environment): success wins.
+            let mut found: HashMap<usize, EdgeKind> = HashMap::new();
+            // `selected_dependency_kinds` looks through unselected environment nodes (as the
+            // plan and the scheduler do); selected environment nodes are walked through here,
+            // and what lies behind one must succeed (membership is a success edge).
+            let mut stack = graph.selected_dependency_kinds(i, selected);
+            while let Some((p, kind)) = stack.pop() {
                 match graph.node(p).kind {
-                    NodeKind::Deployment => needs.push(pos[&p]),
-                    NodeKind::Environment => stack.extend(graph.selected_dependencies(p, selected)),
+                    NodeKind::Deployment => {
+                        let k = found.entry(pos[&p]).or_insert(kind);
+                        *k = (*k).min(kind);
+                    }
+                    NodeKind::Environment if seen.insert(p) => stack.extend(
+                        graph
+                            .selected_dependencies(p, selected)
+                            .into_iter()
+                            .map(|q| (q, EdgeKind::Success)),
+                    ),
+                    NodeKind::Environment => {}
                 }
             }
-            needs.sort_unstable();
-            needs.dedup();
             let n = graph.node(i);
+            let mut needs: Vec<usize> = found.keys().copied().collect();
+            needs.sort_unstable();
+            // With fail-fast on, nothing new starts after a failure: every edge is a success edge.
+            let mut order_only: Vec<usize> = if keeps_going(repo, n.env) {
+                found
+                    .iter()
+                    .filter(|(_, k)| **k == EdgeKind::Order)
+                    .map(|(p, _)| *p)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            order_only.sort_unstable();
             units.push(Unit {
                 id: n.id.clone(),
                 env: n.env,
                 needs,
+                order_only,
             });
         }
         DeploymentGraph { units }
     }
+}
+
+/// Whether `bitops deploy` of this environment keeps going after a failure (`fail_fast: false`
+/// in its `bitops.config.yaml`, else in the repo's): then a deployment behind an order-only
+/// edge still runs after the previous one failed. The exporting shell's `--keep-going` and
+/// `BITOPS_FAST_FAIL` do not count: the pipeline runs elsewhere.
+pub(crate) fn keeps_going(repo: &Repo, env: usize) -> bool {
+    let fail_fast = repo.environments[env]
+        .config
+        .fail_fast
+        .as_ref()
+        .or(repo.config.fail_fast.as_ref())
+        .is_none_or(|v| v.value);
+    !fail_fast
 }
 
 /// A job of the pipeline: one deployment, or (GitHub, over its job limit) the selected
@@ -133,6 +170,8 @@ pub(crate) struct Job {
     pub(crate) units: Vec<usize>,
     /// Indices of the jobs it needs, sorted.
     pub(crate) needs: Vec<usize>,
+    /// The subset of `needs` it only waits for, whatever their result, sorted.
+    pub(crate) order_only: Vec<usize>,
 }
 
 impl Job {
@@ -142,6 +181,7 @@ impl Job {
             only: vec![dg.units[u].id.clone()],
             units: vec![u],
             needs: dg.units[u].needs.clone(),
+            order_only: dg.units[u].order_only.clone(),
         }
     }
 }
@@ -153,7 +193,7 @@ pub fn export(
     selection: &Selection,
     opts: &Options,
 ) -> Result<Export, ConfigErrors> {
-    let dg = DeploymentGraph::new(graph, selection);
+    let dg = DeploymentGraph::new(repo, graph, selection);
     if dg.units.is_empty() {
         return Err(ConfigErrors::single(
             Problem::new("bitops::export::empty", format!("the selection ({}) has no deployments to export", selection.description))
@@ -560,7 +600,7 @@ mod tests {
             &["terraform"],
         );
         let l = f.load(&[]);
-        let dg = DeploymentGraph::new(&l.graph, &l.selection);
+        let dg = DeploymentGraph::new(&l.repo, &l.graph, &l.selection);
         let ids: Vec<&str> = dg.units.iter().map(|u| u.id.as_str()).collect();
         let app = ids.iter().position(|i| *i == "app/terraform").unwrap();
         let mut needs: Vec<&str> = dg.units[app].needs.iter().map(|k| ids[*k]).collect();

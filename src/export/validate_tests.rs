@@ -257,7 +257,63 @@ struct Read {
     /// job → `--only` values (empty: a gate).
     only: BTreeMap<String, Vec<String>>,
     needs: BTreeMap<String, Vec<String>>,
+    /// job → the needs it only waits for, whatever their result, read from the system's own
+    /// construct (GitHub `if`, GitLab `when: always`, Argo `depends`).
+    order_only: BTreeMap<String, BTreeSet<String>>,
     repo_dir: BTreeSet<String>,
+}
+
+/// The needs a GitHub job's `if` does not require to succeed (`None`: no `if`).
+fn github_order_only(job: &str, cond: Option<String>, needs: &[String]) -> BTreeSet<String> {
+    let Some(cond) = cond else {
+        return BTreeSet::new();
+    };
+    let body = cond
+        .strip_prefix("${{ !cancelled()")
+        .and_then(|c| c.strip_suffix(" }}"))
+        .unwrap_or_else(|| panic!("{job}: unexpected if {cond}"));
+    let success: BTreeSet<String> = body
+        .split(" && ")
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.strip_prefix("needs.")
+                .and_then(|p| p.strip_suffix(".result == 'success'"))
+                .unwrap_or_else(|| panic!("{job}: unexpected term {p}"))
+                .to_string()
+        })
+        .collect();
+    for n in &success {
+        assert!(needs.contains(n), "{job}: `if` names {n}, not a need");
+    }
+    needs
+        .iter()
+        .filter(|n| !success.contains(*n))
+        .cloned()
+        .collect()
+}
+
+/// An Argo `depends` expression as (every task named, the order-only ones).
+fn argo_depends(task: &str, expr: &str) -> (Vec<String>, BTreeSet<String>) {
+    let mut all = Vec::new();
+    let mut order = BTreeSet::new();
+    for part in expr.split(" && ") {
+        if let Some(inner) = part.strip_prefix('(').and_then(|p| p.strip_suffix(')')) {
+            let t = inner.split('.').next().expect("a task").to_string();
+            assert_eq!(
+                inner,
+                format!("{t}.Succeeded || {t}.Failed || {t}.Errored || {t}.Omitted"),
+                "{task}: depends term"
+            );
+            order.insert(t.clone());
+            all.push(t);
+        } else {
+            let t = part
+                .strip_suffix(".Succeeded")
+                .unwrap_or_else(|| panic!("{task}: depends term {part}"));
+            all.push(t.to_string());
+        }
+    }
+    (all, order)
 }
 
 fn read_back(target: ExportTarget, text: &str) -> Read {
@@ -265,7 +321,11 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
         .expect("generated YAML parses")
         .expect("a document");
     let mut r = Read::default();
-    let add = |r: &mut Read, job: String, script: Option<String>, needs: Vec<String>| {
+    let add = |r: &mut Read,
+               job: String,
+               script: Option<String>,
+               needs: Vec<String>,
+               order_only: BTreeSet<String>| {
         let (dir, only) = script
             .as_deref()
             .and_then(deploy_args)
@@ -278,12 +338,13 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
             r.only.insert(job.clone(), only).is_none(),
             "job {job} twice"
         );
+        r.order_only.insert(job.clone(), order_only);
         r.needs.insert(job, needs);
     };
     match target {
         ExportTarget::GithubActions => {
             for (id, job) in entries(get(&doc, "jobs").expect("jobs")) {
-                let needs = get(job, "needs")
+                let needs: Vec<String> = get(job, "needs")
                     .map(|n| seq(n).iter().map(str_of).collect())
                     .unwrap_or_default();
                 let run = seq(get(job, "steps").expect("steps"))
@@ -291,7 +352,8 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
                     .filter_map(|s| get(s, "run").map(str_of))
                     .collect::<Vec<_>>();
                 assert_eq!(run.len(), 1, "one run step in {id}");
-                add(&mut r, id, Some(run[0].clone()), needs);
+                let order = github_order_only(&id, get(job, "if").map(str_of), &needs);
+                add(&mut r, id, Some(run[0].clone()), needs, order);
             }
         }
         ExportTarget::GitlabCi => {
@@ -318,7 +380,13 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
                     .iter()
                     .map(str_of)
                     .collect();
-                add(&mut r, name, Some(script.join("\n")), needs);
+                // `when: always` waits for every need, whatever its result.
+                let order = match get(job, "when").map(str_of).as_deref() {
+                    Some("always") => needs.iter().cloned().collect(),
+                    None => BTreeSet::new(),
+                    Some(w) => panic!("{name}: when {w}"),
+                };
+                add(&mut r, name, Some(script.join("\n")), needs, order);
             }
         }
         ExportTarget::Argo => {
@@ -332,9 +400,21 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
             let dag = get(templates[&entry], "dag").expect("entry is a DAG");
             for task in seq(get(dag, "tasks").expect("tasks")) {
                 let name = str_of(get(task, "name").expect("task name"));
-                let deps: Vec<String> = get(task, "dependencies")
-                    .map(|d| seq(d).iter().map(str_of).collect())
-                    .unwrap_or_default();
+                let (deps, order) = match get(task, "depends") {
+                    Some(d) => {
+                        assert!(
+                            get(task, "dependencies").is_none(),
+                            "{name}: Argo allows `depends` or `dependencies`"
+                        );
+                        argo_depends(&name, &str_of(d))
+                    }
+                    None => (
+                        get(task, "dependencies")
+                            .map(|d| seq(d).iter().map(str_of).collect())
+                            .unwrap_or_default(),
+                        BTreeSet::new(),
+                    ),
+                };
                 let t = templates[&str_of(get(task, "template").expect("template"))];
                 // Argo's own rules: the artifacts passed are exactly the dependencies' outputs,
                 // each declared by the template.
@@ -374,7 +454,7 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
                     .map(str_of)
                     .collect::<Vec<_>>()
                     .join("\n");
-                add(&mut r, name, Some(args), deps);
+                add(&mut r, name, Some(args), deps, order);
             }
         }
     }
@@ -385,18 +465,33 @@ fn read_back(target: ExportTarget, text: &str) -> Read {
 // The plan's graph
 
 /// Per selected deployment, the deployments it waits for: the plan's JSON with environment
-/// nodes contracted (written independently of the export's own walk).
-fn plan_edges(
-    l: &Loaded,
-) -> (
+/// nodes contracted (written independently of the export's own walk); the order-only ones
+/// among them (a direct `"kind": "order"` edge, in an environment with `fail_fast: false`);
+/// the deployments of each environment.
+type PlanEdges = (
     BTreeMap<String, BTreeSet<String>>,
     BTreeMap<String, BTreeSet<String>>,
-) {
+    BTreeMap<String, BTreeSet<String>>,
+);
+
+fn plan_edges(l: &Loaded) -> PlanEdges {
     let plan = Plan::new(&l.repo, &l.graph, &l.selection, &HashMap::new());
     let doc: serde_json::Value =
         serde_json::from_str(&crate::plan::json::render(&plan)).expect("plan JSON");
     let mut kind = HashMap::new();
     let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+    let mut order_edges: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let keep_going: BTreeSet<&str> = l
+        .repo
+        .environments
+        .iter()
+        .filter(|e| {
+            let own = e.config.fail_fast.as_ref();
+            own.or(l.repo.config.fail_fast.as_ref())
+                .is_some_and(|v| !v.value)
+        })
+        .map(|e| e.name.as_str())
+        .collect();
     let mut by_env: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for n in doc["nodes"].as_array().expect("nodes") {
         let id = n["id"].as_str().expect("id").to_string();
@@ -406,6 +501,18 @@ fn plan_edges(
                 .entry(n["environment"].as_str().expect("environment").to_string())
                 .or_default()
                 .insert(id.clone());
+        }
+        if keep_going.contains(n["environment"].as_str().unwrap_or_default()) {
+            order_edges.insert(
+                id.clone(),
+                n["dependencies"]
+                    .as_array()
+                    .expect("dependencies")
+                    .iter()
+                    .filter(|d| d["kind"] == "order")
+                    .map(|d| d["id"].as_str().expect("id").to_string())
+                    .collect(),
+            );
         }
         kind.insert(id.clone(), k);
         deps.insert(
@@ -419,11 +526,14 @@ fn plan_edges(
         );
     }
     let mut out = BTreeMap::new();
+    let mut order_only = BTreeMap::new();
     for (id, k) in &kind {
         if k != "deployment" {
             continue;
         }
         let mut found = BTreeSet::new();
+        // Reached through an environment node too: then it must succeed.
+        let mut through_env = BTreeSet::new();
         let mut stack = deps[id].clone();
         let mut seen = BTreeSet::new();
         while let Some(d) = stack.pop() {
@@ -434,16 +544,22 @@ fn plan_edges(
                 found.insert(d);
             } else {
                 stack.extend(deps[&d].iter().cloned());
+                through_env.extend(deps[&d].iter().cloned());
             }
         }
+        let order: BTreeSet<String> = order_edges
+            .get(id)
+            .map(|o| o.difference(&through_env).cloned().collect())
+            .unwrap_or_default();
+        order_only.insert(id.clone(), order);
         out.insert(id.clone(), found);
     }
-    (out, by_env)
+    (out, order_only, by_env)
 }
 
 /// Asserts the pipeline's job graph is the plan's graph (grouped jobs and gates accounted for).
 fn assert_same_graph(target: ExportTarget, l: &Loaded, text: &str) -> Read {
-    let (expected, by_env) = plan_edges(l);
+    let (expected, expected_order, by_env) = plan_edges(l);
     let r = read_back(target, text);
     // Which job runs each deployment.
     let mut job_of: BTreeMap<String, String> = BTreeMap::new();
@@ -500,6 +616,29 @@ fn assert_same_graph(target: ExportTarget, l: &Loaded, text: &str) -> Read {
             want,
             "{target:?}: needs of {job}\n{text}\n{}",
             crate::plan::json::render(&Plan::new(&l.repo, &l.graph, &l.selection, &HashMap::new()))
+        );
+        // A need is order-only when every plan edge behind it is; GitLab can only say it for
+        // the whole job, so there it is all needs or none.
+        let mut want_order: BTreeSet<String> = want
+            .iter()
+            .filter(|p| {
+                job_of.iter().filter(|(_, j)| *j == job).all(|(d, _)| {
+                    expected[d]
+                        .iter()
+                        .filter(|q| job_of[*q] == **p)
+                        .all(|q| expected_order[d].contains(q))
+                })
+            })
+            .cloned()
+            .collect();
+        if target == ExportTarget::GitlabCi
+            && (want_order != want || r.needs[job].len() != want.len())
+        {
+            want_order.clear();
+        }
+        assert_eq!(
+            r.order_only[job], want_order,
+            "{target:?}: order-only needs of {job}\n{text}"
         );
     }
     r
@@ -1303,5 +1442,87 @@ fn generated_examples_are_current_and_valid() {
         );
         assert_same_graph(target, &l, &e.text);
         validate(target, &[path]);
+    }
+}
+
+/// `fail_fast: false`: a deployment after another in list order only waits for it to finish.
+/// `keep/helm` also needs `net` (success), `solo/helm` only its predecessor; `net` keeps
+/// fail-fast, so its order edge stays a success edge.
+fn keep_going_repo() -> Fixture {
+    let f = Fixture::new(&[]);
+    f.env(
+        "net",
+        "bitops:\n  deployments:\n    terraform: {plugin: terraform}\n    helm: {plugin: helm}\n",
+        &["terraform", "helm"],
+    );
+    f.env(
+        "keep",
+        "bitops:\n  fail_fast: false\n  depends_on: [net]\n  deployments:\n    terraform: {plugin: terraform}\n    helm: {plugin: helm}\n",
+        &["terraform", "helm"],
+    );
+    f.env(
+        "solo",
+        "bitops:\n  fail_fast: false\n  deployments:\n    terraform: {plugin: terraform}\n    helm: {plugin: helm}\n",
+        &["terraform", "helm"],
+    );
+    f
+}
+
+#[test]
+fn order_only_edges_are_honoured_with_fail_fast_false() {
+    let f = keep_going_repo();
+    let out = tempfile::tempdir().expect("temp dir");
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    for target in TARGETS {
+        let l = f.load(&[]);
+        let e = export(&l.repo, &l.graph, &l.selection, &options(target, "."))
+            .unwrap_or_else(|e| panic!("{:?}", e.problems));
+        let r = assert_same_graph(target, &l, &e.text);
+        let key = |id: &str| match target {
+            ExportTarget::GithubActions => super::ids::GITHUB.id(id),
+            ExportTarget::GitlabCi => super::limits::gitlab_name(id),
+            ExportTarget::Argo => super::ids::ARGO.id(id),
+        };
+        let order = |id: &str| r.order_only[&key(id)].clone();
+        assert_eq!(
+            order("net/helm"),
+            set(&[]),
+            "{target:?}: fail-fast keeps success"
+        );
+        assert_eq!(
+            order("solo/helm"),
+            set(&[&key("solo/terraform")]),
+            "{target:?}"
+        );
+        // GitLab cannot mix kinds in one job: keep/helm keeps success semantics there.
+        let mixed = if target == ExportTarget::GitlabCi {
+            set(&[])
+        } else {
+            set(&[&key("keep/terraform")])
+        };
+        assert_eq!(order("keep/helm"), mixed, "{target:?}");
+        assert_eq!(r.needs[&key("keep/helm")].len(), 3, "{target:?}");
+        match target {
+            ExportTarget::GithubActions => assert!(
+                e.text.contains("if: ${{ !cancelled() && needs.net__terraform.result == 'success' && needs.net__helm.result == 'success' }}"),
+                "{}",
+                e.text
+            ),
+            ExportTarget::GitlabCi => assert_eq!(e.text.matches("when: always").count(), 1 + 6),
+            ExportTarget::Argo => assert!(e.text.contains(
+                "depends: (solo--terraform.Succeeded || solo--terraform.Failed || solo--terraform.Errored || solo--terraform.Omitted)"
+            ), "{}", e.text),
+        }
+        validate(
+            target,
+            &write_files(
+                out.path(),
+                &[(format!("{}-keep-going.yml", target_name(target)), &e)],
+            ),
+        );
     }
 }
