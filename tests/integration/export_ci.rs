@@ -55,7 +55,14 @@ fn gitlab_ci_local() -> bool {
 
 /// The fixture as a git checkout with the exported pipeline committed as `.gitlab-ci.yml`.
 fn checkout(extra: &[&str], pipeline_edit: impl Fn(&str) -> String) -> (TestRepo, String) {
-    let repo = TestRepo::fixture("export-ci");
+    checkout_of(TestRepo::fixture("export-ci"), extra, pipeline_edit)
+}
+
+fn checkout_of(
+    repo: TestRepo,
+    extra: &[&str],
+    pipeline_edit: impl Fn(&str) -> String,
+) -> (TestRepo, String) {
     let mut args = vec!["export", "--to", "gitlab-ci", "--image", "none"];
     args.extend_from_slice(extra);
     let out = repo.run(&args);
@@ -212,6 +219,61 @@ fn without_artifacts_the_outputs_do_not_reach_the_next_job() {
         p.output
     );
     assert!(!repo.trace().ran("frontend-test/web"), "{}", p.output);
+}
+
+/// `fail_fast: false`: the first deployment of an environment fails and the second still runs
+/// after it, as `bitops deploy` would (an order-only edge is `when: always` on GitLab); the
+/// control without `when: always` skips it, so the run really depended on it.
+#[test]
+fn with_fail_fast_false_a_failed_deployment_does_not_skip_the_next() {
+    if !gitlab_ci_local() {
+        return;
+    }
+    let keep_going = || {
+        let repo = TestRepo::fixture("export-ci");
+        repo.write(
+            "keep-test/bitops.config.yaml",
+            "bitops:\n  fail_fast: false\n  deployments:\n    first: {plugin: sh}\n    second: {plugin: sh}\n",
+        );
+        repo.dep("keep-test", "first", "exit 3");
+        repo.dep("keep-test", "second", "true");
+        repo
+    };
+    let (repo, pipeline) = checkout_of(keep_going(), &["-e", "keep-test"], str::to_string);
+    assert_eq!(pipeline.matches("when: always").count(), 3, "{pipeline}");
+    let p = run_pipeline(&repo, &[]);
+    assert_ne!(p.code, 0, "{}", p.output);
+    assert_eq!(
+        jobs_with(&p.output, "FAIL"),
+        ["keep-test/first"],
+        "{}",
+        p.output
+    );
+    assert_eq!(
+        jobs_with(&p.output, "PASS"),
+        ["keep-test/second"],
+        "{}",
+        p.output
+    );
+    let trace = repo.trace();
+    assert_eq!(trace.span("keep-test/second").rc, Some(0), "{trace:?}");
+    assert!(
+        trace.after("keep-test/first", "keep-test/second"),
+        "second started before first ended: {trace:?}"
+    );
+
+    // The control: GitLab's default (every need must succeed) skips the second deployment.
+    let (repo, pipeline) = checkout_of(keep_going(), &["-e", "keep-test"], |p| {
+        p.replace("\n  when: always\n  script:", "\n  script:")
+    });
+    assert_eq!(pipeline.matches("when: always").count(), 2, "{pipeline}");
+    let p = run_pipeline(&repo, &[]);
+    assert!(repo.trace().ran("keep-test/first"), "{}", p.output);
+    assert!(
+        !repo.trace().ran("keep-test/second"),
+        "{pipeline}\n{}",
+        p.output
+    );
 }
 
 /// The store the S3 variant's jobs share: a bucket on moto and a prefix in it.
