@@ -428,19 +428,7 @@ fn a_secret_in_a_failing_terraform_command_line_is_masked_everywhere() {
         "e/tf/bitops.config.yaml",
         "terraform:\n  cli:\n    stack-action: apply\n    backend-config: [password=TOPSECRET123]\n",
     );
-    let report = repo.out_file("report.json");
-    let junit = repo.out_file("junit.xml");
-    let out = repo.run(&[
-        "deploy",
-        "--progress",
-        "plain",
-        "--color",
-        "never",
-        "--report",
-        report.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    let out = deploy_with_reports(&repo);
     assert_eq!(
         out.code, 1,
         "terraform init must fail on the unknown argument: {out}"
@@ -454,6 +442,23 @@ fn a_secret_in_a_failing_terraform_command_line_is_masked_everywhere() {
         out.all().contains("-backend-config=password=*****"),
         "the failing command is still named, masked: {out}"
     );
+}
+
+/// A plain deploy that also writes `out/report.json` and `out/junit.xml`.
+fn deploy_with_reports(repo: &TestRepo) -> crate::harness::RunOutput {
+    let report = repo.out_file("report.json");
+    let junit = repo.out_file("junit.xml");
+    repo.run(&[
+        "deploy",
+        "--progress",
+        "plain",
+        "--color",
+        "never",
+        "--report",
+        report.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
 }
 
 #[test]
@@ -476,19 +481,7 @@ fn output_keys_are_masked_like_values() {
         "bad",
         "test \"$BITOPS_OUTPUT_E_D_PLAIN\" = value_SECRETWORD && echo downstream-ok; exit 1",
     );
-    let report = repo.out_file("report.json");
-    let junit = repo.out_file("junit.xml");
-    let out = repo.run(&[
-        "deploy",
-        "--progress",
-        "plain",
-        "--color",
-        "never",
-        "--report",
-        report.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    let out = deploy_with_reports(&repo);
     assert_eq!(out.code, 1, "{out}");
     let all = everything_written(&repo, &out);
     assert!(
