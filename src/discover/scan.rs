@@ -89,9 +89,14 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
     let results: Vec<(Option<Environment>, Diagnostics)> = env_names
         .par_iter()
         .map(|name| {
-            let (env, mut d) = ctx.scan_env(name);
-            // Every file a run copies or reads is checked before anything runs.
-            files::check_tree(root, &root.join(name), &Default::default(), &mut d);
+            // Every file a run copies or reads is checked before anything runs. Walked first:
+            // what the walk listed spares the hook-folder probes (problems keep their order).
+            let mut seen = files::Seen::default();
+            let mut walked = Diagnostics::default();
+            let dir = root.join(name);
+            files::check_tree_seen(root, &dir, &Default::default(), &mut walked, &mut seen);
+            let (env, mut d) = ctx.scan_env(name, &seen);
+            d.extend(walked);
             (env, d)
         })
         .collect();
@@ -228,7 +233,7 @@ impl EnvCtx<'_> {
     /// The environment in folder `name`, or `None` when the folder is not one: it has neither
     /// a config nor a folder named after a plugin or a repo-level deployment (`scripts/`,
     /// `modules/`: support folders, copied into the working copy like `_`-folders).
-    fn scan_env(&self, name: &str) -> (Option<Environment>, Diagnostics) {
+    fn scan_env(&self, name: &str, seen: &files::Seen) -> (Option<Environment>, Diagnostics) {
         let mut diags = Diagnostics::default();
         let dir = self.root.join(name);
         // The name becomes run-folder paths and variable names (crate::names).
@@ -278,9 +283,9 @@ impl EnvCtx<'_> {
         let deployments = match specs {
             Some(specs) => specs
                 .iter()
-                .filter_map(|s| self.declared(name, &dir, s, &settings, &own_dirs, &mut diags))
+                .filter_map(|s| self.declared(name, s, &settings, &own_dirs, seen, &mut diags))
                 .collect(),
-            None => self.found_in_folders(name, &dir, &own_dirs, &settings),
+            None => self.found_in_folders(name, &dir, &own_dirs, &settings, seen),
         };
         // A pool nobody defined would silently mean "no limit": a typo must not lift one.
         let pools: Vec<&str> = [self.repo, &config]
@@ -326,10 +331,10 @@ impl EnvCtx<'_> {
     fn declared(
         &self,
         env: &str,
-        env_dir: &Path,
         spec: &DeploymentSpec,
         settings: &crate::config::settings::EnvSettings,
         own_dirs: &BTreeSet<String>,
+        seen: &files::Seen,
         diags: &mut Diagnostics,
     ) -> Option<Deployment> {
         let name = &spec.name.value;
@@ -386,9 +391,9 @@ impl EnvCtx<'_> {
             },
             _ => settings.retries.clone(),
         };
-        let dir = env_dir.join(name);
+        let dir = self.root.join(env).join(name);
         Some(Deployment {
-            hooks: self.hooks(env, name),
+            hooks: self.hooks(env, name, seen),
             name: name.clone(),
             plugin,
             dir,
@@ -408,6 +413,7 @@ impl EnvCtx<'_> {
         env_dir: &Path,
         own_dirs: &BTreeSet<String>,
         settings: &crate::config::settings::EnvSettings,
+        seen: &files::Seen,
     ) -> Vec<Deployment> {
         let ordered = ["cloudformation", "terraform", "helm", "ansible"];
         let mut names: Vec<&str> = ordered
@@ -433,15 +439,16 @@ impl EnvCtx<'_> {
                 retries: settings.retries.clone(),
                 pool: None,
                 inputs: Vec::new(),
-                hooks: self.hooks(env, n),
+                hooks: self.hooks(env, n, seen),
             })
             .collect()
     }
 
     /// Hook files as BitOps runs them: every entry, byte order; `_default`'s merged in.
-    /// Two `stat`s decide whether there is anything to list: the kernel caches misses, which
+    /// Two `stat`s decide whether there is anything to list (the kernel caches misses), and
+    /// none when the repo walk listed the deployment's folder without a hook folder in it: this
     /// matters on repos with tens of thousands of deployments and no hooks.
-    fn hooks(&self, env: &str, deployment: &str) -> Hooks {
+    fn hooks(&self, env: &str, deployment: &str, seen: &files::Seen) -> Hooks {
         let mut hooks = self
             .default_hooks
             .get(deployment)
@@ -453,7 +460,7 @@ impl EnvCtx<'_> {
             (AFTER_HOOKS, &mut hooks.after),
         ] {
             let folder = dir.join(name);
-            if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            if seen.may_exist(&folder) && std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
                 target.extend(list_names(&folder));
                 target.sort();
                 target.dedup();

@@ -39,11 +39,11 @@ fn plain_folders(repo: &Repo, known: &[&str], diags: &mut Diagnostics) {
     let Ok(rd) = std::fs::read_dir(&repo.root) else {
         return;
     };
+    // Names first, then the folder test (no `stat` for the environments, nearly every entry).
     let mut names: Vec<String> = rd
         .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e)))
+        .filter(|(n, _)| {
             !n.starts_with('.')
                 && !n.starts_with('_')
                 && *n != repo.default_folder
@@ -51,6 +51,8 @@ fn plain_folders(repo: &Repo, known: &[&str], diags: &mut Diagnostics) {
                 // folder to discovery, and exactly the one to warn about.
                 && repo.environment(n).is_none()
         })
+        .filter(|(_, e)| is_dir(e))
+        .map(|(n, _)| n)
         .collect();
     names.sort();
     for name in names {
@@ -212,14 +214,15 @@ fn tool_like_folders(
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if !entry.path().is_dir()
-            || name.starts_with('.')
+        // Names first: the folder test is a `stat` only for a symlink.
+        if name.starts_with('.')
             || name.starts_with('_')
             || name == BEFORE_HOOKS
             || name == AFTER_HOOKS
             || is_deployment(&name)
             // A plugin's exact name that is not deployed (`aws/`, a library) is deliberate.
             || known.contains(&name.as_str())
+            || !is_dir(&entry)
         {
             continue;
         }
@@ -237,4 +240,14 @@ fn tool_like_folders(
     }
     out.sort();
     out
+}
+
+/// `entry.path().is_dir()` (a symlink is followed) from the listing's file type: a `stat` only
+/// for a symlink or a file system that does not report types.
+fn is_dir(entry: &std::fs::DirEntry) -> bool {
+    match entry.file_type() {
+        Ok(ft) if ft.is_dir() => true,
+        Ok(ft) if !ft.is_symlink() => false,
+        _ => entry.path().is_dir(),
+    }
 }
