@@ -856,22 +856,7 @@ fn store_exports_pass_state_instead_of_outputs_artifacts() {
 
     // Gates pass nothing on either: no artifacts of their own.
     let f = Fixture::new(&[]);
-    let spokes: Vec<String> = (0..60).map(|i| format!("s{i:02}")).collect();
-    for s in &spokes {
-        f.env(
-            s,
-            "bitops:\n  deployments:\n    terraform: {plugin: terraform}\n",
-            &["terraform"],
-        );
-    }
-    f.env(
-        "hub",
-        &format!(
-            "bitops:\n  depends_on: [{}]\n  deployments:\n    terraform: {{plugin: terraform}}\n",
-            spokes.join(", ")
-        ),
-        &["terraform"],
-    );
+    hub_of_spokes(&f, 60);
     let l = f.load(&[]);
     let mut o = options(ExportTarget::GitlabCi, ".");
     o.state = Some(URL.into());
@@ -1261,11 +1246,9 @@ fn github_refuses_clearly_when_grouping_is_not_enough() {
     }
 }
 
-#[test]
-fn gitlab_fans_in_over_50_needs() {
-    let f = Fixture::new(&[]);
-    // hub waits for 60 environments of one deployment each.
-    let spokes: Vec<String> = (0..60).map(|i| format!("s{i:02}")).collect();
+/// `hub` depends on `n` environments `s00`, `s01`, … of one terraform deployment each.
+fn hub_of_spokes(f: &Fixture, n: usize) {
+    let spokes: Vec<String> = (0..n).map(|i| format!("s{i:02}")).collect();
     for s in &spokes {
         f.env(
             s,
@@ -1281,6 +1264,13 @@ fn gitlab_fans_in_over_50_needs() {
         ),
         &["terraform"],
     );
+}
+
+#[test]
+fn gitlab_fans_in_over_50_needs() {
+    let f = Fixture::new(&[]);
+    // hub waits for 60 environments of one deployment each.
+    hub_of_spokes(&f, 60);
     // after waits for an environment of 60 parallel deployments.
     let tools: Vec<String> = (0..60).map(|k| format!("d{k:02}")).collect();
     let mut big = String::from("bitops:\n  deployments:\n");

@@ -147,7 +147,7 @@ fn change_set_parameters(s: &mut Step, inputs: &[(String, String)]) -> Result<()
         let arg = s.argv.get(at + 1).cloned().unwrap_or_default();
         let file = arg.strip_prefix("file://").unwrap_or(&arg);
         let path = Path::new(&s.cwd).join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = crate::discover::files::read_regular_string(&path).map_err(|e| {
             format!(
                 "cannot add inputs to the parameters file {}: {e}",
                 path.display()

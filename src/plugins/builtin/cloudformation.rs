@@ -293,7 +293,8 @@ fn parameter_overrides(dir: &Path, file: &str, config: &str) -> Result<Vec<Strin
                  `template-param-file` in `{config}`, relative to the deployment folder)"
             ))]
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let text =
+        crate::discover::files::read_regular_string(&path).map_err(|e| bad(e.to_string()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let scalar = |v: &serde_json::Value| match v {

@@ -199,8 +199,18 @@ pub(super) fn read_env_file(
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Vec<Problem>> {
     let path = dir.join("ENV_FILE");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(BTreeMap::new());
+    // Absent is fine; anything else (a FIFO a hook left, not UTF-8) is said, not skipped.
+    let text = match crate::discover::files::read_regular_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => {
+            return Err(vec![Problem::new(
+                "bitops::plugin::env_file",
+                format!("cannot read {display}/ENV_FILE: {e}"),
+            )
+            .path(&path)
+            .help("ENV_FILE must be a regular file of `NAME=value` lines")])
+        }
     };
     let file = SourceFile::new(path.clone(), format!("{display}/ENV_FILE"), text);
     let mut vars = BTreeMap::new();
@@ -421,5 +431,21 @@ mod tests {
         assert!(read_env_file(dir.path(), "x", &BTreeMap::new())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn an_env_file_that_is_a_fifo_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("ENV_FILE"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let errs = read_env_file(dir.path(), "x", &BTreeMap::new()).unwrap_err();
+        assert!(
+            errs[0].message.contains("x/ENV_FILE"),
+            "{:?}",
+            errs[0].message
+        );
     }
 }
