@@ -14,5 +14,6 @@ pub mod refresh;
 pub mod run;
 pub mod scheduler;
 pub mod signals;
+mod spawn;
 pub mod upstream;
 pub mod workspace;

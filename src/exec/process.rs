@@ -194,10 +194,9 @@ enum Cause {
     Stopped(StopRequest),
 }
 
-/// The program as an absolute path, looked up on the child's own `PATH`. Besides running what
-/// the child's environment names, this lets std spawn with `posix_spawn` (vfork-fast): it falls
-/// back to a full `fork` of bitops when the environment sets `PATH` and the program is a bare
-/// name. Unresolvable names are left alone so the spawn error names them.
+/// The program as an absolute path, looked up on the child's own `PATH`: what the child's
+/// environment names runs, and the exec in [`super::spawn`] needs no search. Unresolvable names
+/// are left alone so the spawn error names them.
 fn resolve_program(spec: &CommandSpec) -> OsString {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
@@ -245,27 +244,11 @@ pub async fn run(
     // Everything this process starts inherits the tag, which is how escaped descendants are
     // found once it ended (see `lifetime`).
     let tag = super::lifetime::next_tag();
-    let mut command = Command::new(resolve_program(spec));
-    command
-        .args(&spec.args)
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(&spec.env)
-        .env(super::lifetime::TAG_VAR, &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    die_with_parent(&mut command);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let (mut child, stdout, stderr) = match start(spec, &tag) {
+        Ok(started) => started,
         Err(err) => return ProcessEnd::SpawnFailed(err),
     };
-    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
-        // Only possible if the child was already reaped, which nothing has had a chance to do.
-        return ProcessEnd::SpawnFailed(io::Error::other("the child process has no pid"));
-    };
+    let pid = child.id();
     let pgid = Pid::from_raw(pid);
     let mut guard = GroupGuard { pgid, armed: true };
     if !super::lifetime::register_group(pid) {
@@ -273,8 +256,8 @@ pub async fn run(
         signal_group(pgid, Signal::SIGKILL);
     }
 
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
+    let mut stdout = Some(stdout);
+    let mut stderr = Some(stderr);
     let mut out_lines = LineSplitter::default();
     let mut err_lines = LineSplitter::default();
     let mut out_buf = vec![0; READ_CHUNK];
@@ -481,12 +464,80 @@ fn process_end(cause: Cause, status: ExitStatus, limits: &Limits) -> ProcessEnd 
 /// The stdout line that triggers the test-only panic `BITOPS_TEST_PANIC=output` (debug builds).
 const TEST_PANIC_LINE: &str = "BITOPS_TEST_PANIC_NOW";
 
+/// A started step: its leader and the read ends of its stdout and stderr.
+type Started = (Child, Pipe, Pipe);
+type Pipe = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Starts the step's leader in a new process group with the parent-death signal set: through
+/// [`super::spawn`] (vfork-fast) where the kernel allows, else through std's fork path.
+fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
+    let program = resolve_program(spec);
+    let tag_var = (OsStr::new(super::lifetime::TAG_VAR), OsStr::new(tag));
+    if let Some(spawned) = super::spawn::spawn(spec, &program, tag_var)? {
+        let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(spawned.stdout)?;
+        let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(spawned.stderr)?;
+        return Ok((
+            Child::Fast(spawned.child),
+            Box::new(stdout),
+            Box::new(stderr),
+        ));
+    }
+    let mut command = Command::new(&program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(&spec.env)
+        .env(tag_var.0, tag_var.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    die_with_parent(&mut command);
+    let mut child = command.spawn()?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(io::Error::other("the child process has no pipes"));
+    };
+    if child.id().and_then(|id| i32::try_from(id).ok()).is_none() {
+        // Only possible if the child was already reaped, which nothing has had a chance to do.
+        return Err(io::Error::other("the child process has no pid"));
+    }
+    Ok((Child::Forked(child), Box::new(stdout), Box::new(stderr)))
+}
+
+/// The leader of a step, however it was started.
+enum Child {
+    Fast(super::spawn::Child),
+    Forked(tokio::process::Child),
+}
+
+impl Child {
+    fn id(&self) -> i32 {
+        match self {
+            Child::Fast(child) => child.id(),
+            // Checked in `start`: a fresh child has a pid that fits.
+            Child::Forked(child) => child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .unwrap_or(0),
+        }
+    }
+
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Child::Fast(child) => child.wait().await,
+            Child::Forked(child) => child.wait().await,
+        }
+    }
+}
+
 /// The child gets SIGTERM when bitops dies, however it dies (SIGKILL included): a deployment
 /// must not run on without the process that reports and locks it.
 ///
-/// std has no safe API for `PR_SET_PDEATHSIG`: it must be set in the child between fork and
-/// exec, which only `pre_exec` (unsafe) allows. The cost is that std forks instead of using
-/// `posix_spawn` for these children.
+/// Only for the fallback of [`start`], where [`super::spawn`] cannot clone. std has no safe API
+/// for `PR_SET_PDEATHSIG`: it must be set in the child between fork and exec, which only
+/// `pre_exec` (unsafe) allows. The cost is that std forks all of bitops for these children.
 ///
 /// Caveat: the kernel sends the signal when the *thread* that forked the child exits. Steps are
 /// spawned from the async runtime's worker threads, which live until the run is over.
