@@ -69,6 +69,33 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`read_regular`] for a file a step wrote that may hold secrets (`$BITOPS_OUTPUT_FILE`): made
+/// 0600 through the open descriptor if the step created it with looser permissions. A symlink
+/// is read where it points but its target's mode is left alone: bitops changes nothing outside
+/// its own folders.
+pub fn read_regular_private(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return read_regular(path),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return read_regular(path);
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.take(u64::MAX).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// [`read_regular`] as UTF-8 text.
 pub fn read_regular_string(path: &Path) -> io::Result<String> {
     String::from_utf8(read_regular(path)?).map_err(|e| {

@@ -437,8 +437,11 @@ impl Runner {
         if let Some(parent) = output_file.parent() {
             let _ = crate::state::fsutil::private_dir(parent);
         }
-        // An empty file made 0600 here keeps that mode when the plugin appends or truncates.
-        let _ = crate::state::fsutil::write_private(&output_file, "");
+        // Not created here: on wide graphs of small deployments every file created shows in the
+        // per-deployment cost (an inode allocated per step). The folder is 0700, and the file a
+        // plugin creates is made 0600 when it is read back. What an earlier attempt (a retry)
+        // wrote is not this attempt's output.
+        let _ = std::fs::remove_file(&output_file);
         // Likewise terraform's saved plan (it holds every value of the plan): terraform
         // truncates an existing file and keeps its mode.
         if dep.plugin == "terraform" {
@@ -552,7 +555,7 @@ impl Runner {
             None => NodeResult::new(Status::Succeeded),
         };
         // Made by the plugin, so hostile: a FIFO there must not block bitops.
-        let written = match crate::discover::files::read_regular(&output_file) {
+        let written = match crate::discover::files::read_regular_private(&output_file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),

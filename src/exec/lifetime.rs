@@ -264,6 +264,13 @@ impl Match {
                 })
         })
     }
+
+    /// The start time (clock ticks after boot) of the bitops the tags belong to: the second
+    /// field of `<pid>.<start time>.<seq>`. 0 (every process) when it cannot be read.
+    fn bitops_start(&self) -> u64 {
+        let (Match::Exact(t) | Match::Prefix(t)) = self;
+        t.split('.').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
 }
 
 /// Ends every live process still carrying `tag` after the step it belongs to ended (a daemon
@@ -311,14 +318,19 @@ pub fn sweep_all(grace: Duration) -> usize {
 
 /// One pass: SIGTERM what matches, wait up to `grace`, SIGKILL what is left; repeated a few
 /// times for what was forked meanwhile. Returns how many processes were signalled.
+///
+/// Only processes started after the bitops that made the tags can carry one, so their start
+/// time (in `stat`, cheap) is checked before their environment is read (the kernel copies it
+/// out of the other process's memory): on a busy host that is most of the cost.
 fn kill_matching(what: &Match, grace: Duration, first_pid: Option<i32>) -> usize {
     let me = std::process::id() as i32;
+    let since = what.bitops_start();
     let mut signalled: BTreeSet<i32> = BTreeSet::new();
     for round in 0..4 {
         let found: Vec<i32> = proc_pids(first_pid)
             .filter(|&p| p != me && Some(p) != watchdog_pid())
+            .filter(|&p| stat(p).is_some_and(|s| !s.zombie() && s.start >= since))
             .filter(|&p| environ(p).is_some_and(|e| what.hit(&e)))
-            .filter(|&p| stat(p).is_some_and(|s| !s.zombie()))
             .collect();
         if found.is_empty() {
             break;
@@ -495,19 +507,27 @@ pub fn start_watchdog(run_id: &str, grace: Duration) {
     }
 }
 
-/// Tells the watchdog the run ended normally and waits for it (it finds nothing and exits).
+/// Tells the watchdog the run ended normally and waits for it. bitops has swept the run's
+/// processes itself (`sweep_all`), so the watchdog exits without looking again: its scan of
+/// every process on the host took tens of milliseconds at the end of every run.
 pub fn stop_watchdog() {
     let taken = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(mut w) = taken {
-        drop(w.pipe.take());
+        if let Some(mut pipe) = w.pipe.take() {
+            use std::io::Write;
+            let _ = pipe.write_all(CLEAN_END);
+        }
         let _ = w.child.wait();
         debug_assert!(w.pid > 0);
         WATCHDOG_PID.store(0, Ordering::Relaxed);
     }
 }
 
+/// What bitops writes to the watchdog when the run ended normally and its processes are gone.
+const CLEAN_END: &[u8] = b"clean end\n";
+
 /// `bitops __watchdog <prefix> <grace ms>`: blocks until its stdin closes, then ends every
-/// process tagged with `prefix`. Signals from the terminal are ignored: only bitops' end counts.
+/// process tagged with `prefix` unless bitops said it ended cleanly. Signals from the terminal are ignored: only bitops' end counts.
 pub fn watchdog_main(args: &[String]) -> u8 {
     let (Some(prefix), Some(grace)) = (args.first(), args.get(1)) else {
         return crate::exit_code::CONFIG;
@@ -525,15 +545,19 @@ pub fn watchdog_main(args: &[String]) -> u8 {
     let _ = set.thread_block();
     let mut sink = [0u8; 64];
     let mut stdin = std::io::stdin();
+    let mut heard = Vec::new();
     loop {
         match stdin.read(&mut sink) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => heard.extend_from_slice(&sink[..n.min(CLEAN_END.len())]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
-    kill_matching(&Match::Prefix(prefix.clone()), grace, None);
+    // Only the end of a bitops that did not say goodbye (SIGKILL, a crash) leaves work.
+    if !heard.starts_with(CLEAN_END) {
+        kill_matching(&Match::Prefix(prefix.clone()), grace, None);
+    }
     crate::exit_code::SUCCESS
 }
 
@@ -550,6 +574,9 @@ mod tests {
         assert!(Match::Prefix("12.34.".into()).hit(env));
         assert!(!Match::Prefix("12.35.".into()).hit(env));
         assert!(!Match::Prefix("12.34.".into()).hit(b"XBITOPS_PROCESS_TAG=12.34.1\0"));
+        assert_eq!(Match::Prefix("12.34.".into()).bitops_start(), 34);
+        assert_eq!(Match::Exact("12.34.5".into()).bitops_start(), 34);
+        assert_eq!(Match::Exact("garbage".into()).bitops_start(), 0);
     }
 
     #[test]

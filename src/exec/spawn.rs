@@ -200,9 +200,18 @@ fn clone_and_exec(
         parent: std::process::id() as libc::pid_t,
         errno: 0,
     };
-    let mut stack = vec![0u8; CHILD_STACK];
+    // One stack per thread, reused: a fresh allocation faulted its pages in on every spawn.
+    // Spawns from one thread never overlap (the thread is suspended while its child uses it).
+    thread_local! {
+        static STACK: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
+            std::cell::RefCell::new(Vec::with_capacity(CHILD_STACK));
+    }
     // The stack grows down; the ABI wants its top 16-byte aligned.
-    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    let top = STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        let base = s.as_mut_ptr() as usize;
+        (base + s.capacity()) & !15
+    });
     let mut pidfd: libc::c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
 
@@ -232,7 +241,6 @@ fn clone_and_exec(
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         (pid, clone_errno)
     };
-    drop(stack);
     if pid < 0 {
         return match clone_errno.raw_os_error() {
             // No CLONE_PIDFD (Linux < 5.2), clone filtered (seccomp): use the fork path.

@@ -1,7 +1,11 @@
 //! Environment locks: two runs may not deploy the same environment at once.
 //!
-//! A lock is a file `<state>/locks/<env>.lock` created with `O_EXCL` (atomic on local
-//! filesystems) holding who took it. A lock is stale only when no process of its run is alive
+//! A lock is a file `<state>/locks/<env>.lock` holding who took it, created atomically (it must
+//! not exist before). All the locks one acquisition takes are hard links to one holder file,
+//! written once and unlinked again once they are taken: `link(2)` fails when the name exists,
+//! just like `O_EXCL`, but allocates no inode. On ext4, allocating and freeing an inode per
+//! environment and run was the largest per-deployment cost of bitops after process start-up
+//! (see docs/PERFORMANCE.md); what a lock holds and how it is read did not change. A lock is stale only when no process of its run is alive
 //! on this host: not its bitops (pid *and* start time and boot id, so a reused pid cannot fake
 //! liveness), and no process carrying `BITOPS_RUN_ID=<its run>` (a deployment that outlived a
 //! SIGKILLed bitops, or the watchdog still ending them). A stale lock is reported as such and
@@ -133,12 +137,16 @@ pub fn acquire(
     break_stale: bool,
 ) -> Result<Locks, LockError> {
     let mut locks = Locks::default();
+    let mut holder_file = HolderFile::new(state_dir, me);
     // A wait too long to represent is a wait without end (and no overflow panic).
     let until = wait.map(|w| Instant::now().checked_add(w));
     for env in envs {
         let path = lock_path(state_dir, env);
         loop {
-            match crate::exec::lifetime::create_lock(&path, || try_create(&path, me)) {
+            let linked = holder_file.ensure().and_then(|holder| {
+                crate::exec::lifetime::create_lock(&path, || std::fs::hard_link(holder, &path))
+            });
+            match linked {
                 Ok(()) => {
                     locks.paths.push(path);
                     break;
@@ -186,22 +194,74 @@ pub fn acquire(
             }
         }
     }
+    drop(holder_file);
     crate::exec::lifetime::test_panic_point("locked");
     Ok(locks)
 }
 
-fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        crate::state::fsutil::own_dir(dir, "locks")?;
+/// The file every lock of one acquisition is a hard link to, made on first use. Named with a
+/// dot, so listings of the locks folder skip it; removed when dropped (the locks linked to it
+/// keep its content). Only a SIGKILL in between leaves it behind, and it locks nothing.
+struct HolderFile<'a> {
+    dir: PathBuf,
+    me: &'a Holder,
+    path: Option<PathBuf>,
+}
+
+impl<'a> HolderFile<'a> {
+    fn new(state_dir: &Path, me: &'a Holder) -> HolderFile<'a> {
+        HolderFile {
+            dir: state_dir.join("locks"),
+            me,
+            path: None,
+        }
     }
-    // O_EXCL makes the lock; the content only names the holder. No fsync: after a crash of the
-    // machine the lock is stale anyway, and one fsync per environment is seconds on big runs.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(crate::state::fsutil::FILE_MODE)
-        .open(path)?;
-    f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))
+
+    /// The holder file, created on first use. A lock is then `link(2)`ed to it: `AlreadyExists`
+    /// when the lock is taken.
+    fn ensure(&mut self) -> std::io::Result<&Path> {
+        if self.path.is_none() {
+            self.path = Some(self.create()?);
+        }
+        Ok(self.path.as_deref().expect("created above"))
+    }
+
+    /// Registered like a lock, so that a signal or a panic before it is dropped removes it too.
+    fn create(&self) -> std::io::Result<PathBuf> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        crate::state::fsutil::own_dir(&self.dir, "locks")?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self
+            .dir
+            .join(format!(".holder-{}-{n}", std::process::id()));
+        crate::exec::lifetime::create_lock(&path, || {
+            // A leftover of a SIGKILLed bitops that had this pid is not a lock: replace it.
+            let _ = std::fs::remove_file(&path);
+            // No fsync: after a crash of the machine the lock is stale anyway, and one fsync
+            // per environment is seconds on big runs.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::state::fsutil::FILE_MODE)
+                .open(&path)?;
+            f.write_all(&serde_json::to_vec_pretty(self.me).expect("holder serializes"))
+        })?;
+        Ok(path)
+    }
+}
+
+impl Drop for HolderFile<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            crate::exec::lifetime::release_lock(p);
+        }
+    }
+}
+
+#[cfg(test)]
+fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
+    let mut holder = HolderFile::new(path.parent().and_then(Path::parent).unwrap(), me);
+    std::fs::hard_link(holder.ensure()?, path)
 }
 
 pub fn read_holder(path: &Path) -> Option<Holder> {
@@ -258,6 +318,36 @@ mod tests {
         }
         drop(first);
         assert!(acquire(t.path(), &envs, &holder(std::process::id()), None, false).is_ok());
+    }
+
+    #[test]
+    fn the_locks_of_one_acquisition_share_one_private_file_and_leave_nothing_else() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let envs: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
+        let me = holder(std::process::id());
+        let locks = acquire(t.path(), &envs, &me, None, false).unwrap();
+        let metas: Vec<_> = envs
+            .iter()
+            .map(|e| std::fs::metadata(lock_path(t.path(), e)).unwrap())
+            .collect();
+        // One inode, linked once per environment: the holder file itself is gone.
+        assert!(metas.iter().all(|m| m.ino() == metas[0].ino()));
+        assert_eq!(metas[0].nlink(), 5);
+        assert_eq!(metas[0].mode() & 0o777, crate::state::fsutil::FILE_MODE);
+        let names: Vec<String> = std::fs::read_dir(t.path().join("locks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 5, "{names:?}");
+        assert!(names.iter().all(|n| n.ends_with(".lock")), "{names:?}");
+        assert_eq!(read_holder(&lock_path(t.path(), "e3")).unwrap(), me);
+        // A refused acquisition leaves no holder file either, and keeps nothing it took.
+        assert!(acquire(t.path(), &["new".into(), "e1".into()], &holder(1), None, false).is_err());
+        assert!(!lock_path(t.path(), "new").exists());
+        assert_eq!(std::fs::read_dir(t.path().join("locks")).unwrap().count(), 5);
+        drop(locks);
+        assert_eq!(std::fs::read_dir(t.path().join("locks")).unwrap().count(), 0);
     }
 
     #[test]

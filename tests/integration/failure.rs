@@ -184,16 +184,22 @@ fn timeout_kills_a_hanging_hook_and_its_background_grandchild() {
 fn retries_rerun_a_failed_deployment() {
     let repo = TestRepo::new();
     repo.env("e", "deployments:\n  d: {plugin: sh, retries: 1}\n");
+    // The failed attempt's outputs are not the deployment's: only the attempt that succeeded
+    // reaches its dependents.
     repo.dep(
         "e",
         "d",
-        "n=$(cat \"$T_OUT/count\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$T_OUT/count\"; echo attempt $n; [ $n -ge 2 ]",
+        "n=$(cat \"$T_OUT/count\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$T_OUT/count\"; echo attempt $n; \
+         if [ $n -lt 2 ]; then echo STALE=1 >> \"$BITOPS_OUTPUT_FILE\"; exit 1; fi; echo FRESH=$n >> \"$BITOPS_OUTPUT_FILE\"",
     );
+    repo.env("c", "depends_on: [e]\ndeployments:\n  d: {plugin: sh}\n");
+    repo.dep("c", "d", "env | grep '^BITOPS_OUTPUT_E_D_' | sort > \"$T_OUT/seen\"");
     let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(repo.read_out("count").trim(), "2");
+    assert_eq!(repo.read_out("seen"), "BITOPS_OUTPUT_E_D_FRESH=2\n");
     let t = repo.trace();
-    assert_eq!(t.starts, vec!["e/d", "e/d"]);
+    assert_eq!(t.starts, vec!["e/d", "e/d", "c/d"]);
     assert_eq!(t.span("e/d").rc, Some(0));
     assert_eq!(status_of(&out.stderr, "e/d"), "succeeded");
     assert!(
