@@ -269,7 +269,10 @@ impl Match {
     /// field of `<pid>.<start time>.<seq>`. 0 (every process) when it cannot be read.
     fn bitops_start(&self) -> u64 {
         let (Match::Exact(t) | Match::Prefix(t)) = self;
-        t.split('.').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        t.split('.')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 }
 

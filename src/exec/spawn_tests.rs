@@ -67,7 +67,11 @@ fn the_child_gets_exactly_its_environment_folder_and_streams() {
         u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap() & !0x1_8000_0000
     };
     let std_ignored = String::from_utf8(std_child.stdout).unwrap();
-    assert_eq!(mask(&out), mask(&std_ignored), "{out} vs std: {std_ignored}");
+    assert_eq!(
+        mask(&out),
+        mask(&std_ignored),
+        "{out} vs std: {std_ignored}"
+    );
     assert_eq!(mask(&out) & (1 << (libc::SIGPIPE - 1)), 0);
     assert!(lines.contains(&"own-group"), "{out}");
 }

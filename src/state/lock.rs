@@ -231,9 +231,7 @@ impl<'a> HolderFile<'a> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         crate::state::fsutil::own_dir(&self.dir, "locks")?;
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!(".holder-{}-{n}", std::process::id()));
+        let path = self.dir.join(format!(".holder-{}-{n}", std::process::id()));
         crate::exec::lifetime::create_lock(&path, || {
             // A leftover of a SIGKILLed bitops that had this pid is not a lock: replace it.
             let _ = std::fs::remove_file(&path);
@@ -343,11 +341,24 @@ mod tests {
         assert!(names.iter().all(|n| n.ends_with(".lock")), "{names:?}");
         assert_eq!(read_holder(&lock_path(t.path(), "e3")).unwrap(), me);
         // A refused acquisition leaves no holder file either, and keeps nothing it took.
-        assert!(acquire(t.path(), &["new".into(), "e1".into()], &holder(1), None, false).is_err());
+        assert!(acquire(
+            t.path(),
+            &["new".into(), "e1".into()],
+            &holder(1),
+            None,
+            false
+        )
+        .is_err());
         assert!(!lock_path(t.path(), "new").exists());
-        assert_eq!(std::fs::read_dir(t.path().join("locks")).unwrap().count(), 5);
+        assert_eq!(
+            std::fs::read_dir(t.path().join("locks")).unwrap().count(),
+            5
+        );
         drop(locks);
-        assert_eq!(std::fs::read_dir(t.path().join("locks")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(t.path().join("locks")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

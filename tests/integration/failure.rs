@@ -193,7 +193,11 @@ fn retries_rerun_a_failed_deployment() {
          if [ $n -lt 2 ]; then echo STALE=1 >> \"$BITOPS_OUTPUT_FILE\"; exit 1; fi; echo FRESH=$n >> \"$BITOPS_OUTPUT_FILE\"",
     );
     repo.env("c", "depends_on: [e]\ndeployments:\n  d: {plugin: sh}\n");
-    repo.dep("c", "d", "env | grep '^BITOPS_OUTPUT_E_D_' | sort > \"$T_OUT/seen\"");
+    repo.dep(
+        "c",
+        "d",
+        "env | grep '^BITOPS_OUTPUT_E_D_' | sort > \"$T_OUT/seen\"",
+    );
     let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(repo.read_out("count").trim(), "2");
