@@ -301,6 +301,27 @@ pub fn sweep_escaped(tag: &str, first_pid: i32, grace: Duration) -> usize {
 /// Ends everything this bitops started that is still alive, and every orphan re-parented to it
 /// that is not a running step. For the end of a run.
 pub fn sweep_all(grace: Duration) -> usize {
+    // As subreaper, every descendant still alive once no step runs is in a tree whose root is
+    // a child of bitops (its parent died, so it was re-parented here). No live child but the
+    // watchdog: nothing to look for, and the scans below (every process's `stat`, three times)
+    // are skipped; only zombies are reaped.
+    if SUBREAPER.load(Ordering::Relaxed) {
+        let me = std::process::id() as i32;
+        let live_child = proc_pids(None)
+            .filter(|&p| Some(p) != watchdog_pid() && !is_active_group(p))
+            .filter_map(|p| stat(p).filter(|s| s.ppid == me).map(|s| (p, s)))
+            .fold(false, |live, (p, s)| {
+                if s.zombie() {
+                    let _ = waitpid(Pid::from_raw(p), Some(WaitPidFlag::WNOHANG));
+                    live
+                } else {
+                    true
+                }
+            });
+        if !live_child {
+            return 0;
+        }
+    }
     let mut n = kill_matching(&Match::Prefix(tag_prefix().to_owned()), grace, None);
     // Orphans whose environment was cleared (`env -i`) still have bitops as parent.
     let me = std::process::id() as i32;
