@@ -473,7 +473,12 @@ type Pipe = Box<dyn AsyncRead + Unpin + Send>;
 fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
     let program = resolve_program(spec);
     let tag_var = (OsStr::new(super::lifetime::TAG_VAR), OsStr::new(tag));
-    if let Some(spawned) = super::spawn::spawn(spec, &program, tag_var)? {
+    let fast = if fast_spawn_allowed() {
+        super::spawn::spawn(spec, &program, tag_var)?
+    } else {
+        None
+    };
+    if let Some(spawned) = fast {
         let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(spawned.stdout)?;
         let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(spawned.stderr)?;
         return Ok((
@@ -504,6 +509,23 @@ fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
         return Err(io::Error::other("the child process has no pid"));
     }
     Ok((Child::Forked(child), Box::new(stdout), Box::new(stderr)))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests of the fork fallback set this on their (current-thread) runtime's thread.
+    pub(super) static FORCE_FORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn fast_spawn_allowed() -> bool {
+    #[cfg(test)]
+    {
+        !FORCE_FORK.with(std::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        true
+    }
 }
 
 /// The leader of a step, however it was started.

@@ -227,6 +227,37 @@ async fn environment_is_exactly_the_given_one() {
 }
 
 #[tokio::test]
+async fn the_fork_fallback_gives_the_same_process() {
+    // Where the kernel refuses the vfork-fast clone, std's fork path starts the step: same
+    // group, same empty signal mask, same environment, same exit status.
+    let dir = tempfile::tempdir().unwrap();
+    let script = "grep '^SigBlk:' /proc/self/status; \
+                  [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo own-group; \
+                  env | grep -c . ; exit 3";
+    // bitops blocks the signals it takes in every thread: the child must not inherit that.
+    let mut usr2 = nix::sys::signal::SigSet::empty();
+    usr2.add(nix::sys::signal::Signal::SIGUSR2);
+    usr2.thread_block().unwrap();
+    let mut outs = Vec::new();
+    for force in [false, true] {
+        FORCE_FORK.with(|f| f.set(force));
+        let (end, lines) =
+            run_collect(&sh(script, dir.path()), &limits(None, Duration::ZERO)).await;
+        assert!(matches!(end, ProcessEnd::Exited(3)), "{end:?}");
+        outs.push(lines);
+    }
+    FORCE_FORK.with(|f| f.set(false));
+    usr2.thread_unblock().unwrap();
+    assert_eq!(outs[0], outs[1]);
+    assert!(
+        outs[1].contains(&"SigBlk:\t0000000000000000".to_owned()),
+        "{:?}",
+        outs[1]
+    );
+    assert!(outs[1].contains(&"own-group".to_owned()), "{:?}", outs[1]);
+}
+
+#[tokio::test]
 async fn runs_in_the_given_folder() {
     let dir = tempfile::tempdir().unwrap();
     let (end, lines) = run_collect(&sh("pwd -P", dir.path()), &limits(None, Duration::ZERO)).await;

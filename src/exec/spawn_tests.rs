@@ -42,7 +42,12 @@ fn the_child_gets_exactly_its_environment_folder_and_streams() {
          [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo own-group",
     );
     spec.cwd = PathBuf::from("/tmp");
+    // bitops blocks the signals it takes in every thread: the child must not inherit that.
+    let mut usr2 = nix::sys::signal::SigSet::empty();
+    usr2.add(Signal::SIGUSR2);
+    usr2.thread_block().unwrap();
     let (status, out) = run(&spec);
+    usr2.thread_unblock().unwrap();
     assert!(status.success(), "{status:?} {out}");
     let lines: Vec<&str> = out.lines().collect();
     // Nothing inherited from the test process: the spec's variables, the tag, and what sh
