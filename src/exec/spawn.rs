@@ -394,9 +394,16 @@ impl Drop for Child {
         if self.status.is_some() {
             return;
         }
-        // Not reaped yet, so the pid still names this child (a zombie keeps it).
+        // Not reaped yet, so the pid still names this child (a zombie keeps it). Reaped now if
+        // it is already gone; never waited for here (a drop must not block a runtime thread on
+        // a process stuck in the kernel): what is left is reaped with the run's orphans.
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-        let _ = self.wait_blocking();
+        let fd = match (&self.pidfd, &self.raw_pidfd) {
+            (Some(fd), _) => fd.get_ref(),
+            (None, Some(fd)) => fd,
+            (None, None) => return,
+        };
+        let _ = reap(fd, WaitPidFlag::WNOHANG);
     }
 }
 
