@@ -302,23 +302,22 @@ pub fn sweep_escaped(tag: &str, first_pid: i32, grace: Duration) -> usize {
 /// that is not a running step. For the end of a run.
 pub fn sweep_all(grace: Duration) -> usize {
     // As subreaper, every descendant still alive once no step runs is in a tree whose root is
-    // a child of bitops (its parent died, so it was re-parented here). No live child but the
-    // watchdog: nothing to look for, and the scans below (every process's `stat`, three times)
-    // are skipped; only zombies are reaped.
+    // a child of bitops (its parent died, so it was re-parented here). No child but the
+    // watchdog, not even a zombie (a zombie child may just have forked one that is being
+    // re-parented): nothing to look for, and the scans below (every process on the host, three
+    // times) are skipped.
     if SUBREAPER.load(Ordering::Relaxed) {
-        let me = std::process::id() as i32;
-        let live_child = proc_pids(None)
-            .filter(|&p| Some(p) != watchdog_pid() && !is_active_group(p))
-            .filter_map(|p| stat(p).filter(|s| s.ppid == me).map(|s| (p, s)))
-            .fold(false, |live, (p, s)| {
-                if s.zombie() {
-                    let _ = waitpid(Pid::from_raw(p), Some(WaitPidFlag::WNOHANG));
-                    live
-                } else {
-                    true
-                }
-            });
-        if !live_child {
+        let other = |p: &i32| Some(*p) != watchdog_pid() && !is_active_group(*p);
+        let any_other_child = match own_children() {
+            Some(children) => children.iter().any(other),
+            None => {
+                let me = std::process::id() as i32;
+                proc_pids(None)
+                    .filter(other)
+                    .any(|p| stat(p).is_some_and(|s| s.ppid == me))
+            }
+        };
+        if !any_other_child {
             return 0;
         }
     }
@@ -431,6 +430,21 @@ fn proc_pids(from: Option<i32>) -> impl Iterator<Item = i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(move |&p| from.is_none_or(|f| p >= f))
+}
+
+/// The children of bitops (of any of its threads, zombies included) from
+/// `/proc/self/task/*/children`: a few small reads instead of a `stat` of every process on the
+/// host. `None` where the kernel does not provide the file (`CONFIG_PROC_CHILDREN`).
+fn own_children() -> Option<Vec<i32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("children")).ok()?;
+        out.extend(
+            text.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    Some(out)
 }
 
 fn environ(pid: i32) -> Option<Vec<u8>> {

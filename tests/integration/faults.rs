@@ -155,6 +155,33 @@ fn escaped_grandchildren_die_with_a_successful_deployment() {
     assert!(repo.trace().ran("e/next"), "{out}");
 }
 
+#[test]
+fn an_escapee_without_the_tag_dies_with_the_run() {
+    // `env -i` drops the process tag, so no per-step sweep can find the daemon; as subreaper,
+    // bitops finds it re-parented to itself at the end of the run and ends it before exiting.
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep(
+        "e",
+        "d",
+        "env -i PATH=/usr/bin:/bin setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$T_OUT/untagged.pid\" \
+           < /dev/null > /dev/null 2>&1 &\n\
+         waitfor \"$T_OUT/untagged.pid\" 30 || exit 1",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    let pid: i32 = std::fs::read_to_string(repo.out_file("untagged.pid"))
+        .unwrap_or_else(|e| panic!("the daemon did not start ({e}): {out}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = !crate::harness::process_gone(pid);
+    if alive {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!alive, "the untagged daemon {pid} outlived the run");
+}
+
 /// A running deployment with escaped processes, ready when `out/ready` exists.
 fn start_escaping(repo: &TestRepo, extra: &[&str]) -> std::process::Child {
     escaping_deployment(
