@@ -42,8 +42,11 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
+        .open(path)
+        .inspect_err(|e| super::record::seen_error(path, e))?;
     let meta = file.metadata()?;
+    // For the plan cache: the `fstat` before the read, so any later change shows.
+    super::record::seen_meta(path, &meta);
     if !meta.is_file() {
         let what = special_kind(&meta.file_type()).unwrap_or("not a regular file");
         return Err(io::Error::new(
@@ -134,6 +137,9 @@ fn walk(
     diags: &mut Diagnostics,
     seen: &mut Seen,
 ) {
+    // For the plan cache: a folder's `mtime` changes with every entry added, removed or
+    // renamed; the walk lists every folder of the repo (but `.git` and the state folder).
+    super::record::listed(dir, true, false);
     let Ok(entries) = std::fs::read_dir(dir) else {
         // Unreadable folders are reported where they are needed (scan, the working copy).
         return;
@@ -153,7 +159,14 @@ fn walk(
         if !skip.is_empty() && skip.contains(&path) {
             continue;
         }
-        let Ok(ft) = entry.file_type() else { continue };
+        let Ok(ft) = entry.file_type() else {
+            super::record::listed(&path, false, false);
+            continue;
+        };
+        if !ft.is_dir() && !ft.is_symlink() {
+            // Folders are recorded when walked, symlinks by `check_symlink`.
+            super::record::listed(&path, false, ft.is_file());
+        }
         if ft.is_dir() {
             let real = ancestors
                 .last()
@@ -182,6 +195,8 @@ fn check_symlink(
     seen: &mut Seen,
 ) {
     let rel = shown(root, path);
+    super::record::listed(path, false, false);
+    super::record::listed(path, true, false);
     let target = match std::fs::canonicalize(path) {
         Ok(t) => t,
         Err(e) => {
