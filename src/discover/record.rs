@@ -18,7 +18,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What a `stat` said about a path: enough to notice any change (git's index uses the same
 /// fields). A change of content changes `mtime` and `ctime`; setting `mtime` back (`touch -d`)
@@ -73,50 +73,65 @@ impl Found {
     }
 }
 
-/// One thing the plan looked at.
+/// One path the plan looked at.
 #[derive(Debug, Clone)]
-pub enum Item {
-    /// `path` as a `stat` (`follow`) or `lstat` saw it while the plan ran: taken before the
-    /// content was read, so any later change shows.
-    Seen {
-        path: PathBuf,
-        follow: bool,
-        found: Found,
-    },
-    /// An entry the repo walk listed (`lstat` is taken when the cache is written: its folder is
-    /// recorded too, so an entry replaced meanwhile shows as a changed folder). `file`: the
-    /// listing said regular file.
-    Listed {
-        path: PathBuf,
-        follow: bool,
-        file: bool,
-    },
-    /// A folder read as a whole (a plugin's): every entry below it is recorded when the cache
-    /// is written, and `found` must still hold then.
-    Tree { path: PathBuf, found: Found },
+pub struct Rec {
+    pub path: PathBuf,
+    /// `stat` (following symlinks) rather than `lstat`.
+    pub follow: bool,
+    /// What the `stat` said while the plan ran (taken before the content was read, so any
+    /// later change shows), or `None` for an entry the repo walk listed: its `lstat` is taken
+    /// when the cache is written (its folder is recorded too, so an entry replaced meanwhile
+    /// shows as a changed folder).
+    pub found: Option<Found>,
+    /// The listing said regular file (an entry the walk listed).
+    pub file: bool,
 }
 
 /// Everything recorded during one plan.
 #[derive(Debug, Default)]
 pub struct Log {
-    pub items: Vec<Item>,
+    pub recs: Vec<Rec>,
+    /// Folders read as a whole (plugin folders) and their `stat` then: every entry below them
+    /// is recorded when the cache is written, and the `stat` must still hold then.
+    pub trees: Vec<(PathBuf, Found)>,
     /// Why this plan cannot be cached (it depended on something a `stat` cannot check).
     pub poisoned: Option<String>,
 }
 
+type Buffer = Arc<Mutex<Vec<Rec>>>;
+
 static ON: AtomicBool = AtomicBool::new(false);
+/// Trees and poison (rare); records go to per-thread buffers, so the parallel repo walk does
+/// not contend for one lock 100,000 times.
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
+static BUFFERS: Mutex<Vec<Buffer>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static MINE: std::cell::OnceCell<Buffer> = const { std::cell::OnceCell::new() };
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Starts recording (the plan command, when it may write a cache).
 pub fn start() {
-    *LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Log::default());
+    *lock(&LOG) = Some(Log::default());
+    for b in lock(&BUFFERS).iter() {
+        lock(b).clear();
+    }
     ON.store(true, Ordering::Release);
 }
 
 /// Stops recording and hands over what was recorded.
 pub fn finish() -> Option<Log> {
     ON.store(false, Ordering::Release);
-    LOG.lock().unwrap_or_else(|e| e.into_inner()).take()
+    let mut log = lock(&LOG).take()?;
+    for b in lock(&BUFFERS).iter() {
+        log.recs.append(&mut lock(b));
+    }
+    Some(log)
 }
 
 #[inline]
@@ -124,16 +139,21 @@ pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-fn push(item: Item) {
-    if let Some(log) = LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        log.items.push(item);
-    }
+fn push(rec: Rec) {
+    MINE.with(|mine| {
+        let buf = mine.get_or_init(|| {
+            let b = Buffer::default();
+            lock(&BUFFERS).push(Arc::clone(&b));
+            b
+        });
+        lock(buf).push(rec);
+    });
 }
 
 /// This plan depended on something no `stat` can check: it must not be cached.
 pub fn poison(why: &str) {
     if on() {
-        if let Some(log) = LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(log) = lock(&LOG).as_mut() {
             log.poisoned.get_or_insert_with(|| why.to_string());
         }
     }
@@ -142,21 +162,23 @@ pub fn poison(why: &str) {
 /// Records the result of a `stat` (`follow`) or `lstat` the plan made of `path`.
 pub fn seen(path: &Path, follow: bool, result: &io::Result<std::fs::Metadata>) {
     if on() {
-        push(Item::Seen {
+        push(Rec {
             path: path.to_path_buf(),
             follow,
-            found: Found::of(result),
+            found: Some(Found::of(result)),
+            file: false,
         });
     }
 }
 
-/// [`seen`] with the metadata of an open file (its `fstat`, taken before reading it).
+/// [`seen`] with the metadata of an open file or folder (its `fstat`, taken before reading it).
 pub fn seen_meta(path: &Path, meta: &std::fs::Metadata) {
     if on() {
-        push(Item::Seen {
+        push(Rec {
             path: path.to_path_buf(),
             follow: true,
-            found: Found::of(&Ok(meta.clone())),
+            found: Some(Found::of(&Ok(meta.clone()))),
+            file: false,
         });
     }
 }
@@ -164,10 +186,11 @@ pub fn seen_meta(path: &Path, meta: &std::fs::Metadata) {
 /// [`seen`] for a path that could not be opened.
 pub fn seen_error(path: &Path, e: &io::Error) {
     if on() {
-        push(Item::Seen {
+        push(Rec {
             path: path.to_path_buf(),
             follow: true,
-            found: Found::Error(e.raw_os_error().unwrap_or(-1)),
+            found: Some(Found::Error(e.raw_os_error().unwrap_or(-1))),
+            file: false,
         });
     }
 }
@@ -175,9 +198,10 @@ pub fn seen_error(path: &Path, e: &io::Error) {
 /// Records an entry of a folder listing, to be `stat`ed when the cache is written.
 pub fn listed(path: &Path, follow: bool, file: bool) {
     if on() {
-        push(Item::Listed {
+        push(Rec {
             path: path.to_path_buf(),
             follow,
+            found: None,
             file,
         });
     }
@@ -186,10 +210,10 @@ pub fn listed(path: &Path, follow: bool, file: bool) {
 /// Records a folder the plan reads as a whole (a plugin folder): it and everything below it.
 pub fn tree(path: &Path) {
     if on() {
-        push(Item::Tree {
-            path: path.to_path_buf(),
-            found: Found::now(path, true),
-        });
+        let found = Found::now(path, true);
+        if let Some(log) = lock(&LOG).as_mut() {
+            log.trees.push((path.to_path_buf(), found));
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::discover::record::{Found, Stat};
+use crate::discover::record::{Found, Rec, Stat};
 
 pub const MAGIC: &[u8; 8] = b"BTPLANC\x01";
 pub const FORMAT: u32 = 1;
@@ -107,23 +107,35 @@ pub fn header(key: &[u8; 16], stderr: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The tail after the stdout bytes, up to (not including) the checksum: `at` is the file
-/// offset where it starts.
-pub fn tail(root: &Path, entries: &[Entry], code: u8, stdout_len: u64, at: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.len() * 48);
+/// The tail after the stdout bytes, up to (not including) the checksum, given to `emit` in
+/// pieces (it is several MB for a large repo: never held whole). `at` is the file offset where
+/// it starts; every entry's `found` is set.
+pub fn tail(
+    root: &Path,
+    entries: &[Rec],
+    code: u8,
+    stdout_len: u64,
+    at: u64,
+    emit: &mut dyn FnMut(&[u8]),
+) {
+    let mut out = Vec::with_capacity(1 << 16);
     let r = root.as_os_str().as_bytes();
     out.extend_from_slice(&(r.len() as u32).to_le_bytes());
     out.extend_from_slice(r);
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
     let mut prev: &[u8] = &[];
     for e in entries {
+        if out.len() > 60_000 {
+            emit(&out);
+            out.clear();
+        }
         let p = e.path.as_os_str().as_bytes();
         let shared = p.iter().zip(prev).take_while(|(a, b)| a == b).count();
         out.extend_from_slice(&(shared as u32).to_le_bytes());
         out.extend_from_slice(&((p.len() - shared) as u32).to_le_bytes());
         out.extend_from_slice(&p[shared..]);
         prev = p;
-        match e.found {
+        match e.found.unwrap_or(Found::Error(-1)) {
             Found::Stat(s) => {
                 out.push(u8::from(e.follow));
                 for v in [s.dev, s.ino, s.size] {
@@ -144,7 +156,7 @@ pub fn tail(root: &Path, entries: &[Entry], code: u8, stdout_len: u64, at: u64) 
     out.push(code);
     out.extend_from_slice(&stdout_len.to_le_bytes());
     out.extend_from_slice(&at.to_le_bytes());
-    out
+    emit(&out);
 }
 
 /// The end of the file, after the checksum of everything before it.
@@ -308,11 +320,31 @@ mod tests {
         let stdout = b"{\"plan\": 1}\n";
         let at = data.len() as u64 + stdout.len() as u64;
         data.extend_from_slice(stdout);
-        data.extend(tail(Path::new("/r"), entries, 0, stdout.len() as u64, at));
+        let recs = as_recs(entries);
+        tail(
+            Path::new("/r"),
+            &recs,
+            0,
+            stdout.len() as u64,
+            at,
+            &mut |b| data.extend_from_slice(b),
+        );
         let mut s = Sum::default();
         s.update(&data);
         data.extend(end(s.finish()));
         data
+    }
+
+    fn as_recs(entries: &[Entry]) -> Vec<Rec> {
+        entries
+            .iter()
+            .map(|e| Rec {
+                path: e.path.clone(),
+                follow: e.follow,
+                found: Some(e.found),
+                file: false,
+            })
+            .collect()
     }
 
     fn entries() -> Vec<Entry> {
@@ -383,7 +415,9 @@ mod tests {
             let skip = MAGIC.len() + 4 + 2 + env!("CARGO_PKG_VERSION").len();
             data.extend_from_slice(&good[skip..]);
             let at = data.len() as u64;
-            data.extend(tail(Path::new("/r"), &entries(), 0, 0, at));
+            tail(Path::new("/r"), &as_recs(&entries()), 0, 0, at, &mut |b| {
+                data.extend_from_slice(b)
+            });
             let mut s = Sum::default();
             s.update(&data);
             data.extend(end(s.finish()));

@@ -19,7 +19,6 @@
 pub mod format;
 pub mod key;
 
-use std::collections::HashSet;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -29,8 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 
 use crate::config::settings::EnvVars;
-use crate::discover::record::{self, Found, Item};
-use format::Entry;
+use crate::discover::record::{self, Found, Log, Rec};
 
 /// How much older than the plan's start a recorded timestamp must be to be trusted. File
 /// systems store times from a coarse clock (ext4: a kernel tick; others: whole seconds or two),
@@ -229,7 +227,7 @@ impl Session {
         if let Some(e) = w.failed.take() {
             return Err(format!("cannot write {}: {e}", w.tmp.display()));
         }
-        let entries = resolve(log.items, &self.state_dir.join("cache"))?;
+        let entries = resolve(log, &self.state_dir.join("cache"))?;
         let threshold = self
             .start
             .checked_sub(RACY)
@@ -241,8 +239,8 @@ impl Session {
             i64::from(threshold.subsec_nanos()),
         );
         if let Some(e) = entries.iter().find(|e| match e.found {
-            Found::Stat(s) => s.mtime >= threshold || s.ctime >= threshold,
-            Found::Error(_) => false,
+            Some(Found::Stat(s)) => s.mtime >= threshold || s.ctime >= threshold,
+            _ => false,
         }) {
             return Err(format!(
                 "{} changed less than {} s before this plan (a change within the same timestamp could not be seen)",
@@ -251,8 +249,10 @@ impl Session {
             ));
         }
         let at = w.len;
-        let tail = format::tail(&self.root, &entries, code, w.stdout_len, at);
-        w.raw(&tail);
+        let stdout_len = w.stdout_len;
+        format::tail(&self.root, &entries, code, stdout_len, at, &mut |b| {
+            w.raw(b)
+        });
         let sum = std::mem::take(&mut w.sum).finish();
         w.raw(&format::end(sum));
         let dest = dir(&self.state_dir).join(key::hex(&self.key));
@@ -370,94 +370,89 @@ fn bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 
-/// Turns what was recorded into the sorted list of entries to check, `stat`ing what the walk
-/// listed and what plugin folders hold. Paths under `exclude` (the cache itself, when a state
-/// folder inside the repo is walked) are left out.
-pub fn resolve(items: Vec<Item>, exclude: &Path) -> Result<Vec<Entry>, String> {
-    let mut seen = Vec::new();
-    let mut later: Vec<(PathBuf, bool, bool)> = Vec::new();
-    for item in items {
-        match item {
-            Item::Seen {
-                path,
-                follow,
-                found,
-            } => seen.push(Entry {
-                path,
-                follow,
-                found,
-            }),
-            Item::Listed { path, follow, file } => later.push((path, follow, file)),
-            Item::Tree { path, found } => {
-                if Found::now(&path, true) != found {
-                    return Err(format!("{} changed during the plan", path.display()));
-                }
-                let before = later.len();
-                expand(&path, 0, &mut later);
-                if later.len() - before > TREE_LIMIT {
-                    return Err(format!(
-                        "{} holds more than {TREE_LIMIT} files",
-                        path.display()
-                    ));
-                }
-                seen.push(Entry {
-                    path,
-                    follow: true,
-                    found,
-                });
-            }
+/// Turns what was recorded into the sorted list of paths to check, every one with its `stat`:
+/// what the walk listed and what plugin folders hold is `stat`ed now. Paths under `exclude`
+/// (the cache itself, when a state folder inside the repo is walked) are left out.
+pub fn resolve(log: Log, exclude: &Path) -> Result<Vec<Rec>, String> {
+    let Log {
+        mut recs, trees, ..
+    } = log;
+    for (path, found) in trees {
+        if Found::now(&path, true) != found {
+            return Err(format!("{} changed during the plan", path.display()));
         }
-    }
-    // A regular file the walk listed and the plan read: the read's `fstat` (taken before the
-    // read) covers it; one `stat` fewer per config file.
-    let read: HashSet<&[u8]> = seen
-        .iter()
-        .filter(|e| e.follow && e.found.is_regular_file())
-        .map(|e| bytes(&e.path))
-        .collect();
-    let later: Vec<(PathBuf, bool, bool)> = later
-        .into_iter()
-        .filter(|(p, follow, file)| *follow || !*file || !read.contains(bytes(p)))
-        .collect();
-    drop(read);
-    let mut all: Vec<Entry> = later
-        .into_par_iter()
-        .map(|(path, follow, _)| Entry {
-            found: Found::now(&path, follow),
+        let mut below = Vec::new();
+        expand(&path, 0, &mut below);
+        if below.len() > TREE_LIMIT {
+            return Err(format!(
+                "{} holds more than {TREE_LIMIT} files",
+                path.display()
+            ));
+        }
+        recs.extend(below);
+        recs.push(Rec {
             path,
-            follow,
-        })
-        .collect();
-    all.append(&mut seen);
+            follow: true,
+            found: Some(found),
+            file: false,
+        });
+    }
     let ex = bytes(exclude);
-    all.retain(|e| {
+    recs.retain(|e| {
         let p = bytes(&e.path);
         !(p.starts_with(ex) && (p.len() == ex.len() || p[ex.len()] == b'/'))
     });
-    all.par_sort_unstable_by(|a, b| (bytes(&a.path), a.follow).cmp(&(bytes(&b.path), b.follow)));
-    let mut out: Vec<Entry> = Vec::with_capacity(all.len());
-    for e in all {
-        match out.last() {
-            Some(l) if l.path == e.path && l.follow == e.follow => {
-                if l.found != e.found {
-                    return Err(format!("{} changed during the plan", e.path.display()));
+    recs.par_sort_unstable_by(|a, b| (bytes(&a.path), a.follow).cmp(&(bytes(&b.path), b.follow)));
+    // One record per (path, follow), compacted in place: `[0, w)` is kept, `[w, i)` is spare.
+    let mut w = 0;
+    for i in 0..recs.len() {
+        if w > 0 {
+            let (kept, rest) = recs.split_at_mut(i);
+            let (last, next) = (&mut kept[w - 1], &rest[0]);
+            if bytes(&last.path) == bytes(&next.path) {
+                if last.follow == next.follow {
+                    match (last.found, next.found) {
+                        (Some(a), Some(b)) if a != b => {
+                            return Err(format!("{} changed during the plan", next.path.display()))
+                        }
+                        // What the plan saw while it ran, rather than a `stat` now.
+                        (None, Some(_)) => last.found = next.found,
+                        _ => {}
+                    }
+                    continue;
+                }
+                // A regular file the walk listed and the plan read: the read's `fstat` (taken
+                // before the read) covers it; one `stat` fewer per config file.
+                if last.found.is_none()
+                    && last.file
+                    && next.found.is_some_and(|f| f.is_regular_file())
+                {
+                    w -= 1;
                 }
             }
-            _ => out.push(e),
         }
+        recs.swap(w, i);
+        w += 1;
     }
-    Ok(out)
+    recs.truncate(w);
+    recs.par_iter_mut()
+        .filter(|r| r.found.is_none())
+        .for_each(|r| r.found = Some(Found::now(&r.path, r.follow)));
+    Ok(recs)
 }
 
 /// Every entry below a plugin folder (`lstat`; symlinks also followed, folders listed).
-fn expand(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, bool, bool)>) {
-    if depth > 16 || out.len() > 4 * TREE_LIMIT {
-        // Deeper than any real plugin (or a link loop): recorded as far as it went; the limit
-        // check refuses the cache.
-        out.extend(std::iter::repeat_n(
-            (dir.to_path_buf(), true, false),
-            TREE_LIMIT + 1,
-        ));
+fn expand(dir: &Path, depth: usize, out: &mut Vec<Rec>) {
+    let rec = |path: &Path, follow: bool, file: bool| Rec {
+        path: path.to_path_buf(),
+        follow,
+        found: None,
+        file,
+    };
+    if depth > 16 || out.len() > TREE_LIMIT {
+        // Deeper than any real plugin (or a link loop), or too big: the limit check in
+        // `resolve` refuses the cache.
+        out.extend(std::iter::repeat_n(rec(dir, true, false), TREE_LIMIT + 1));
         return;
     }
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -466,12 +461,12 @@ fn expand(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, bool, bool)>) {
     for e in rd.flatten() {
         let path = e.path();
         let Ok(ft) = e.file_type() else {
-            out.push((path, false, false));
+            out.push(rec(&path, false, false));
             continue;
         };
-        out.push((path.clone(), false, ft.is_file()));
+        out.push(rec(&path, false, ft.is_file()));
         if ft.is_symlink() {
-            out.push((path.clone(), true, false));
+            out.push(rec(&path, true, false));
             if path.is_dir() {
                 expand(&path, depth + 1, out);
             }
@@ -513,34 +508,45 @@ fn prune(dir: &Path) {
 mod tests {
     use super::*;
 
+    fn seen(path: &Path) -> Rec {
+        Rec {
+            path: path.to_path_buf(),
+            follow: true,
+            found: Some(Found::now(path, true)),
+            file: false,
+        }
+    }
+
+    fn listed(path: &Path, follow: bool, file: bool) -> Rec {
+        Rec {
+            path: path.to_path_buf(),
+            follow,
+            found: None,
+            file,
+        }
+    }
+
+    fn log(recs: Vec<Rec>, trees: Vec<(PathBuf, Found)>) -> Log {
+        Log {
+            recs,
+            trees,
+            poisoned: None,
+        }
+    }
+
     #[test]
     fn what_the_walk_listed_and_the_plan_read_is_recorded_once() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
         std::fs::write(&f, "x").unwrap();
-        let items = vec![
-            Item::Listed {
-                path: t.path().to_path_buf(),
-                follow: true,
-                file: false,
-            },
-            Item::Listed {
-                path: f.clone(),
-                follow: false,
-                file: true,
-            },
-            Item::Seen {
-                path: f.clone(),
-                follow: true,
-                found: Found::now(&f, true),
-            },
-            Item::Seen {
-                path: t.path().join("missing"),
-                follow: true,
-                found: Found::now(&t.path().join("missing"), true),
-            },
+        let recs = vec![
+            listed(t.path(), true, false),
+            listed(&f, false, true),
+            seen(&f),
+            seen(&t.path().join("missing")),
+            listed(t.path(), true, false),
         ];
-        let e = resolve(items, &t.path().join("cache")).unwrap();
+        let e = resolve(log(recs, vec![]), &t.path().join("cache")).unwrap();
         let shown: Vec<_> = e.iter().map(|e| (e.path.clone(), e.follow)).collect();
         assert_eq!(
             shown,
@@ -550,27 +556,18 @@ mod tests {
                 (t.path().join("missing"), true)
             ]
         );
+        assert!(e.iter().all(|e| e.found.is_some()));
+        assert_eq!(e[2].found, Some(Found::Error(libc::ENOENT)));
     }
 
     #[test]
     fn a_path_seen_two_ways_during_one_plan_refuses_the_cache() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
-        let before = Found::now(&f, true);
+        let before = seen(&f);
         std::fs::write(&f, "x").unwrap();
-        let items = vec![
-            Item::Seen {
-                path: f.clone(),
-                follow: true,
-                found: before,
-            },
-            Item::Seen {
-                path: f.clone(),
-                follow: true,
-                found: Found::now(&f, true),
-            },
-        ];
-        assert!(resolve(items, Path::new("/nowhere"))
+        let recs = vec![before, seen(&f)];
+        assert!(resolve(log(recs, vec![]), Path::new("/nowhere"))
             .unwrap_err()
             .contains("changed during the plan"));
     }
@@ -583,18 +580,13 @@ mod tests {
         std::fs::write(p.join("deploy.sh"), "").unwrap();
         std::fs::write(p.join("lib/x.sh"), "").unwrap();
         std::fs::create_dir_all(t.path().join("cache/plan")).unwrap();
-        let items = vec![
-            Item::Tree {
-                path: p.clone(),
-                found: Found::now(&p, true),
-            },
-            Item::Listed {
-                path: t.path().join("cache/plan"),
-                follow: true,
-                file: false,
-            },
-        ];
-        let e = resolve(items, &t.path().join("cache")).unwrap();
+        // Many records before the plugin folder do not count against its limit.
+        let mut recs: Vec<Rec> = (0..TREE_LIMIT + 1)
+            .map(|_| listed(&p.join("deploy.sh"), false, true))
+            .collect();
+        recs.push(listed(&t.path().join("cache/plan"), true, false));
+        let trees = vec![(p.clone(), Found::now(&p, true))];
+        let e = resolve(log(recs, trees), &t.path().join("cache")).unwrap();
         let shown: Vec<_> = e
             .iter()
             .map(|e| e.path.strip_prefix(t.path()).unwrap().to_path_buf())
@@ -609,5 +601,23 @@ mod tests {
         .map(PathBuf::from)
         .collect();
         assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn a_plugin_folder_changed_during_the_plan_or_too_big_refuses_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("plugin");
+        std::fs::create_dir_all(&p).unwrap();
+        let before = Found::now(&p, true);
+        std::fs::write(p.join("new.sh"), "").unwrap();
+        let err = resolve(log(vec![], vec![(p.clone(), before)]), Path::new("/x")).unwrap_err();
+        assert!(err.contains("changed during the plan"), "{err}");
+        std::os::unix::fs::symlink(".", p.join("loop")).unwrap();
+        let err = resolve(
+            log(vec![], vec![(p.clone(), Found::now(&p, true))]),
+            Path::new("/x"),
+        )
+        .unwrap_err();
+        assert!(err.contains("holds more than"), "{err}");
     }
 }
