@@ -29,10 +29,17 @@ pub struct Stat {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
+    /// Nanoseconds since the epoch (one `i64` rather than two: a plan records 100,000 of these).
+    pub mtime: i64,
+    pub ctime: i64,
     /// File type and permission bits (`st_mode`).
     pub mode: u32,
+}
+
+/// Seconds and nanoseconds as nanoseconds since the epoch (saturating: years past 2262 are all
+/// the same to the cache, and they would be "racily clean", never trusted).
+pub fn nanos(sec: i64, nsec: i64) -> i64 {
+    sec.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// The outcome of a `stat`: the file's fields, or the error number (a missing file is as much
@@ -50,8 +57,8 @@ impl Found {
                 dev: m.dev(),
                 ino: m.ino(),
                 size: m.size(),
-                mtime: (m.mtime(), m.mtime_nsec()),
-                ctime: (m.ctime(), m.ctime_nsec()),
+                mtime: nanos(m.mtime(), m.mtime_nsec()),
+                ctime: nanos(m.ctime(), m.ctime_nsec()),
                 mode: m.mode(),
             }),
             // An error without a number cannot be compared: -1 never equals a real one.
@@ -76,7 +83,7 @@ impl Found {
 /// One path the plan looked at.
 #[derive(Debug, Clone)]
 pub struct Rec {
-    pub path: PathBuf,
+    pub path: Box<Path>,
     /// `stat` (following symlinks) rather than `lstat`.
     pub follow: bool,
     /// What the `stat` said while the plan ran (taken before the content was read, so any
@@ -124,12 +131,18 @@ pub fn start() {
     ON.store(true, Ordering::Release);
 }
 
-/// Stops recording and hands over what was recorded.
+/// Stops recording and hands over what was recorded (in one list of the exact size: the
+/// per-thread buffers are freed as they are moved).
 pub fn finish() -> Option<Log> {
     ON.store(false, Ordering::Release);
     let mut log = lock(&LOG).take()?;
-    for b in lock(&BUFFERS).iter() {
-        log.recs.append(&mut lock(b));
+    let parts: Vec<Vec<Rec>> = lock(&BUFFERS)
+        .iter()
+        .map(|b| std::mem::take(&mut *lock(b)))
+        .collect();
+    log.recs = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        log.recs.extend(part);
     }
     Some(log)
 }
@@ -163,7 +176,7 @@ pub fn poison(why: &str) {
 pub fn seen(path: &Path, follow: bool, result: &io::Result<std::fs::Metadata>) {
     if on() {
         push(Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow,
             found: Some(Found::of(result)),
             file: false,
@@ -175,7 +188,7 @@ pub fn seen(path: &Path, follow: bool, result: &io::Result<std::fs::Metadata>) {
 pub fn seen_meta(path: &Path, meta: &std::fs::Metadata) {
     if on() {
         push(Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow: true,
             found: Some(Found::of(&Ok(meta.clone()))),
             file: false,
@@ -187,7 +200,7 @@ pub fn seen_meta(path: &Path, meta: &std::fs::Metadata) {
 pub fn seen_error(path: &Path, e: &io::Error) {
     if on() {
         push(Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow: true,
             found: Some(Found::Error(e.raw_os_error().unwrap_or(-1))),
             file: false,
@@ -199,7 +212,7 @@ pub fn seen_error(path: &Path, e: &io::Error) {
 pub fn listed(path: &Path, follow: bool, file: bool) {
     if on() {
         push(Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow,
             found: None,
             file,

@@ -141,10 +141,8 @@ pub fn tail(
                 for v in [s.dev, s.ino, s.size] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
-                for (sec, ns) in [s.mtime, s.ctime] {
-                    out.extend_from_slice(&sec.to_le_bytes());
-                    out.extend_from_slice(&ns.to_le_bytes());
-                }
+                out.extend_from_slice(&s.mtime.to_le_bytes());
+                out.extend_from_slice(&s.ctime.to_le_bytes());
                 out.extend_from_slice(&s.mode.to_le_bytes());
             }
             Found::Error(errno) => {
@@ -277,8 +275,8 @@ pub fn parse(data: &[u8]) -> Result<Parsed<'_>, &'static str> {
                 c.u64().ok_or(bad)?,
                 c.u64().ok_or(bad)?,
             );
-            let mtime = (c.i64().ok_or(bad)?, c.i64().ok_or(bad)?);
-            let ctime = (c.i64().ok_or(bad)?, c.i64().ok_or(bad)?);
+            let mtime = c.i64().ok_or(bad)?;
+            let ctime = c.i64().ok_or(bad)?;
             let mode = c.u32().ok_or(bad)?;
             Found::Stat(Stat {
                 dev,
@@ -339,7 +337,7 @@ mod tests {
         entries
             .iter()
             .map(|e| Rec {
-                path: e.path.clone(),
+                path: e.path.clone().into_boxed_path(),
                 follow: e.follow,
                 found: Some(e.found),
                 file: false,
@@ -352,8 +350,8 @@ mod tests {
             dev: 1,
             ino: 2,
             size: 3,
-            mtime: (4, 5),
-            ctime: (-6, 7),
+            mtime: 4_000_000_005,
+            ctime: -6_000_000_007,
             mode: 0o100644,
         };
         vec![

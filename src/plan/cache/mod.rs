@@ -234,7 +234,7 @@ impl Session {
             .unwrap_or(UNIX_EPOCH)
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let threshold = (
+        let threshold = record::nanos(
             threshold.as_secs() as i64,
             i64::from(threshold.subsec_nanos()),
         );
@@ -391,7 +391,7 @@ pub fn resolve(log: Log, exclude: &Path) -> Result<Vec<Rec>, String> {
         }
         recs.extend(below);
         recs.push(Rec {
-            path,
+            path: path.into_boxed_path(),
             follow: true,
             found: Some(found),
             file: false,
@@ -444,7 +444,7 @@ pub fn resolve(log: Log, exclude: &Path) -> Result<Vec<Rec>, String> {
 /// Every entry below a plugin folder (`lstat`; symlinks also followed, folders listed).
 fn expand(dir: &Path, depth: usize, out: &mut Vec<Rec>) {
     let rec = |path: &Path, follow: bool, file: bool| Rec {
-        path: path.to_path_buf(),
+        path: path.into(),
         follow,
         found: None,
         file,
@@ -510,7 +510,7 @@ mod tests {
 
     fn seen(path: &Path) -> Rec {
         Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow: true,
             found: Some(Found::now(path, true)),
             file: false,
@@ -519,7 +519,7 @@ mod tests {
 
     fn listed(path: &Path, follow: bool, file: bool) -> Rec {
         Rec {
-            path: path.to_path_buf(),
+            path: path.into(),
             follow,
             found: None,
             file,
@@ -547,7 +547,7 @@ mod tests {
             listed(t.path(), true, false),
         ];
         let e = resolve(log(recs, vec![]), &t.path().join("cache")).unwrap();
-        let shown: Vec<_> = e.iter().map(|e| (e.path.clone(), e.follow)).collect();
+        let shown: Vec<_> = e.iter().map(|e| (e.path.to_path_buf(), e.follow)).collect();
         assert_eq!(
             shown,
             vec![
