@@ -227,7 +227,10 @@ impl Session {
         if let Some(e) = w.failed.take() {
             return Err(format!("cannot write {}: {e}", w.tmp.display()));
         }
-        let entries = resolve(log, &self.state_dir.join("cache"))?;
+        // Recorded paths are absolute and canonical below the repo; `--state-dir` may be neither.
+        let state =
+            std::fs::canonicalize(&self.state_dir).unwrap_or_else(|_| self.state_dir.clone());
+        let entries = resolve(log, &state.join("cache"))?;
         let threshold = self
             .start
             .checked_sub(RACY)
