@@ -130,7 +130,7 @@ pub fn tail(
             out.clear();
         }
         let p = e.path.as_os_str().as_bytes();
-        let shared = p.iter().zip(prev).take_while(|(a, b)| a == b).count();
+        let shared = common_prefix(p, prev);
         out.extend_from_slice(&(shared as u32).to_le_bytes());
         out.extend_from_slice(&((p.len() - shared) as u32).to_le_bytes());
         out.extend_from_slice(&p[shared..]);
@@ -155,6 +155,19 @@ pub fn tail(
     out.extend_from_slice(&stdout_len.to_le_bytes());
     out.extend_from_slice(&at.to_le_bytes());
     emit(&out);
+}
+
+/// How many leading bytes `a` and `b` share (8 at a time while they can).
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n && a[i..i + 8] == b[i..i + 8] {
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 /// The end of the file, after the checksum of everything before it.

@@ -373,6 +373,21 @@ fn bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 
+/// A fast hash of a path (8 bytes at a time): only to group equal paths, which are then
+/// compared byte for byte.
+fn path_hash(b: &[u8]) -> u64 {
+    let mut h = b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    h ^ (h >> 29)
+}
+
 /// Turns what was recorded into the sorted list of paths to check, every one with its `stat`:
 /// what the walk listed and what plugin folders hold is `stat`ed now. Paths under `exclude`
 /// (the cache itself, when a state folder inside the repo is walked) are left out.
@@ -405,39 +420,63 @@ pub fn resolve(log: Log, exclude: &Path) -> Result<Vec<Rec>, String> {
         let p = bytes(&e.path);
         !(p.starts_with(ex) && (p.len() == ex.len() || p[ex.len()] == b'/'))
     });
-    recs.par_sort_unstable_by(|a, b| (bytes(&a.path), a.follow).cmp(&(bytes(&b.path), b.follow)));
-    // One record per (path, follow), compacted in place: `[0, w)` is kept, `[w, i)` is spare.
-    let mut w = 0;
-    for i in 0..recs.len() {
-        if w > 0 {
-            let (kept, rest) = recs.split_at_mut(i);
-            let (last, next) = (&mut kept[w - 1], &rest[0]);
-            if bytes(&last.path) == bytes(&next.path) {
-                if last.follow == next.follow {
-                    match (last.found, next.found) {
-                        (Some(a), Some(b)) if a != b => {
-                            return Err(format!("{} changed during the plan", next.path.display()))
-                        }
-                        // What the plan saw while it ran, rather than a `stat` now.
-                        (None, Some(_)) => last.found = next.found,
-                        _ => {}
-                    }
+    // One record per (path, follow). Sorting 100,000 paths that share long prefixes cost a
+    // plan more than everything else here: records are grouped by a hash of their path instead
+    // and keep the order they were recorded in (the walk's, which the file's prefix encoding
+    // likes).
+    let mut keys: Vec<(u64, u32)> = recs
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| (path_hash(bytes(&r.path)), i as u32))
+        .collect();
+    keys.par_sort_unstable();
+    let mut keep = vec![true; recs.len()];
+    for group in keys.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        for (n, &(_, i)) in group.iter().enumerate() {
+            let i = i as usize;
+            if !keep[i] {
+                continue;
+            }
+            for &(_, j) in &group[n + 1..] {
+                let j = j as usize;
+                if !keep[j] || bytes(&recs[i].path) != bytes(&recs[j].path) {
                     continue;
                 }
-                // A regular file the walk listed and the plan read: the read's `fstat` (taken
-                // before the read) covers it; one `stat` fewer per config file.
-                if last.found.is_none()
-                    && last.file
-                    && next.found.is_some_and(|f| f.is_regular_file())
-                {
-                    w -= 1;
+                let (a, b) = (&recs[i], &recs[j]);
+                if a.follow == b.follow {
+                    match (a.found, b.found) {
+                        (Some(x), Some(y)) if x != y => {
+                            return Err(format!("{} changed during the plan", b.path.display()))
+                        }
+                        // What the plan saw while it ran, rather than a `stat` now.
+                        (None, Some(_)) => recs[i].found = recs[j].found,
+                        _ => {}
+                    }
+                    keep[j] = false;
                 }
             }
         }
-        recs.swap(w, i);
-        w += 1;
+        // A regular file the walk listed and the plan read: the read's `fstat` (taken before
+        // the read) covers it; one `stat` fewer per config file.
+        for &(_, i) in group {
+            let i = i as usize;
+            let r = &recs[i];
+            if keep[i] && !r.follow && r.file && r.found.is_none() {
+                let read = group.iter().any(|&(_, j)| {
+                    let o = &recs[j as usize];
+                    keep[j as usize]
+                        && o.follow
+                        && o.found.is_some_and(|f| f.is_regular_file())
+                        && bytes(&o.path) == bytes(&r.path)
+                });
+                if read {
+                    keep[i] = false;
+                }
+            }
+        }
     }
-    recs.truncate(w);
+    let mut kept = keep.iter();
+    recs.retain(|_| *kept.next().expect("one flag per record"));
     recs.par_iter_mut()
         .filter(|r| r.found.is_none())
         .for_each(|r| r.found = Some(Found::now(&r.path, r.follow)));
@@ -564,6 +603,27 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_anywhere_in_the_record_are_merged_and_a_read_covers_a_listing() {
+        let t = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..50).map(|i| t.path().join(format!("f{i}"))).collect();
+        for f in &files {
+            std::fs::write(f, "x").unwrap();
+        }
+        let mut recs = Vec::new();
+        for f in &files {
+            recs.push(listed(f, false, true));
+            recs.push(listed(t.path(), true, false));
+        }
+        for f in files.iter().rev() {
+            recs.push(seen(f));
+            recs.push(listed(f, false, true));
+        }
+        let e = resolve(log(recs, vec![]), Path::new("/x")).unwrap();
+        assert_eq!(e.len(), files.len() + 1, "{e:?}");
+        assert!(e.iter().all(|r| r.follow && r.found.is_some()));
+    }
+
+    #[test]
     fn a_path_seen_two_ways_during_one_plan_refuses_the_cache() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
@@ -590,10 +650,11 @@ mod tests {
         recs.push(listed(&t.path().join("cache/plan"), true, false));
         let trees = vec![(p.clone(), Found::now(&p, true))];
         let e = resolve(log(recs, trees), &t.path().join("cache")).unwrap();
-        let shown: Vec<_> = e
+        let mut shown: Vec<_> = e
             .iter()
             .map(|e| e.path.strip_prefix(t.path()).unwrap().to_path_buf())
             .collect();
+        shown.sort();
         let want: Vec<PathBuf> = [
             "plugin",
             "plugin/deploy.sh",
