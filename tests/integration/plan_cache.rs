@@ -406,7 +406,8 @@ fn the_cache_is_private_bounded_and_skipped_when_asked() {
 #[test]
 fn a_plan_right_after_a_change_or_with_errors_is_not_cached() {
     let repo = repo_with(None);
-    // Nothing aged: every file is within the racy window.
+    // Just written: within the racy window (the plan starts milliseconds later).
+    repo.dep("b", "d", "echo two");
     let out = plan(&repo, JSON);
     assert!(
         cache_lines(&out).contains("not written") && cache_lines(&out).contains("less than 2 s"),
@@ -445,4 +446,30 @@ fn a_tool_appearing_on_path_is_seen() {
     let after = plan_env(&repo, JSON, &vars);
     assert!(!hit(&after), "{after}");
     assert!(!after.stderr.contains("is not on PATH"), "{after}");
+}
+
+#[test]
+fn the_cache_lives_in_the_state_folder_given() {
+    let repo = repo_with(None);
+    fs::remove_dir(repo.path(".bitops")).unwrap();
+    let state = repo.tmp().join("state");
+    fs::create_dir(&state).unwrap();
+    let state = state.display().to_string();
+    let args = ["plan", "--format", "json", "--state-dir", state.as_str()];
+    age();
+    warm(&repo, &args);
+    assert!(!repo.path(".bitops").exists());
+    assert_eq!(
+        fs::read_dir(Path::new(&state).join("cache/plan"))
+            .unwrap()
+            .count(),
+        1
+    );
+    // The state folder's own files count: history.json there, not in the repo.
+    fs::write(
+        Path::new(&state).join("history.json"),
+        r#"{"durations": {"b/d": 100.0}}"#,
+    )
+    .unwrap();
+    assert!(!hit(&plan(&repo, &args)));
 }
