@@ -112,6 +112,11 @@ pub struct PlanArgs {
     /// under "With --run" only matter then
     #[arg(long)]
     pub run: bool,
+    /// Plan from scratch: neither use nor keep the plan cache in the state folder (a second
+    /// plan of an unchanged repo replays the first; any changed, added or removed file it read
+    /// makes it plan again). Also BITOPS_NO_CACHE=1; not used with --run
+    #[arg(long)]
+    pub no_cache: bool,
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long, requires = "run", help_heading = "With --run")]
     pub detailed_exitcode: bool,

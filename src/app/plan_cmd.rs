@@ -2,9 +2,7 @@
 
 use std::io::Write;
 
-use super::load::{
-    ensure_state_dir, load, load_registry, preflight, print_warnings, Guards, Loaded,
-};
+use super::load::{ensure_state_dir, load, load_registry, preflight, Guards, Loaded};
 use super::run_cmd::{closed_exit, live_display, scheduler_options, take_locks};
 use super::stderr_color;
 use crate::cli::{PlanArgs, PlanFormat};
@@ -70,11 +68,30 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
             args.format,
         );
     }
+    // The plan cache: only for the plan itself (`--run` runs tools), never when git decides
+    // what is selected. A hit has printed the output already.
+    let mut cache = match args.run || args.common.changed_since.is_some() {
+        true => None,
+        false => match plan::cache::open(
+            args.common.ops_repo.as_deref(),
+            args.common.state_dir.as_deref(),
+            &env,
+            args.no_cache,
+        ) {
+            plan::cache::Lookup::Hit(code) => return code,
+            plan::cache::Lookup::Miss(session) => Some(session),
+            plan::cache::Lookup::Off => None,
+        },
+    };
     let mut loaded = match load(&args.common, &args.exec, Guards::Skip, env) {
         Ok(l) => l,
         Err(e) => return config_error(&e, color, args.format),
     };
-    print_warnings(&mut loaded, color);
+    let load_warnings = std::mem::take(&mut loaded.warnings);
+    plan::cache::Session::stderr(
+        cache.as_deref_mut(),
+        &report::diagnostics::render_warnings(&load_warnings, color),
+    );
     let durations = loaded.state.load_durations();
     let mut plan = Plan::new(&loaded.repo, &loaded.graph, &loaded.selection, &durations);
     let (registry, problems) = load_registry(&loaded);
@@ -155,9 +172,17 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
     if let Err(e) = problems.into_result() {
         return config_error(&e, color, args.format);
     }
-    report::diagnostics::print_warnings(&warnings, color);
-    // A plan of 40,000 deployments is tens of MB: write it in large chunks.
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    plan::cache::Session::stderr(
+        cache.as_deref_mut(),
+        &report::diagnostics::render_warnings(&warnings, color),
+    );
+    // A plan of 40,000 deployments is tens of MB: write it in large chunks (copied into the
+    // cache file as it goes).
+    let tee = plan::cache::Tee {
+        out: std::io::stdout().lock(),
+        copy: cache.as_mut().and_then(|c| c.stdout_copy()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tee);
     let written = match args.format {
         PlanFormat::Text => out.write_all(plan::text::render(&plan, &loaded.settings).as_bytes()),
         PlanFormat::Json => plan::json::write(&plan, &mut out),
@@ -175,8 +200,15 @@ pub(super) fn plan_command(args: &PlanArgs) -> u8 {
         ),
         _ => Ok(()),
     });
-    // A closed pipe (`bitops plan | head`) is not an error worth a message.
-    let _ = written.and_then(|()| out.flush());
+    // A closed pipe (`bitops plan | head`) is not an error worth a message; the cache keeps
+    // only a plan printed whole.
+    let printed = written.and_then(|()| out.flush()).is_ok();
+    drop(out);
+    if let Some(cache) = cache {
+        if printed {
+            (*cache).commit(exit_code::SUCCESS);
+        }
+    }
     // The process ends here: freeing hundreds of thousands of small allocations one by one
     // (repo, graph, plan) took a tenth of a large plan's time and frees nothing the exit does not.
     // Only plain data is left undropped; the state store (which may hold leases) drops as usual.

@@ -8,8 +8,10 @@
 //! content, wherever it points), a dangling symlink or a symlink loop is a located error.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -42,8 +44,11 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
+        .open(path)
+        .inspect_err(|e| super::record::seen_error(path, e))?;
     let meta = file.metadata()?;
+    // For the plan cache: the `fstat` before the read, so any later change shows.
+    super::record::seen_meta(path, &meta);
     if !meta.is_file() {
         let what = special_kind(&meta.file_type()).unwrap_or("not a regular file");
         return Err(io::Error::new(
@@ -161,42 +166,114 @@ fn walk(
     diags: &mut Diagnostics,
     seen: &mut Seen,
 ) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    // Opened as a file first: its `fstat` (for the plan cache: a folder's `mtime` changes with
+    // every entry added, removed or renamed, and the walk lists every folder of the repo but
+    // `.git` and the state folder) costs no second path lookup.
+    let listing = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .and_then(|f| {
+            if super::record::on() {
+                match f.metadata() {
+                    Ok(m) => super::record::seen_meta(dir, &m),
+                    Err(_) => super::record::listed(dir, true, false),
+                }
+            }
+            nix::dir::Dir::from_fd(f.into()).map_err(io::Error::from)
+        });
+    let Ok(mut listing) = listing else {
         // Unreadable folders are reported where they are needed (scan, the working copy).
+        super::record::listed(dir, true, false);
         return;
     };
     let mut whole = true;
-    for entry in entries {
+    for entry in listing.iter() {
         // A folder that could not be listed to its end is not `listed`: nothing is assumed.
         let Ok(entry) = entry else {
             whole = false;
             continue;
         };
-        let path = entry.path();
-        let name = entry.file_name();
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let path = dir.join(name);
         if name == BEFORE_HOOKS || name == AFTER_HOOKS {
             seen.hook_named.insert(path.clone());
         }
         if !skip.is_empty() && skip.contains(&path) {
             continue;
         }
-        let Ok(ft) = entry.file_type() else { continue };
-        if ft.is_dir() {
-            let real = ancestors
-                .last()
-                .map(|a| a.join(entry.file_name()))
-                .unwrap_or_else(|| path.clone());
-            ancestors.push(real);
-            walk(root, &path, skip, ancestors, diags, seen);
-            ancestors.pop();
-        } else if ft.is_symlink() {
-            check_symlink(root, &path, skip, ancestors, diags, seen);
-        } else if let Some(what) = special_kind(&ft) {
-            diags.push(special_problem(root, &path, what));
+        // The listing's type (`d_type`); a file system that does not give one is asked.
+        let kind = match entry.file_type() {
+            Some(t) => Kind::of_listing(t),
+            None => match std::fs::symlink_metadata(&path) {
+                Ok(m) => Kind::of(&m.file_type()),
+                Err(_) => {
+                    super::record::listed(&path, false, false);
+                    continue;
+                }
+            },
+        };
+        if !matches!(kind, Kind::Dir | Kind::Symlink) {
+            // Folders are recorded when walked, symlinks by `check_symlink`.
+            super::record::listed(&path, false, kind == Kind::File);
+        }
+        match kind {
+            Kind::Dir => {
+                let real = ancestors
+                    .last()
+                    .map(|a| a.join(name))
+                    .unwrap_or_else(|| path.clone());
+                ancestors.push(real);
+                walk(root, &path, skip, ancestors, diags, seen);
+                ancestors.pop();
+            }
+            Kind::Symlink => check_symlink(root, &path, skip, ancestors, diags, seen),
+            Kind::Special(what) => diags.push(special_problem(root, &path, what)),
+            Kind::File => {}
         }
     }
     if whole {
         seen.listed.insert(dir.to_path_buf());
+    }
+}
+
+/// An entry's type as the walk needs it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    File,
+    Special(&'static str),
+}
+
+impl Kind {
+    fn of(ft: &std::fs::FileType) -> Kind {
+        if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink
+        } else if let Some(what) = special_kind(ft) {
+            Kind::Special(what)
+        } else {
+            Kind::File
+        }
+    }
+
+    /// The same names as [`special_kind`].
+    fn of_listing(t: nix::dir::Type) -> Kind {
+        use nix::dir::Type;
+        match t {
+            Type::Directory => Kind::Dir,
+            Type::Symlink => Kind::Symlink,
+            Type::File => Kind::File,
+            Type::Fifo => Kind::Special("a FIFO (named pipe)"),
+            Type::Socket => Kind::Special("a socket"),
+            Type::CharacterDevice => Kind::Special("a character device"),
+            Type::BlockDevice => Kind::Special("a block device"),
+        }
     }
 }
 
@@ -209,6 +286,8 @@ fn check_symlink(
     seen: &mut Seen,
 ) {
     let rel = shown(root, path);
+    super::record::listed(path, false, false);
+    super::record::listed(path, true, false);
     let target = match std::fs::canonicalize(path) {
         Ok(t) => t,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! everything downstream is deterministic.
 
 pub mod files;
+pub mod record;
 pub mod root;
 pub mod scan;
 

@@ -15,7 +15,7 @@ pub fn find_ops_repo(flag: Option<&Path>, env: &EnvVars) -> Result<PathBuf, Prob
         (p.to_path_buf(), "--ops-repo")
     } else if let Some(p) = env.get("BITOPS_OPS_REPO").filter(|p| !p.is_empty()) {
         (PathBuf::from(p), "BITOPS_OPS_REPO")
-    } else if Path::new(CONTAINER_REPO).is_dir() {
+    } else if crate::discover::record::is_dir(CONTAINER_REPO) {
         (PathBuf::from(CONTAINER_REPO), "the container default")
     } else {
         let cwd = std::env::current_dir().map_err(|e| {
@@ -27,7 +27,7 @@ pub fn find_ops_repo(flag: Option<&Path>, env: &EnvVars) -> Result<PathBuf, Prob
         })?;
         (cwd, "the current folder")
     };
-    match std::fs::metadata(&path) {
+    match crate::discover::record::metadata(&path) {
         Ok(m) if m.is_dir() => Ok(std::fs::canonicalize(&path).unwrap_or(path)),
         Ok(_) => Err(Problem::new(
             "bitops::repo::not_a_folder",

@@ -16,6 +16,8 @@ use crate::model::{PluginSource, Repo};
 
 /// Runs git in the repo and maps the changed paths to environment names.
 pub fn changed_environments(repo: &Repo, git_ref: &str) -> Result<BTreeSet<String>, Problem> {
+    // What git says cannot be checked with a `stat`: no plan cache.
+    crate::discover::record::poison("--changed-since asks git");
     let mut paths = git_lines(
         &repo.root,
         &["diff", "--name-only", "--relative", git_ref, "--"],

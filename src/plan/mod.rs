@@ -1,6 +1,7 @@
 //! What a run would do: the selected nodes in order, grouped into waves, and the critical path.
 //! Renderers turn a [`Plan`] into text, JSON, DOT or mermaid; none of them starts a process.
 
+pub mod cache;
 pub mod dry_run;
 pub mod dry_run_json;
 pub mod dry_run_markdown;

@@ -257,7 +257,7 @@ pub fn missing_tools(
 pub fn find_on_path(name: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| {
-        p.metadata()
+        crate::discover::record::metadata(p)
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if name.contains('/') {

@@ -39,6 +39,8 @@ impl Registry {
                 PluginSource::Local(dir) => dir.clone(),
                 PluginSource::Git { .. } => installed_dir(state_dir, &p.name),
             };
+            // For the plan cache: everything in the plugin folder, wherever it is.
+            crate::discover::record::tree(&dir);
             let mut local = Diagnostics::default();
             let loaded = bitops_format::load_plugin(&dir, &p.name, &mut local).filter(|plugin| {
                 match bitops_format::check_deploy_script(plugin) {

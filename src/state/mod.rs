@@ -62,7 +62,8 @@ pub fn history_path(state_dir: &Path) -> PathBuf {
 
 /// Recorded seconds per deployment id (a moving average of successful runs).
 pub fn load_durations(state_dir: &Path) -> HashMap<String, f64> {
-    std::fs::read_to_string(history_path(state_dir))
+    // Through `read_regular`: recorded for the plan cache (and a FIFO never blocks).
+    crate::discover::files::read_regular_string(&history_path(state_dir))
         .ok()
         .and_then(|t| serde_json::from_str::<History>(&t).ok())
         .map(|h| h.durations)

@@ -22,6 +22,7 @@ mod masks;
 mod missing_tools;
 mod outputs;
 mod plan;
+mod plan_cache;
 mod plan_results;
 mod plugin_contract;
 mod props;

@@ -143,7 +143,8 @@ pub(super) fn prepare(ctx: &Context<'_>) -> Result<Prepared, Vec<Problem>> {
                 .collect()
         })
         .unwrap_or_default();
-    let big = std::fs::metadata(dir.join(&template)).is_ok_and(|m| m.len() > TEMPLATE_BODY_LIMIT);
+    let big = crate::discover::record::metadata(dir.join(&template))
+        .is_ok_and(|m| m.len() > TEMPLATE_BODY_LIMIT);
 
     if ctx.action != Action::DryRun {
         if let Some((b, pf)) = &s3 {

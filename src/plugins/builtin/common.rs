@@ -379,7 +379,7 @@ fn expand(
 
 /// A file that exists and is not empty (helm passed only those as values files).
 pub(super) fn non_empty_file(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+    crate::discover::record::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// A problem about a deployment's setting, pointing at its tool config by name.

@@ -141,14 +141,14 @@ fn chart_names(ctx: &Context<'_>) -> Vec<String> {
         .collect();
     let mut names = BTreeSet::new();
     for dir in std::iter::once(&ctx.tool_dir).chain(ctx.default_dir.as_ref()) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(rd) = crate::discover::record::read_dir(dir) else {
             continue;
         };
         for e in rd.filter_map(Result::ok) {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            if e.path().is_dir()
+            if crate::discover::record::is_dir(e.path())
                 && !name.starts_with('.')
                 && !default_root.contains(name.as_str())
                 && !HOOK_DIRS.contains(&name.as_str())
@@ -333,7 +333,7 @@ fn chart_steps(
                 .str("options.default-root-dir")
                 .unwrap_or_else(|| "_default".into());
             let d = ctx.tool_dir.join(root).join(chart);
-            if d.is_dir() && ctx.action != Action::DryRun {
+            if crate::discover::record::is_dir(&d) && ctx.action != Action::DryRun {
                 // The working copy only merges the repo's default folder; an in-environment
                 // default chart is copied as the official plugin did.
                 let script = format!(
@@ -485,12 +485,12 @@ fn values_files(
 fn names(dirs: &[PathBuf]) -> Vec<String> {
     let mut set = BTreeSet::new();
     for d in dirs {
-        let Ok(rd) = std::fs::read_dir(d) else {
+        let Ok(rd) = crate::discover::record::read_dir(d) else {
             continue;
         };
         set.extend(
             rd.filter_map(Result::ok)
-                .filter(|e| e.path().is_file())
+                .filter(|e| crate::discover::record::is_file(e.path()))
                 .filter_map(|e| e.file_name().into_string().ok()),
         );
     }
@@ -510,9 +510,12 @@ fn hooks(chart: &Path, repo_default: Option<&Path>, when: &str) -> Vec<String> {
             .chain(repo_default.map(|d| d.join(&folder)))
             .collect();
         for name in names(&dirs).into_iter().filter(|n| n.ends_with(".sh")) {
-            let found = dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file());
+            let found = dirs
+                .iter()
+                .map(|d| d.join(&name))
+                .find(|p| crate::discover::record::is_file(p));
             let executable = found
-                .and_then(|p| std::fs::metadata(p).ok())
+                .and_then(|p| crate::discover::record::metadata(p).ok())
                 .is_some_and(|m| m.permissions().mode() & 0o111 != 0);
             if executable {
                 out.push(

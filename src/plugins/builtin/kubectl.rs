@@ -246,7 +246,7 @@ fn manifests(ctx: &Context<'_>, s: &Settings<'_>) -> Result<Vec<String>, Vec<Pro
         configured
     } else if ["kustomization.yaml", "kustomization.yml", "Kustomization"]
         .iter()
-        .any(|k| ctx.tool_dir.join(k).is_file())
+        .any(|k| crate::discover::record::is_file(ctx.tool_dir.join(k)))
     {
         return Ok(vec!["-k".into(), ".".into()]);
     } else {
@@ -273,7 +273,7 @@ fn manifests(ctx: &Context<'_>, s: &Settings<'_>) -> Result<Vec<String>, Vec<Pro
 }
 
 fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Ok(rd) = crate::discover::record::read_dir(dir) else {
         return;
     };
     for e in rd.filter_map(Result::ok) {
@@ -289,7 +289,7 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
         if name.starts_with('.') || name.starts_with("bitops.") || name.starts_with("bitops-") {
             continue;
         }
-        if path.is_dir() {
+        if crate::discover::record::is_dir(&path) {
             collect(&path, &rel_name, out);
         } else if (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
             && !(rel.is_empty() && NOT_MANIFESTS.contains(&name.as_str()))

@@ -86,7 +86,10 @@ impl StateStore for FolderStore {
     }
 
     fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        match std::fs::read(key_path(&self.root, key)) {
+        let path = key_path(&self.root, key);
+        // For the plan cache: the file's `stat` before it is read.
+        crate::discover::record::before_read(&path);
+        match std::fs::read(&path) {
             Ok(data) => Ok(Some(Object {
                 version: version_of(&data),
                 data,

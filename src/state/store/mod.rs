@@ -202,7 +202,13 @@ impl State {
     /// A deployment's last successful outputs, if any were kept.
     pub fn load_outputs(&self, node_id: &str) -> Result<Option<Outputs>, String> {
         match &self.shared {
-            None => Ok(crate::exec::outputs::load_saved(&self.dir, node_id)),
+            None => {
+                // For the plan cache: the file's `stat` before it is read.
+                crate::discover::record::before_read(crate::exec::outputs::saved_path(
+                    &self.dir, node_id,
+                ));
+                Ok(crate::exec::outputs::load_saved(&self.dir, node_id))
+            }
             Some(_)
                 if self
                     .cache
@@ -301,6 +307,8 @@ pub fn open(
             Ok(Arc::new(folder::FolderStore::new(path, text)))
         }
         other => {
+            // A remote store cannot be checked with a `stat`: no plan cache.
+            crate::discover::record::poison("the state store is remote");
             object::ObjectBackend::open(other, env).map(|b| Arc::new(b) as Arc<dyn StateStore>)
         }
     }
