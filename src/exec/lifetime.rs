@@ -280,22 +280,36 @@ impl Match {
 /// started with `setsid`, a `nohup … &`). Processes started before the step (`first_pid`) are not
 /// looked at unless pids wrapped around. Blocking: at most about two grace periods.
 pub fn sweep_escaped(tag: &str, first_pid: i32, grace: Duration) -> usize {
-    let what = Match::Exact(tag.to_owned());
-    // As subreaper, the root of every escaped tree is a child of bitops once the step's group
-    // is gone (its parent died with the group, or was the reaped leader). So the common case
-    // reads only `stat` (cheap) of the newer processes, and a tree is searched by environment
-    // only when one of its roots carries this step's tag.
-    if SUBREAPER.load(Ordering::Relaxed) {
-        let me = std::process::id() as i32;
-        let escaped = proc_pids(Some(first_pid))
-            .filter(|&p| Some(p) != watchdog_pid() && !is_active_group(p))
-            .filter(|&p| stat(p).is_some_and(|s| s.ppid == me && !s.zombie()))
-            .any(|p| environ(p).is_some_and(|e| what.hit(&e)));
-        if !escaped {
-            return 0;
-        }
+    if !may_have_escaped(tag, first_pid) {
+        return 0;
     }
-    kill_matching(&what, grace, Some(first_pid))
+    kill_matching(&Match::Exact(tag.to_owned()), grace, Some(first_pid))
+}
+
+/// Whether anything carrying `tag` may still live after its step's group is gone: cheap enough
+/// to ask after every step on the runtime's own thread (no `/proc` listing).
+///
+/// As subreaper, the root of every escaped tree is a child of bitops once the step's group is
+/// gone (its parent died with the group, or was the reaped leader, and the kernel re-parents
+/// before the group can be seen empty). So the common case reads bitops' own children (a few
+/// small files), and a tree is searched by environment only when one of its roots carries this
+/// step's tag. Without subreaper, there is no such shortcut.
+pub fn may_have_escaped(tag: &str, first_pid: i32) -> bool {
+    if !SUBREAPER.load(Ordering::Relaxed) {
+        return true;
+    }
+    let what = Match::Exact(tag.to_owned());
+    let children = own_children().unwrap_or_else(|| {
+        let me = std::process::id() as i32;
+        proc_pids(Some(first_pid))
+            .filter(|&p| stat(p).is_some_and(|s| s.ppid == me))
+            .collect()
+    });
+    children
+        .into_iter()
+        .filter(|&p| Some(p) != watchdog_pid() && !is_active_group(p))
+        // A zombie's environment reads empty: it matches nothing.
+        .any(|p| environ(p).is_some_and(|e| what.hit(&e)))
 }
 
 /// Ends everything this bitops started that is still alive, and every orphan re-parented to it
@@ -432,13 +446,32 @@ fn proc_pids(from: Option<i32>) -> impl Iterator<Item = i32> {
         .filter(move |&p| from.is_none_or(|f| p >= f))
 }
 
-/// The children of bitops (of any of its threads, zombies included) from
-/// `/proc/self/task/*/children`: a few small reads instead of a `stat` of every process on the
-/// host. `None` where the kernel does not provide the file (`CONFIG_PROC_CHILDREN`).
+/// Threads of bitops that started a process (see [`note_spawner`]), besides the main thread.
+static SPAWNERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Records the calling thread as one that starts processes. A process is the child of the
+/// thread that cloned it, and so is an orphan re-parented to bitops as subreaper (the kernel
+/// gives it to the first subreaper thread up its `real_parent` chain, the thread that started
+/// its step), or of another live thread once that thread exits. Call before spawning.
+pub fn note_spawner() {
+    let tid = nix::unistd::gettid().as_raw();
+    let mut spawners = SPAWNERS.lock().unwrap_or_else(|e| e.into_inner());
+    if !spawners.contains(&tid) {
+        spawners.push(tid);
+    }
+}
+
+/// The children of bitops, zombies included, from `/proc/self/task/<tid>/children` of the main
+/// thread and of every thread that started a process: a few small reads, instead of a `stat`
+/// of every process on the host (or of every thread of bitops, a dozen). `None` where the
+/// kernel does not provide the file (`CONFIG_PROC_CHILDREN`), or a spawning thread has exited
+/// (its children went to another thread): callers then scan `/proc`.
 fn own_children() -> Option<Vec<i32>> {
+    let main = std::process::id() as i32;
+    let spawners = SPAWNERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let text = std::fs::read_to_string(task.ok()?.path().join("children")).ok()?;
+    for tid in std::iter::once(main).chain(spawners.into_iter().filter(|&t| t != main)) {
+        let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).ok()?;
         out.extend(
             text.split_ascii_whitespace()
                 .filter_map(|p| p.parse::<i32>().ok()),

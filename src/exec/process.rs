@@ -284,11 +284,15 @@ pub async fn run(
             // Done before draining, so the pipes such a process held close at once. Without
             // escapees this is one pass over /proc from the child's pid up.
             swept = true;
-            let (tag, grace) = (tag.clone(), limits.grace);
-            let _ = tokio::task::spawn_blocking(move || {
-                super::lifetime::sweep_escaped(&tag, pid, grace)
-            })
-            .await;
+            // The check is a few small reads, done here; ending what it finds waits out grace
+            // periods, on a blocking thread.
+            if super::lifetime::may_have_escaped(&tag, pid) {
+                let (tag, grace) = (tag.clone(), limits.grace);
+                let _ = tokio::task::spawn_blocking(move || {
+                    super::lifetime::sweep_escaped(&tag, pid, grace)
+                })
+                .await;
+            }
         }
         let pipes_open = stdout.is_some() || stderr.is_some();
         if let Some(until) = drain_until {
@@ -472,6 +476,7 @@ type Pipe = Box<dyn AsyncRead + Unpin + Send>;
 /// [`super::spawn`] (vfork-fast) where the kernel allows, else through std's fork path.
 fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
     let program = resolve_program(spec);
+    super::lifetime::note_spawner();
     let tag_var = (OsStr::new(super::lifetime::TAG_VAR), OsStr::new(tag));
     let fast = if fast_spawn_allowed() {
         super::spawn::spawn(spec, &program, tag_var)?
