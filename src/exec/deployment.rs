@@ -92,11 +92,7 @@ impl Runner {
         }
         let env = &self.repo.environments[job.env];
         let dep = &env.deployments[job.dep];
-        let log_path = self
-            .workspace
-            .logs_dir()
-            .join(&env.name)
-            .join(format!("{}.log", dep.name));
+        let log_path = self.workspace.log_path(&env.name, &dep.name);
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let mut sink = match LogSink::create(&log_path, Arc::clone(&self.masks[job.env]), 40) {

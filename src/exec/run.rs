@@ -183,8 +183,22 @@ pub async fn execute(
         )
         .with_fresh(req.fresh),
     );
+    // Per environment in run order, its deployments in run order: their log files are made
+    // ahead too.
+    let mut ahead_list: Vec<(String, Vec<String>)> = Vec::new();
+    let mut slot: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for &i in &order {
+        let n = graph.node(i);
+        let Some(di) = n.dep else { continue };
+        let env = &repo.environments[n.env];
+        let k = *slot.entry(n.env).or_insert_with(|| {
+            ahead_list.push((env.name.clone(), Vec::new()));
+            ahead_list.len() - 1
+        });
+        ahead_list[k].1.push(env.deployments[di].name.clone());
+    }
     let stop_ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ahead = workspace.prepare_ahead(envs_in_order, Arc::clone(&stop_ahead));
+    let ahead = workspace.prepare_ahead(ahead_list, Arc::clone(&stop_ahead));
     let total = sched.nodes.iter().filter(|n| n.deployment).count();
     // An ETA only when every deployment has a recorded duration: the critical path's length.
     let eta = sched
@@ -250,6 +264,19 @@ pub async fn execute(
     let _ = tokio::task::spawn_blocking(move || super::lifetime::sweep_all(grace)).await;
     super::lifetime::stop_watchdog();
 
+    // Log files made ahead for deployments that never started are not logs.
+    workspace.remove_unused_logs(
+        jobs_started(&order, graph, &outcome.results)
+            .filter(|(_, started)| !started)
+            .map(|(n, _)| {
+                let env = &repo.environments[n.env];
+                (
+                    env.name.as_str(),
+                    env.deployments[n.dep.unwrap_or(0)].name.as_str(),
+                )
+            }),
+    );
+
     // The working copy is kept (local state, tool caches): say where.
     let work_kept =
         (!req.in_place && workspace.tempdir.exists()).then(|| workspace.tempdir.clone());
@@ -269,6 +296,19 @@ pub async fn execute(
         elapsed: clock.elapsed(),
         work_kept,
     }
+}
+
+/// Each deployment node of the run with whether it started.
+fn jobs_started<'a>(
+    order: &'a [petgraph::graph::NodeIndex],
+    graph: &'a Graph,
+    results: &'a [super::events::NodeResult],
+) -> impl Iterator<Item = (&'a crate::graph::build::Node, bool)> + 'a {
+    order
+        .iter()
+        .zip(results)
+        .map(|(&i, r)| (graph.node(i), r.started.is_some()))
+        .filter(|(n, _)| n.dep.is_some())
 }
 
 /// The order option from the environment (benchmarks compare against FIFO).

@@ -106,6 +106,12 @@ fn fail_fast_starts_nothing_new_but_lets_running_deployments_finish() {
     assert!(!t.ran("x/after") && !t.ran("w/d"));
     assert_eq!(status_of(&out.stderr, "z/later"), "not run");
     assert_eq!(status_of(&out.stderr, "y/slow"), "succeeded");
+    // Log files are made ahead of the deployments; the ones that never started leave none.
+    let logs = repo.run_dirs()[0].join("logs");
+    assert!(logs.join("x/fail.log").exists() && logs.join("y/slow.log").exists());
+    for never in ["z/later.log", "x/after.log", "w/d.log"] {
+        assert!(!logs.join(never).exists(), "{never} was left behind");
+    }
     // The same from the repo config, and from BitOps' variable.
     for (vars, config) in [
         (vec![], "fail_fast: true\n"),
