@@ -17,6 +17,25 @@ fn spec(script: &str) -> CommandSpec {
     }
 }
 
+/// Starts `sh -c script` on the fast path (fails the test where the kernel cannot).
+fn start(script: &str) -> Spawned {
+    spawn(
+        &spec(script),
+        OsStr::new("/bin/sh"),
+        (OsStr::new("T"), OsStr::new("")),
+    )
+    .expect("spawn")
+    .expect("this kernel supports CLONE_VM | CLONE_VFORK | CLONE_PIDFD")
+}
+
+/// The error of starting `spec` (which must fail).
+fn start_error(spec: &CommandSpec) -> io::Error {
+    match spawn(spec, &spec.program, (OsStr::new("T"), OsStr::new(""))) {
+        Err(e) => e,
+        Ok(_) => panic!("{spec:?} started"),
+    }
+}
+
 /// Runs `spec` on the fast path (fails the test where the kernel cannot) and returns its exit
 /// status and stdout.
 fn run(spec: &CommandSpec) -> (ExitStatus, String) {
@@ -90,13 +109,7 @@ fn exit_codes_and_deaths_by_signal_come_back() {
 
 #[test]
 fn stderr_has_its_own_pipe() {
-    let spawned = spawn(
-        &spec("echo out; echo err >&2"),
-        OsStr::new("/bin/sh"),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .unwrap()
-    .unwrap();
+    let spawned = start("echo out; echo err >&2");
     let Spawned {
         mut child,
         stdout,
@@ -117,35 +130,17 @@ fn stderr_has_its_own_pipe() {
 fn an_exec_failure_is_the_error_of_the_spawn_and_leaves_no_zombie() {
     let mut missing = spec("");
     missing.program = "/nonexistent/program".into();
-    let err = spawn(
-        &missing,
-        &missing.program.clone(),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .err()
-    .expect("a missing program is an error");
+    let err = start_error(&missing);
     assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
 
     let mut folder = spec("");
     folder.program = "/tmp".into();
-    let err = spawn(
-        &folder,
-        &folder.program.clone(),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .err()
-    .expect("a folder is not a program");
+    let err = start_error(&folder);
     assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
 
     let mut bad_cwd = spec("true");
     bad_cwd.cwd = PathBuf::from("/nonexistent/folder");
-    let err = spawn(
-        &bad_cwd,
-        &bad_cwd.program.clone(),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .err()
-    .expect("a missing folder is an error");
+    let err = start_error(&bad_cwd);
     assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
 }
 
@@ -153,13 +148,7 @@ fn an_exec_failure_is_the_error_of_the_spawn_and_leaves_no_zombie() {
 fn a_nul_byte_is_refused_before_anything_starts() {
     let mut spec = spec("true");
     spec.args.push(OsString::from("a\0b"));
-    let err = spawn(
-        &spec,
-        &spec.program.clone(),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .err()
-    .expect("NUL in an argument");
+    let err = start_error(&spec);
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
 
@@ -182,13 +171,7 @@ fn the_child_gets_sigterm_when_the_thread_that_started_it_ends() {
     // The parent-death signal is per thread: ending the spawning thread must end the child,
     // which proves the signal was set (the child would otherwise sleep for 100 s).
     let child = std::thread::spawn(|| {
-        let spawned = spawn(
-            &spec("exec sleep 100"),
-            OsStr::new("/bin/sh"),
-            (OsStr::new("T"), OsStr::new("")),
-        )
-        .unwrap()
-        .unwrap();
+        let spawned = start("exec sleep 100");
         // Keep the pidfd; the thread ends here without killing the child.
         let Spawned { child, .. } = spawned;
         child
@@ -202,13 +185,7 @@ fn the_child_gets_sigterm_when_the_thread_that_started_it_ends() {
 
 #[test]
 fn dropping_an_unreaped_child_kills_it() {
-    let spawned = spawn(
-        &spec("exec sleep 100"),
-        OsStr::new("/bin/sh"),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .unwrap()
-    .unwrap();
+    let spawned = start("exec sleep 100");
     let pid = Pid::from_raw(spawned.child.id());
     drop(spawned);
     // Killed: it is a zombie or already reaped, never a sleeping process.
@@ -224,13 +201,7 @@ fn dropping_an_unreaped_child_kills_it() {
 
 #[tokio::test]
 async fn waiting_is_async_on_the_pidfd() {
-    let spawned = spawn(
-        &spec("sleep 0.2; exit 7"),
-        OsStr::new("/bin/sh"),
-        (OsStr::new("T"), OsStr::new("")),
-    )
-    .unwrap()
-    .unwrap();
+    let spawned = start("sleep 0.2; exit 7");
     let Spawned { mut child, .. } = spawned;
     assert_eq!(child.wait().await.unwrap().code(), Some(7));
     // A second wait returns the same status, not an error.
