@@ -144,7 +144,7 @@ pub fn acquire(
         let path = lock_path(state_dir, env);
         loop {
             let linked = holder_file.ensure().and_then(|holder| {
-                crate::exec::lifetime::create_lock(&path, || std::fs::hard_link(holder, &path))
+                crate::exec::lifetime::create_lock(&path, || link_or_create(holder, &path, me))
             });
             match linked {
                 Ok(()) => {
@@ -256,6 +256,23 @@ impl Drop for HolderFile<'_> {
     }
 }
 
+/// `lock` as a hard link to `holder`; where the file system refuses the link for another reason
+/// than the name existing (no hard links there, or the holder's link count at its limit: ext4
+/// allows 65,000), the lock file is created and written on its own, `O_EXCL`, as before.
+fn link_or_create(holder: &Path, lock: &Path, me: &Holder) -> std::io::Result<()> {
+    match std::fs::hard_link(holder, lock) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::state::fsutil::FILE_MODE)
+                .open(lock)?;
+            f.write_all(&serde_json::to_vec_pretty(me).expect("holder serializes"))
+        }
+        linked => linked,
+    }
+}
+
 #[cfg(test)]
 fn try_create(path: &Path, me: &Holder) -> std::io::Result<()> {
     let mut holder = HolderFile::new(path.parent().and_then(Path::parent).unwrap(), me);
@@ -359,6 +376,22 @@ mod tests {
             std::fs::read_dir(t.path().join("locks")).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn a_refused_link_falls_back_to_a_file_of_its_own() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("locks")).unwrap();
+        let me = holder(std::process::id());
+        // A holder the link cannot use (here: gone; on a file system without hard links, or
+        // at ext4's 65,000 links, the link fails the same way).
+        let gone = t.path().join("locks/.holder-gone");
+        let lock = lock_path(t.path(), "a");
+        link_or_create(&gone, &lock, &me).unwrap();
+        assert_eq!(read_holder(&lock).unwrap(), me);
+        // A taken name is still refused, by either path.
+        let err = link_or_create(&gone, &lock, &me).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
     }
 
     #[test]
