@@ -381,9 +381,17 @@ impl Runner {
 
         let ws = Arc::clone(&self.workspace);
         let env_name = env.name.clone();
+        // Usually made ahead: then no hand-over to a blocking thread and back (two thread
+        // wake-ups on the path from one deployment to the next).
+        let ready = ws.env_dir_if_ready(&env_name);
         // Refreshing the working copy is file work on a blocking thread: the deployment still
         // answers its stop request and its time limit while it goes on.
-        let refresh = tokio::task::spawn_blocking(move || ws.env_dir(&env_name));
+        let refresh = async move {
+            match ready {
+                Some(r) => Ok(r),
+                None => tokio::task::spawn_blocking(move || ws.env_dir(&env_name)).await,
+            }
+        };
         let limit = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,

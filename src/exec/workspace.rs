@@ -139,6 +139,19 @@ impl Workspace {
         cell.get_or_init(|| self.refresh_env(env)).clone()
     }
 
+    /// [`Self::env_dir`] when it is already known (made ahead, or by an earlier deployment of
+    /// the environment): no file work, so the caller need not hand it to a blocking thread.
+    pub fn env_dir_if_ready(&self, env: &str) -> Option<Result<PathBuf, String>> {
+        if self.in_place {
+            return Some(Ok(self.repo_root.join(env)));
+        }
+        if let Err(e) = self.base.get()? {
+            return Some(Err(e.clone()));
+        }
+        let envs = self.envs.lock().ok()?;
+        envs.get(env)?.get().cloned()
+    }
+
     fn manifest(&self, unit: &str) -> PathBuf {
         self.state_dir
             .join(MANIFEST_DIR)
