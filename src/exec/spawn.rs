@@ -220,9 +220,9 @@ fn clone_and_exec(
     //   in the child, which shares bitops' memory; the child resets handlers to the default
     //   before it unblocks anything.
     // * `CLONE_VFORK` suspends this thread until the child has exec'd or exited, so `args`,
-    //   `prepared` and `stack` outlive every use the child makes of them, and nothing else
-    //   touches `args` meanwhile. Other threads keep running but never see these locals.
-    // * The child runs `child_main` on `stack`, which only makes async-signal-safe calls on
+    //   `prepared` and this thread's `STACK` outlive every use the child makes of them, and
+    //   nothing else touches them meanwhile. Other threads keep running but never see them.
+    // * The child runs `child_main` on `STACK`, which only makes async-signal-safe calls on
     //   pointers prepared above, allocates nothing, takes no lock, and never returns into Rust
     //   code of the parent (it execs or `_exit`s).
     let (pid, clone_errno) = unsafe {
@@ -256,10 +256,14 @@ fn clone_and_exec(
         raw_pidfd: Some(pidfd),
         status: None,
     };
-    if args.errno != 0 {
+    // Written by the child through the pointer the clone was given: read it as memory that
+    // changed behind the compiler's back.
+    // SAFETY: `args` is a live local; the child is gone (exec'd or exited).
+    let errno = unsafe { std::ptr::read_volatile(&raw const args.errno) };
+    if errno != 0 {
         // The exec failed; the child `_exit`ed. Reap it so it does not linger as a zombie.
         let _ = child.wait_blocking();
-        return Err(io::Error::from_raw_os_error(args.errno));
+        return Err(io::Error::from_raw_os_error(errno));
     }
     Ok(Some(child))
 }
