@@ -28,6 +28,12 @@ use crate::state::journal::Journal;
 /// bitops exits without it.
 const DISPLAY_GRACE_AFTER_SIGNAL: Duration = Duration::from_secs(2);
 
+/// How long the recorder gathers events after the first one before writing them to the journal
+/// and handing them to the display: one wake-up of each thread per batch instead of per event.
+/// With both cores running steps, every wake-up preempted a step; they were the largest part of
+/// bitops' own CPU per deployment (docs/PERFORMANCE.md). A journal line is at most this late.
+const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(1);
+
 #[expect(
     clippy::large_enum_variant,
     reason = "each message is moved once through a channel, like the events it carries"
@@ -99,11 +105,18 @@ pub(super) fn execute_reported(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let to_display = display_tx.clone();
     let recorder = std::thread::spawn(move || {
-        while let Some(ev) = events_rx.blocking_recv() {
-            if let Some(j) = &mut journal {
-                j.record(&ev);
+        while let Some(first) = events_rx.blocking_recv() {
+            std::thread::sleep(EVENT_BATCH_WINDOW);
+            let mut batch = vec![first];
+            while let Ok(ev) = events_rx.try_recv() {
+                batch.push(ev);
             }
-            let _ = to_display.send(Msg::Event(ev));
+            for ev in batch {
+                if let Some(j) = &mut journal {
+                    j.record(&ev);
+                }
+                let _ = to_display.send(Msg::Event(ev));
+            }
         }
     });
     std::thread::spawn(move || {
