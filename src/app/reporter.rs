@@ -106,7 +106,8 @@ pub(super) fn execute_reported(
     let to_display = display_tx.clone();
     let recorder = std::thread::spawn(move || {
         while let Some(first) = events_rx.blocking_recv() {
-            std::thread::sleep(EVENT_BATCH_WINDOW);
+            // Cut short by the end of the run (`unpark` below), so it adds nothing there.
+            std::thread::park_timeout(EVENT_BATCH_WINDOW);
             let mut batch = vec![first];
             while let Ok(ev) = events_rx.try_recv() {
                 batch.push(ev);
@@ -140,7 +141,9 @@ pub(super) fn execute_reported(
         let _ = done_tx.send(());
     });
     let result = runtime.block_on(crate::exec::run::execute(req, graph, selection, events_tx));
-    // The engine's senders are gone with the run: the recorder ends once it has written all.
+    // The engine's senders are gone with the run: the recorder ends once it has written all,
+    // without waiting out a batch window.
+    recorder.thread().unpark();
     let _ = recorder.join();
     Some((
         result,
