@@ -703,3 +703,19 @@ pub(crate) fn require_tools(tools: &[&str]) -> bool {
     eprintln!("skipped: {} not installed", missing.join(", "));
     false
 }
+
+/// The sorted resource names in a terraform state file; none when the file does not exist.
+pub(crate) fn tf_state_resources(path: &std::path::Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut names: Vec<String> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}

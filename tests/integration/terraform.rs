@@ -26,18 +26,7 @@ fn repo(tool_config: &str) -> TestRepo {
 }
 
 fn resources(repo: &TestRepo) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(repo.path("e/terraform/terraform.tfstate")) else {
-        return Vec::new();
-    };
-    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut names: Vec<String> = state["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+    crate::harness::tf_state_resources(&repo.path("e/terraform/terraform.tfstate"))
 }
 
 #[test]

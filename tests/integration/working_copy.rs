@@ -124,19 +124,7 @@ fn hostname() -> String {
 }
 
 fn state_resources(repo: &TestRepo) -> Vec<String> {
-    let path = repo.path(".bitops/work/e/terraform/terraform.tfstate");
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut names: Vec<String> = state["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+    crate::harness::tf_state_resources(&repo.path(".bitops/work/e/terraform/terraform.tfstate"))
 }
 
 #[test]
