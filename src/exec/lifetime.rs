@@ -127,11 +127,21 @@ pub(crate) fn create_lock(
     Ok(())
 }
 
-/// Removes a lock file this process holds.
-pub(crate) fn release_lock(path: &Path) {
+/// Removes lock files this process holds. One pass over the registry for all of them: a run
+/// holds a lock per environment, and forgetting them one by one was quadratic (21 ms for 1000).
+pub(crate) fn release_locks(paths: &[PathBuf]) {
     let mut r = registry();
-    let _ = std::fs::remove_file(path);
-    r.locks.retain(|p| p != path);
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+    let released: std::collections::HashSet<&PathBuf> = paths.iter().collect();
+    r.locks.retain(|p| !released.contains(p));
+}
+
+/// The lock files the emergency exit would remove now.
+#[cfg(test)]
+pub(crate) fn registered_locks() -> Vec<PathBuf> {
+    registry().locks.clone()
 }
 
 /// Ends bitops after a panic or a signal that no run handles: stops every running process group

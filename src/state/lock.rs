@@ -117,9 +117,7 @@ pub struct Locks {
 
 impl Drop for Locks {
     fn drop(&mut self) {
-        for p in &self.paths {
-            crate::exec::lifetime::release_lock(p);
-        }
+        crate::exec::lifetime::release_locks(&self.paths);
     }
 }
 
@@ -250,8 +248,8 @@ impl<'a> HolderFile<'a> {
 
 impl Drop for HolderFile<'_> {
     fn drop(&mut self) {
-        if let Some(p) = &self.path {
-            crate::exec::lifetime::release_lock(p);
+        if let Some(p) = self.path.take() {
+            crate::exec::lifetime::release_locks(&[p]);
         }
     }
 }
@@ -333,6 +331,35 @@ mod tests {
         }
         drop(first);
         assert!(acquire(t.path(), &envs, &holder(std::process::id()), None, false).is_ok());
+    }
+
+    #[test]
+    fn released_locks_are_forgotten_by_the_emergency_exit() {
+        // A released lock left registered would be removed by a later emergency exit: by then
+        // it may be another run's lock.
+        let t = tempfile::tempdir().unwrap();
+        let envs: Vec<String> = (0..50).map(|i| format!("e{i}")).collect();
+        let mine = || -> Vec<PathBuf> {
+            crate::exec::lifetime::registered_locks()
+                .into_iter()
+                .filter(|p| p.starts_with(t.path()))
+                .collect()
+        };
+        let locks = acquire(t.path(), &envs, &holder(std::process::id()), None, false).unwrap();
+        let held = mine();
+        assert_eq!(
+            held.len(),
+            envs.len(),
+            "the holder file is released at once"
+        );
+        for e in &envs {
+            assert!(held.contains(&lock_path(t.path(), e)));
+        }
+        drop(locks);
+        assert!(mine().is_empty());
+        for e in &envs {
+            assert!(!lock_path(t.path(), e).exists());
+        }
     }
 
     #[test]
