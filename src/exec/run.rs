@@ -246,14 +246,26 @@ pub async fn execute(
     super::lifetime::start_watchdog(&req.run_id, req.options.grace);
     let started = SystemTime::now();
     let clock = Instant::now();
-    let outcome = scheduler::run(
-        &sched,
-        &req.options,
-        Arc::new(RunnerHandle(runner)),
-        &events,
-        sig_rx,
-    )
-    .await;
+    // The dispatcher runs as a task on a worker, not on the thread blocked on this future: a
+    // finished deployment then wakes it on the same worker, and the deployment it starts is
+    // queued there too. From the blocked thread every hand-over was two cross-thread wake-ups
+    // (worker -> main -> worker) while a job slot stood empty.
+    let dispatcher = {
+        let (options, events) = (req.options.clone(), events.clone());
+        let executor = Arc::new(RunnerHandle(runner));
+        tokio::spawn(async move {
+            let outcome = scheduler::run(&sched, &options, executor, &events, sig_rx).await;
+            (outcome, sched)
+        })
+    };
+    let (outcome, sched) = match dispatcher.await {
+        Ok(done) => done,
+        // A panic in it is bitops' bug; the binary's panic hook has already ended the run.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the dispatcher was cancelled: {e}"),
+        },
+    };
     // From here a signal ends bitops at once (locks released): nothing is running any more.
     drop(subscription);
     stop_ahead.store(true, std::sync::atomic::Ordering::Relaxed);
