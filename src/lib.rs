@@ -21,6 +21,7 @@ pub mod graph;
 pub mod mask;
 pub mod model;
 pub mod names;
+pub mod par;
 pub mod plan;
 pub mod plugins;
 pub mod report;

@@ -4,8 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::files;
 use crate::config::section::read_file_section;
 use crate::config::settings::{env_settings, EnvVars, Flags, Origin, Setting, DEFAULT_FOLDER};
@@ -86,20 +84,17 @@ pub fn scan(input: &Input<'_>) -> (Repo, Diagnostics) {
         default_hooks: default_hooks(root, &default_folder, &default_dirs),
         known_plugins: &known_plugins,
     };
-    let results: Vec<(Option<Environment>, Diagnostics)> = env_names
-        .par_iter()
-        .map(|name| {
-            // Every file a run copies or reads is checked before anything runs. Walked first:
-            // what the walk listed spares the hook-folder probes (problems keep their order).
-            let mut seen = files::Seen::default();
-            let mut walked = Diagnostics::default();
-            let dir = root.join(name);
-            files::check_tree_seen(root, &dir, &Default::default(), &mut walked, &mut seen);
-            let (env, mut d) = ctx.scan_env(name, &seen);
-            d.extend(walked);
-            (env, d)
-        })
-        .collect();
+    let results: Vec<(Option<Environment>, Diagnostics)> = crate::par::map(&env_names, |name| {
+        // Every file a run copies or reads is checked before anything runs. Walked first:
+        // what the walk listed spares the hook-folder probes (problems keep their order).
+        let mut seen = files::Seen::default();
+        let mut walked = Diagnostics::default();
+        let dir = root.join(name);
+        files::check_tree_seen(root, &dir, &Default::default(), &mut walked, &mut seen);
+        let (env, mut d) = ctx.scan_env(name, &seen);
+        d.extend(walked);
+        (env, d)
+    });
     let mut environments = Vec::with_capacity(results.len());
     let mut support_dirs = support_dirs;
     for ((e, d), name) in results.into_iter().zip(&env_names) {

@@ -6,8 +6,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use crate::config::CONFIG_FILE;
 use crate::diagnostic::{did_you_mean, Diagnostics, Loc, Problem};
 use crate::model::{
@@ -22,12 +20,10 @@ pub fn shape(repo: &Repo, diags: &mut Diagnostics) {
         .chain(repo.plugins.iter().map(|p| p.name.as_str()))
         .collect();
     let wanted = depended_on(repo);
-    let found: Vec<Problem> = repo
-        .environments
-        .par_iter()
-        .flat_map_iter(|e| check_env(e, &known, wanted.get(e.name.as_str())))
-        .collect();
-    for p in found {
+    let found: Vec<Vec<Problem>> = crate::par::map(&repo.environments, |e| {
+        check_env(e, &known, wanted.get(e.name.as_str()))
+    });
+    for p in found.into_iter().flatten() {
         diags.push(p);
     }
     plain_folders(repo, &known, diags);

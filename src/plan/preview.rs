@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use petgraph::graph::NodeIndex;
-use rayon::prelude::*;
 
 use super::Invocation;
 use crate::diagnostic::{Diagnostics, Problem};
@@ -58,70 +57,68 @@ pub fn prepare_all(
     // map of ~50 variables for each of 40,000 deployments was most of this function's
     // allocations. The per-deployment variables are overwritten before every use, so the map
     // a plugin sees is exactly `base_env` plus them, as if freshly cloned.
-    let results: Vec<Noted> = nodes
-        .par_iter()
-        .map_init(
-            || base_env.clone(),
-            |vars, &i| {
-                let n = graph.node(i);
-                let env = &repo.environments[n.env];
-                let d = &env.deployments[n.dep.expect("deployments only")];
-                let mut noted = Vec::new();
-                let result = (|| {
-                    let own = read_tool_config_noting(
-                        &d.dir,
-                        &format!("{}/{}", env.name, d.name),
-                        &mut noted,
-                    )
-                    .map_err(|p| vec![p])?;
-                    let (default_config, has_default) = match defaults.get(&d.name) {
-                        Some((Ok(c), _)) => (c.as_ref(), true),
-                        Some((Err(p), _)) => return Err(vec![p.clone()]),
-                        None => (None, false),
-                    };
-                    // Spans point into one file only when there was nothing to merge.
-                    let file = match (&own, default_config) {
-                        (Some((_, f)), None) => Some(f.clone()),
-                        (None, Some((_, f))) => Some(f.clone()),
-                        _ => None,
-                    };
-                    let config =
-                        merge_tool_configs(default_config.map(|(n, _)| n), own.map(|(n, _)| n));
-                    vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
-                    vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
-                    vars.insert(
-                        "BITOPS_OPSREPO_ENVIRONMENT_DIR".into(),
-                        d.dir.display().to_string(),
-                    );
-                    // The run folder does not exist yet; show where things will go.
-                    vars.insert(
-                        "BITOPS_OUTPUT_FILE".into(),
-                        format!("<run>/outputs/{}__{}.env", env.name, d.name),
-                    );
-                    vars.insert(
-                        "BITOPS_KUBE_CONFIG_FILE".into(),
-                        kube_config_file(RUN_PLACEHOLDER),
-                    );
-                    let default_dir =
-                        has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
-                    let ctx = Context {
-                        environment: &env.name,
-                        deployment: &d.name,
-                        plugin: &d.plugin,
-                        tool_dir: d.dir.clone(),
-                        default_dir,
-                        tool_config: config.as_ref(),
-                        tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, d.name),
-                        tool_config_file: file.as_ref(),
-                        env: vars,
-                        action,
-                    };
-                    registry.prepare(&ctx)
-                })();
-                (i, result, noted)
-            },
-        )
-        .collect();
+    let results: Vec<Noted> = crate::par::map_init(
+        &nodes,
+        || base_env.clone(),
+        |vars, &i| {
+            let n = graph.node(i);
+            let env = &repo.environments[n.env];
+            let d = &env.deployments[n.dep.expect("deployments only")];
+            let mut noted = Vec::new();
+            let result = (|| {
+                let own = read_tool_config_noting(
+                    &d.dir,
+                    &format!("{}/{}", env.name, d.name),
+                    &mut noted,
+                )
+                .map_err(|p| vec![p])?;
+                let (default_config, has_default) = match defaults.get(&d.name) {
+                    Some((Ok(c), _)) => (c.as_ref(), true),
+                    Some((Err(p), _)) => return Err(vec![p.clone()]),
+                    None => (None, false),
+                };
+                // Spans point into one file only when there was nothing to merge.
+                let file = match (&own, default_config) {
+                    (Some((_, f)), None) => Some(f.clone()),
+                    (None, Some((_, f))) => Some(f.clone()),
+                    _ => None,
+                };
+                let config =
+                    merge_tool_configs(default_config.map(|(n, _)| n), own.map(|(n, _)| n));
+                vars.insert("BITOPS_ENVIRONMENT".into(), env.name.clone());
+                vars.insert("BITOPS_PLUGIN_NAME".into(), d.plugin.clone());
+                vars.insert(
+                    "BITOPS_OPSREPO_ENVIRONMENT_DIR".into(),
+                    d.dir.display().to_string(),
+                );
+                // The run folder does not exist yet; show where things will go.
+                vars.insert(
+                    "BITOPS_OUTPUT_FILE".into(),
+                    format!("<run>/outputs/{}__{}.env", env.name, d.name),
+                );
+                vars.insert(
+                    "BITOPS_KUBE_CONFIG_FILE".into(),
+                    kube_config_file(RUN_PLACEHOLDER),
+                );
+                let default_dir =
+                    has_default.then(|| repo.root.join(&repo.default_folder).join(&d.name));
+                let ctx = Context {
+                    environment: &env.name,
+                    deployment: &d.name,
+                    plugin: &d.plugin,
+                    tool_dir: d.dir.clone(),
+                    default_dir,
+                    tool_config: config.as_ref(),
+                    tool_config_name: format!("{}/{}/bitops.config.yaml", env.name, d.name),
+                    tool_config_file: file.as_ref(),
+                    env: vars,
+                    action,
+                };
+                registry.prepare(&ctx)
+            })();
+            (i, result, noted)
+        },
+    );
     results
         .into_iter()
         .map(|(i, mut r, w)| {
