@@ -167,6 +167,8 @@ impl Shown {
     /// Waits until everything queued is written. After a run stopped by a signal the wait is
     /// bounded; otherwise it lasts until the display is done or a signal comes.
     pub(super) fn close(mut self, stopped_by_signal: bool) -> Closed {
+        // Told to stop when the run ended; its exit went on beside the reports.
+        crate::exec::lifetime::reap_watchdog();
         self.display = None;
         let Shown {
             runtime,

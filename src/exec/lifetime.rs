@@ -563,7 +563,34 @@ fn watchdog_pid() -> Option<i32> {
 /// Starts the watchdog for this run: `bitops __watchdog <tag prefix> <grace ms>`, carrying
 /// `BITOPS_RUN_ID` so that the run's lock counts as held while it cleans up. Best effort: without
 /// it (no `current_exe`), a SIGKILL of bitops leaves only the parent-death signal.
+///
+/// Started on a thread of its own: exec'ing the bitops binary again keeps the spawning thread
+/// waiting (the child shares its memory until exec), up to a millisecond that the run's start
+/// need not wait for. The first step's process waits for it ([`watchdog_started`]).
 pub fn start_watchdog(run_id: &str, grace: Duration) {
+    let id = run_id.to_owned();
+    let mut starting = WATCHDOG_START.lock().unwrap_or_else(|e| e.into_inner());
+    match std::thread::Builder::new().spawn(move || spawn_watchdog(&id, grace)) {
+        Ok(handle) => *starting = Some(handle),
+        Err(_) => {
+            drop(starting);
+            spawn_watchdog(run_id, grace)
+        }
+    }
+}
+
+static WATCHDOG_START: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+
+/// Returns once the watchdog [`start_watchdog`] began starting runs (or could not be started).
+/// Called before every step's process starts, so no process of a run exists without it.
+pub(crate) fn watchdog_started() {
+    let mut starting = WATCHDOG_START.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(handle) = starting.take() {
+        let _ = handle.join();
+    }
+}
+
+fn spawn_watchdog(run_id: &str, grace: Duration) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
@@ -588,16 +615,25 @@ pub fn start_watchdog(run_id: &str, grace: Duration) {
     }
 }
 
-/// Tells the watchdog the run ended normally and waits for it. bitops has swept the run's
-/// processes itself (`sweep_all`), so the watchdog exits without looking again: its scan of
-/// every process on the host took tens of milliseconds at the end of every run.
+/// Tells the watchdog the run ended normally. bitops has swept the run's processes itself
+/// (`sweep_all`), so the watchdog exits without looking again: its scan of every process on the
+/// host took tens of milliseconds at the end of every run. It is reaped by [`reap_watchdog`],
+/// after the reports: its exit need not hold them up.
 pub fn stop_watchdog() {
+    watchdog_started();
+    let mut w = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(mut pipe) = w.as_mut().and_then(|w| w.pipe.take()) {
+        use std::io::Write;
+        let _ = pipe.write_all(CLEAN_END);
+    }
+}
+
+/// Waits for the watchdog told to stop by [`stop_watchdog`] (at once if there is none). Before
+/// bitops exits: nothing it started outlives it.
+pub fn reap_watchdog() {
+    stop_watchdog();
     let taken = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(mut w) = taken {
-        if let Some(mut pipe) = w.pipe.take() {
-            use std::io::Write;
-            let _ = pipe.write_all(CLEAN_END);
-        }
         let _ = w.child.wait();
         debug_assert!(w.pid > 0);
         WATCHDOG_PID.store(0, Ordering::Relaxed);

@@ -477,6 +477,8 @@ type Pipe = Box<dyn AsyncRead + Unpin + Send>;
 fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
     let program = resolve_program(spec);
     super::lifetime::note_spawner();
+    // No process of a run exists before its watchdog.
+    super::lifetime::watchdog_started();
     let tag_var = (OsStr::new(super::lifetime::TAG_VAR), OsStr::new(tag));
     let fast = if fast_spawn_allowed() {
         super::spawn::spawn(spec, &program, tag_var)?

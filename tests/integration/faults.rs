@@ -208,6 +208,40 @@ fn start_escaping(repo: &TestRepo, extra: &[&str]) -> std::process::Child {
 }
 
 #[test]
+fn the_watchdog_runs_while_deployments_do_and_is_gone_when_bitops_returns() {
+    // It starts on a thread of its own; a step's process waits for it, and bitops reaps it
+    // after the reports (it is told to stop when the run ends).
+    let repo = TestRepo::new();
+    repo.env("e", "deployments:\n  d: {plugin: sh}\n");
+    repo.dep(
+        "e",
+        "d",
+        "prefix=\"${BITOPS_PROCESS_TAG%.*}.\"\n\
+         echo \"$prefix\" > \"$T_OUT/prefix\"\n\
+         for c in /proc/[0-9]*/cmdline; do\n\
+           if tr '\\0' ' ' < \"$c\" 2>/dev/null | grep -qF -- \"__watchdog $prefix\"; then\n\
+             echo running > \"$T_OUT/watchdog\"\n\
+           fi\n\
+         done",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(repo.out_file("watchdog")).unwrap_or_default(),
+        "running\n",
+        "no watchdog of the run was running during its deployment"
+    );
+    let prefix = std::fs::read_to_string(repo.out_file("prefix")).unwrap();
+    let needle = format!("__watchdog {}", prefix.trim());
+    let left: Vec<Proc> = live_processes()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.cmd.contains(&needle))
+        .collect();
+    assert!(left.is_empty(), "the watchdog outlived bitops: {left:#?}");
+}
+
+#[test]
 fn sigkill_to_bitops_ends_its_deployment_and_leaves_a_breakable_lock_without_orphans() {
     let mut repo = TestRepo::new();
     let mark = unique_mark();
