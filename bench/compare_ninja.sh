@@ -316,7 +316,7 @@ if want d; then
     # find it unchanged. The script replays the commands bitops' log shows, in the same folder.
     "$BITOPS" deploy -C "$TF/repo" -e e --progress none > "$WORK/logs/tf-first.log" 2>&1 ||
       { echo "bitops deploy failed, see $WORK/logs/tf-first.log"; exit 1; }
-    log=$(ls -d "$TF"/repo/.bitops/runs/*/ | tail -1)logs/e/terraform.log
+    log=$(ls -d "$TF"/repo/.bitops/runs/*/ | tail -1)logs/e__terraform.log
     {
       echo '#!/bin/bash'
       echo 'set -e'

@@ -86,9 +86,30 @@ pub fn check_variable_prefixes(
     // Ids are written only for a clash: this runs on every deployment of every plan.
     let mut seen: std::collections::HashMap<String, (usize, usize)> =
         std::collections::HashMap::new();
+    // A deployment's files in a run and in the state folder are named `<env>__<deployment>`
+    // (logs, outputs): `a__b/c` and `a/b__c` would share them.
+    let mut files: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
     for (ei, env) in repo.environments.iter().enumerate() {
         let env_var = var_name(&env.name);
         for (di, d) in env.deployments.iter().enumerate() {
+            if let Some(&(oe, od)) = files.get(&format!("{}__{}", env.name, d.name)) {
+                let other_env = &repo.environments[oe];
+                let p = crate::diagnostic::Problem::new(
+                    "bitops::config::name_clash",
+                    format!(
+                        "deployments `{}/{}` and `{}/{}` would share their log and output files (`{}__{}`)",
+                        other_env.name, other_env.deployments[od].name, env.name, d.name, env.name, d.name
+                    ),
+                )
+                .help("rename one of the environments or deployments: `__` in a name can make two of them spell the same file name");
+                diags.push(match &d.decl {
+                    Some(loc) => p.at(loc, "clashes with another deployment"),
+                    None => p.path(&d.dir),
+                });
+            } else {
+                files.insert(format!("{}__{}", env.name, d.name), (ei, di));
+            }
             let prefix = format!("{env_var}_{}", var_name(&d.name));
             let entry = match seen.entry(prefix) {
                 std::collections::hash_map::Entry::Vacant(v) => {

@@ -104,9 +104,12 @@ impl Workspace {
         self.run_dir.join("logs")
     }
 
-    /// `logs/<env>/<deployment>.log`.
+    /// `logs/<env>__<deployment>.log`: flat, like the outputs. A folder per environment was an
+    /// inode more per environment and run, and creating inodes is most of what a small
+    /// deployment costs bitops on ext4 (distinct ids cannot collide: the config refuses
+    /// environment and deployment names that would).
     pub fn log_path(&self, env: &str, deployment: &str) -> PathBuf {
-        self.logs_dir().join(env).join(format!("{deployment}.log"))
+        self.logs_dir().join(format!("{env}__{deployment}.log"))
     }
 
     pub fn outputs_dir(&self) -> PathBuf {
@@ -274,11 +277,11 @@ impl Workspace {
     ) -> std::thread::JoinHandle<()> {
         let ws = Arc::clone(self);
         std::thread::spawn(move || {
+            let _ = crate::state::fsutil::private_dir(&ws.logs_dir());
             for (env, deployments) in envs {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let _ = crate::state::fsutil::private_dir(&ws.logs_dir().join(&env));
                 // Empty log files, so that starting a deployment opens a file instead of
                 // allocating an inode (on ext4 the largest part of a step's own work in bitops).
                 // The ones of deployments that never start are removed at the end of the run.

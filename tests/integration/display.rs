@@ -54,7 +54,7 @@ fn ci_shows_starts_ends_and_the_failures_tail_by_default() {
         !out.stderr.contains("output line 3 of e0"),
         "successful output stays in the logs: {out}"
     );
-    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e0/d.log")).unwrap();
+    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e0__d.log")).unwrap();
     assert!(log.contains("output line 3 of e0"), "{log}");
 
     // A run where all succeed: a header, 8 starts, 8 ends, the summary.
@@ -116,7 +116,7 @@ fn off_a_terminal_tools_are_asked_for_plain_text_and_colour_is_stripped() {
             "tools are not asked ({var}):\n{out}"
         );
     }
-    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e/d.log")).unwrap();
+    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e__d.log")).unwrap();
     assert!(
         log.contains("green and plain") && !log.contains('\x1b'),
         "{log:?}"
@@ -136,7 +136,7 @@ fn off_a_terminal_tools_are_asked_for_plain_text_and_colour_is_stripped() {
     );
     assert!(!out.stderr.contains("NO_COLOR=1"), "{out}");
     let newest = repo.run_dirs().into_iter().max().unwrap();
-    let log = std::fs::read_to_string(newest.join("logs/e/d.log")).unwrap();
+    let log = std::fs::read_to_string(newest.join("logs/e__d.log")).unwrap();
     assert!(!log.contains('\x1b'), "{log:?}");
 }
 
@@ -203,7 +203,7 @@ fn an_unread_stderr_bounds_memory_and_sigterm_still_ends_the_run() {
     );
     assert_no_survivors(&repo, &["inner", "background"]);
     // Every line is in the log even though the display dropped most of them.
-    let log = repo.run_dirs()[0].join("logs/e/d.log");
+    let log = repo.run_dirs()[0].join("logs/e__d.log");
     let size = std::fs::metadata(&log).unwrap().len();
     assert!(
         size >= 200 * 1024 * 1024,

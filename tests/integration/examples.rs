@@ -55,7 +55,7 @@ fn example_ops_repo_deploys() {
         .run_dirs()
         .pop()
         .unwrap()
-        .join("logs/frontend-test/greeter.log");
+        .join("logs/frontend-test__greeter.log");
     let log = std::fs::read_to_string(logs).unwrap();
     assert!(
         log.contains("BITOPS_OUTPUT_BACKEND_TEST_TERRAFORM_"),

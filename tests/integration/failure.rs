@@ -108,8 +108,8 @@ fn fail_fast_starts_nothing_new_but_lets_running_deployments_finish() {
     assert_eq!(status_of(&out.stderr, "y/slow"), "succeeded");
     // Log files are made ahead of the deployments; the ones that never started leave none.
     let logs = repo.run_dirs()[0].join("logs");
-    assert!(logs.join("x/fail.log").exists() && logs.join("y/slow.log").exists());
-    for never in ["z/later.log", "x/after.log", "w/d.log"] {
+    assert!(logs.join("x__fail.log").exists() && logs.join("y__slow.log").exists());
+    for never in ["z__later.log", "x__after.log", "w__d.log"] {
         assert!(!logs.join(never).exists(), "{never} was left behind");
     }
     // The same from the repo config, and from BitOps' variable.
@@ -234,7 +234,7 @@ fn the_working_copy_is_kept_and_printed_after_success_and_failure() {
     assert_eq!(out.code, 0, "{out}");
     let runs = repo.run_dirs();
     assert_eq!(runs.len(), 1);
-    assert!(runs[0].join("logs/e/d.log").exists(), "logs are kept");
+    assert!(runs[0].join("logs/e__d.log").exists(), "logs are kept");
     let kept = |out: &crate::harness::RunOutput| {
         let line = out
             .stderr

@@ -338,6 +338,23 @@ fn hostile_outputs_fail_their_producer_naming_the_problem() {
             .contains("`x-y/d` and `x_y/d` both publish outputs as BITOPS_OUTPUT_X_Y_D_"),
         "{out}"
     );
+
+    // Names that spell the same file name (`<env>__<deployment>`: logs, outputs): refused too,
+    // though their variable prefixes (A__B_C and A_B__C) differ.
+    let repo = TestRepo::new();
+    repo.env("a__b", "deployments:\n  c: {plugin: sh}\n");
+    repo.dep("a__b", "c", "true");
+    repo.env("a", "deployments:\n  b__c: {plugin: sh}\n");
+    repo.dep("a", "b__c", "true");
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("would share their log and output files (`a__b__c`)"),
+        "{out}"
+    );
+    let t = repo.trace();
+    assert!(!t.ran("a__b/c") && !t.ran("a/b__c"), "nothing ran: {out}");
 }
 
 #[test]
@@ -403,7 +420,7 @@ fn files_that_can_hold_values_are_private() {
         "/outputs/c__d.inputs.json",
         "journal.jsonl",
         "report.json",
-        "/logs/p/d.log",
+        "/logs/p__d.log",
     ] {
         assert!(any(want), "no {want} among {seen_files:?}");
     }

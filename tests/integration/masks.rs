@@ -49,7 +49,7 @@ fn masks_hide_secrets_in_terminal_output_and_log_files() {
     let mut logs = 0;
     for run in repo.run_dirs() {
         for dep in ["ok", "bad"] {
-            let log = run.join(format!("logs/e/{dep}.log"));
+            let log = run.join(format!("logs/e__{dep}.log"));
             let text = std::fs::read_to_string(&log).unwrap();
             assert!(
                 !text.contains("hunter2") && !text.contains("abc123"),

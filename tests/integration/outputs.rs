@@ -118,7 +118,7 @@ fn output_that_is_not_utf8_is_logged_not_fatal() {
         "never",
     ]);
     assert_eq!(out.code, 0, "{out}");
-    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e/d.log")).unwrap();
+    let log = std::fs::read_to_string(repo.run_dirs()[0].join("logs/e__d.log")).unwrap();
     assert!(
         log.contains(" done") && log.contains("no newline at the end"),
         "{log}"

@@ -114,7 +114,7 @@ fn sigkill_leaves_the_log_so_far_on_disk() {
     let before = repo.hash();
     let mut child = start(&repo);
     let log = poll(Duration::from_secs(30), "the log line", || {
-        let log = repo.run_dirs().first()?.join("logs/e/long.log");
+        let log = repo.run_dirs().first()?.join("logs/e__long.log");
         std::fs::read_to_string(&log)
             .ok()
             .filter(|t| t.contains("marker: deployment is running"))
