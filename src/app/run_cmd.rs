@@ -122,7 +122,7 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .deployments(&loaded.graph)
         .map(|i| loaded.graph.node(i).id.clone())
         .collect();
-    let (leases, _locks) =
+    let (leases, locks) =
         match take_locks(&loaded, &run_id, args.lock_timeout, args.break_stale_locks) {
             Ok(l) => l,
             Err(code) => return code,
@@ -199,6 +199,10 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         .map(|(id, r)| (id.clone(), r.duration.as_secs_f64()))
         .collect();
     let _ = state.record_durations(&finished);
+    // The run's processes are gone, its outputs, journal and history written: the locks go
+    // now, beside the summary and reports (a thousand unlinks are milliseconds).
+    // (Where no thread can start, the locks go with the refused closure, at once.)
+    let unlocking = std::thread::Builder::new().spawn(move || drop(locks));
     let summary = report::summary::render(&report::summary::SummaryInput {
         results: &deployments,
         elapsed: result.elapsed,
@@ -220,6 +224,9 @@ pub(super) fn run_command(args: &RunArgs, action: Action) -> u8 {
         shown.print(format!("{warning}\n"));
     }
     super::state_run::finish(&state, &result, mirror, leases);
+    if let Ok(unlocking) = unlocking {
+        let _ = unlocking.join();
+    }
     closed_exit(shown.close(result.signal.is_some()), code)
 }
 
