@@ -581,7 +581,7 @@ pub fn start_watchdog(run_id: &str, grace: Duration) {
 
 static WATCHDOG_START: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
 
-/// Returns once the watchdog [`start_watchdog`] began starting runs (or could not be started).
+/// Returns once the watchdog that [`start_watchdog`] is starting runs (or has failed to start).
 /// Called before every step's process starts, so no process of a run exists without it.
 pub(crate) fn watchdog_started() {
     let mut starting = WATCHDOG_START.lock().unwrap_or_else(|e| e.into_inner());

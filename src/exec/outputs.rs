@@ -76,8 +76,9 @@ pub fn validate(env: &str, deployment: &str, outputs: &Outputs) -> Result<(), St
 }
 
 /// Two deployments whose variable prefixes are the same (`x-y/d` and `x_y/d`, or `a/b_c` and
-/// `a_b/c`) would overwrite each other's `BITOPS_OUTPUT_…` variables in their dependents: an
-/// error naming both, before anything runs.
+/// `a_b/c`) would overwrite each other's `BITOPS_OUTPUT_…` variables in their dependents, and
+/// two whose `<env>__<deployment>` file names are the same (`a__b/c` and `a/b__c`) each other's
+/// logs and output files: an error naming both, before anything runs.
 pub fn check_variable_prefixes(
     repo: &crate::model::Repo,
     diags: &mut crate::diagnostic::Diagnostics,
@@ -93,13 +94,14 @@ pub fn check_variable_prefixes(
     for (ei, env) in repo.environments.iter().enumerate() {
         let env_var = var_name(&env.name);
         for (di, d) in env.deployments.iter().enumerate() {
-            if let Some(&(oe, od)) = files.get(&format!("{}__{}", env.name, d.name)) {
+            let file = format!("{}__{}", env.name, d.name);
+            if let Some(&(oe, od)) = files.get(&file) {
                 let other_env = &repo.environments[oe];
                 let p = crate::diagnostic::Problem::new(
                     "bitops::config::name_clash",
                     format!(
-                        "deployments `{}/{}` and `{}/{}` would share their log and output files (`{}__{}`)",
-                        other_env.name, other_env.deployments[od].name, env.name, d.name, env.name, d.name
+                        "deployments `{}/{}` and `{}/{}` would share their log and output files (`{file}`)",
+                        other_env.name, other_env.deployments[od].name, env.name, d.name
                     ),
                 )
                 .help("rename one of the environments or deployments: `__` in a name can make two of them spell the same file name");
@@ -108,7 +110,7 @@ pub fn check_variable_prefixes(
                     None => p.path(&d.dir),
                 });
             } else {
-                files.insert(format!("{}__{}", env.name, d.name), (ei, di));
+                files.insert(file, (ei, di));
             }
             let prefix = format!("{env_var}_{}", var_name(&d.name));
             let entry = match seen.entry(prefix) {
