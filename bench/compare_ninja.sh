@@ -113,6 +113,7 @@ gen() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$*" ] && [ -d "$WORK/$name/repo" ]; then
     return
   fi
+  [ -e "$WORK/$name" ] && echo "note: $name regenerated (its arguments changed): files were just deleted, see FRESH"
   rm -rf "${WORK:?}/$name"
   python3 "$BENCH/gen_dag.py" "$@" --formats json --out "$WORK/$name" > /dev/null
   gen_repo "$name"
