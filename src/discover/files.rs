@@ -74,30 +74,39 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// [`read_regular`] for a file a step wrote that may hold secrets (`$BITOPS_OUTPUT_FILE`): made
-/// 0600 through the open descriptor if the step created it with looser permissions. A symlink
-/// is read where it points but its target's mode is left alone: bitops changes nothing outside
-/// its own folders.
-pub fn read_regular_private(path: &Path) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::PermissionsExt;
+/// [`read_regular`] for a file a step wrote that may hold secrets (`$BITOPS_OUTPUT_FILE`), of
+/// at most `limit` bytes (more is an error naming the limit, read no further): made 0600
+/// through the open descriptor if the step created it with looser permissions. A symlink, or a
+/// hard link to a file elsewhere, is read but its mode is left alone: bitops changes nothing
+/// outside its own folders.
+pub fn read_regular_private(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
         .open(path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return read_regular(path),
+    // `own`: the name is the file's only one, not a symlink (followed by `open_regular`).
+    let (file, own) = match opened {
+        Ok(file) => (file, true),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => (open_regular(path)?, false),
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return read_regular(path);
+        // A FIFO or device: refused with the same message as everywhere else.
+        return open_regular(path).and_then(|_| Err(io::ErrorKind::InvalidInput.into()));
     }
-    if meta.permissions().mode() & 0o077 != 0 {
+    if own && meta.nlink() == 1 && meta.permissions().mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    file.take(u64::MAX).read_to_end(&mut out)?;
+    let mut out = Vec::with_capacity(usize::try_from(meta.len().min(limit)).unwrap_or(0) + 1);
+    file.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than {limit} bytes, the limit for this file"),
+        ));
+    }
     Ok(out)
 }
 
@@ -368,6 +377,41 @@ mod tests {
             nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_private_read_tightens_only_a_file_of_its_own_and_stops_at_the_limit() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let loose =
+            |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // The step's own file: made 0600.
+        let own = t.path().join("own.env");
+        std::fs::write(&own, "A=1\n").unwrap();
+        loose(&own);
+        assert_eq!(read_regular_private(&own, 100).unwrap(), b"A=1\n");
+        assert_eq!(mode(&own), 0o600);
+        // A hard link to, and a symlink at, a file elsewhere: read, its mode left alone.
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::write(&elsewhere, "B=2\n").unwrap();
+        loose(&elsewhere);
+        let linked = t.path().join("linked.env");
+        std::fs::hard_link(&elsewhere, &linked).unwrap();
+        assert_eq!(read_regular_private(&linked, 100).unwrap(), b"B=2\n");
+        let symlinked = t.path().join("symlinked.env");
+        std::os::unix::fs::symlink(&elsewhere, &symlinked).unwrap();
+        assert_eq!(read_regular_private(&symlinked, 100).unwrap(), b"B=2\n");
+        assert_eq!(mode(&elsewhere), 0o644);
+        // At the limit it reads; one byte over it refuses, naming the limit.
+        assert_eq!(read_regular_private(&own, 4).unwrap().len(), 4);
+        let e = read_regular_private(&own, 3).unwrap_err();
+        assert!(e.to_string().contains("more than 3 bytes"), "{e}");
+        // A FIFO is refused without blocking.
+        let fifo = t.path().join("fifo.env");
+        mkfifo(&fifo);
+        let e = read_regular_private(&fifo, 100).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
     }
 
     #[test]

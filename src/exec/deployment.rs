@@ -558,8 +558,12 @@ impl Runner {
             }
             None => NodeResult::new(Status::Succeeded),
         };
-        // Made by the plugin, so hostile: a FIFO there must not block bitops.
-        let written = match crate::discover::files::read_regular_private(&output_file) {
+        // Made by the plugin, so hostile: a FIFO there must not block bitops, nor a file of
+        // gigabytes fill its memory.
+        let written = match crate::discover::files::read_regular_private(
+            &output_file,
+            outputs::MAX_OUTPUT_FILE_BYTES,
+        ) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return self.fail(sink, format!("$BITOPS_OUTPUT_FILE: cannot read it: {e}")),

@@ -26,6 +26,10 @@ pub fn variable_name(env: &str, deployment: &str, key: &str) -> String {
 /// pages): a longer output would make every dependent fail to start, so its producer fails.
 pub const MAX_VARIABLE_BYTES: usize = 128 * 1024 - 1;
 
+/// The largest `$BITOPS_OUTPUT_FILE` read: room for 128 values at [`MAX_VARIABLE_BYTES`]; a
+/// bigger one fails its deployment instead of filling bitops' memory.
+pub const MAX_OUTPUT_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Parses the bytes of an output file; a line that is not UTF-8 is an error naming it (it once
 /// made every output of the file vanish silently).
 pub fn parse_bytes(bytes: &[u8]) -> Result<Outputs, String> {

@@ -511,11 +511,15 @@ fn start(spec: &CommandSpec, tag: &str) -> io::Result<Started> {
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(io::Error::other("the child process has no pipes"));
     };
-    if child.id().and_then(|id| i32::try_from(id).ok()).is_none() {
+    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
         // Only possible if the child was already reaped, which nothing has had a chance to do.
         return Err(io::Error::other("the child process has no pid"));
-    }
-    Ok((Child::Forked(child), Box::new(stdout), Box::new(stderr)))
+    };
+    Ok((
+        Child::Forked(child, pid),
+        Box::new(stdout),
+        Box::new(stderr),
+    ))
 }
 
 #[cfg(test)]
@@ -538,25 +542,23 @@ fn fast_spawn_allowed() -> bool {
 /// The leader of a step, however it was started.
 enum Child {
     Fast(super::spawn::Child),
-    Forked(tokio::process::Child),
+    /// With its pid, kept: tokio forgets it once the child is reaped, and a pid of 0 would
+    /// name bitops' own process group.
+    Forked(tokio::process::Child, i32),
 }
 
 impl Child {
     fn id(&self) -> i32 {
         match self {
             Child::Fast(child) => child.id(),
-            // Checked in `start`: a fresh child has a pid that fits.
-            Child::Forked(child) => child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .unwrap_or(0),
+            Child::Forked(_, pid) => *pid,
         }
     }
 
     async fn wait(&mut self) -> io::Result<ExitStatus> {
         match self {
             Child::Fast(child) => child.wait().await,
-            Child::Forked(child) => child.wait().await,
+            Child::Forked(child, _) => child.wait().await,
         }
     }
 }
