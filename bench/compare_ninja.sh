@@ -27,6 +27,9 @@
 #                  wrappers; PEERS.md used Debian's /usr/bin/ninja 1.11.1)
 #   RUNS           timed runs per row for the fast cases (default 5); SLOW_RUNS for b and c
 #                  (default 3). Every row also has one untimed warm-up run.
+#   TF_RUNS        alternating rounds for d (default 41): terraform's own time varies by
+#                  ±10 ms around 120 ms, so fewer rounds leave an interval wider than the 5%
+#                  the share is held to (the 95% interval is printed beside the figure)
 #   WORK           scratch folder, recreated (default: <repo>/target/bench-ninja, i.e. the disk
 #                  the checkout is on: ext4 here, as in the targets; not /tmp, which is tmpfs on
 #                  many machines). The filesystem is printed; tmpfs is flagged.
@@ -60,6 +63,7 @@ find_ninja() {
 NINJA=${NINJA:-$(find_ninja)}
 RUNS=${RUNS:-5}
 SLOW_RUNS=${SLOW_RUNS:-3}
+TF_RUNS=${TF_RUNS:-41}
 WORK=${WORK:-$REPO/target/bench-ninja}
 
 die() { echo "compare_ninja: $*" >&2; exit 2; }
@@ -153,7 +157,10 @@ pair() {
   P_WALL=$(field wall); P_CPU=$(field cpu); P_FAILED=$(field failed)
   P_REF_WALL=$(field ref_wall); P_CAND_WALL=$(field cand_wall)
   P_REF_CPU=$(field ref_cpu); P_CAND_CPU=$(field cand_cpu)
+  P_WALL_LO=$(field wall_lo); P_WALL_HI=$(field wall_hi)
+  P_CPU_LO=$(field cpu_lo); P_CPU_HI=$(field cpu_hi)
   [ -n "$P_WALL" ] || { echo "could not time: $*" >&2; P_WALL=nan; P_CPU=nan; P_FAILED=$runs
+    P_WALL_LO=nan; P_WALL_HI=nan; P_CPU_LO=nan; P_CPU_HI=nan
     P_REF_WALL=nan; P_CAND_WALL=nan; P_REF_CPU=nan; P_CAND_CPU=nan; }
 }
 # pair_dag NAME NINJA_JOBS BITOPS_JOBS RUNS: ninja vs bitops on one generated DAG
@@ -343,15 +350,18 @@ if want d; then
     echo "commands (from bitops' log, replayed by $TF/direct.sh):"
     sed -n 's/^/  /p' "$TF/direct.sh" | tail -n +4
     echo
-    pair "terraform script / bitops" "$RUNS" "$TF/direct.sh" --- \
+    pair "terraform script / bitops" "$TF_RUNS" "$TF/direct.sh" --- \
       "$BITOPS" deploy -C "$TF/repo" -e e --progress none
     row "runner" "wall s" "cpu s" "" ""
     row "---" "---:" "---:" "" ""
     row "the commands, by a script" "$P_REF_WALL" "$P_REF_CPU" "" ""
     row "bitops deploy -e e" "$P_CAND_WALL" "$P_CAND_CPU" "" "$(pstatus)"
     echo
-    echo "bitops' share of the step: 1 - 1/ratio = wall $(calc "(1 - 1/$P_WALL)*100" 1)%," \
-         "cpu $(calc "(1 - 1/$P_CPU)*100" 1)% (target <= 5%)"
+    share() { calc "(1 - 1/$1)*100" 1; }
+    echo "bitops' share of the step: 1 - 1/ratio = wall $(share "$P_WALL")%" \
+         "(95% interval $(share "$P_WALL_LO")..$(share "$P_WALL_HI")%)," \
+         "cpu $(share "$P_CPU")% ($(share "$P_CPU_LO")..$(share "$P_CPU_HI")%) (target <= 5%," \
+         "$TF_RUNS rounds)"
     echo
   fi
 fi
@@ -380,7 +390,7 @@ fi
 cat <<EOF
 ## reproduce
 
-  BITOPS_SHARED=$SHARED NINJA=$NINJA RUNS=$RUNS SLOW_RUNS=$SLOW_RUNS \\
+  BITOPS_SHARED=$SHARED NINJA=$NINJA RUNS=$RUNS SLOW_RUNS=$SLOW_RUNS TF_RUNS=$TF_RUNS \\
     $HERE/compare_ninja.sh ${PARTS[*]}
 
 by hand, for one DAG:
