@@ -460,9 +460,11 @@ fn proc_pids(from: Option<i32>) -> impl Iterator<Item = i32> {
 static SPAWNERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Records the calling thread as one that starts processes. A process is the child of the
-/// thread that cloned it, and so is an orphan re-parented to bitops as subreaper (the kernel
-/// gives it to the first subreaper thread up its `real_parent` chain, the thread that started
-/// its step), or of another live thread once that thread exits. Call before spawning.
+/// thread that cloned it until that thread exits (then of another live thread). An orphan
+/// re-parented to bitops as subreaper goes to the first live thread of the group, the main
+/// thread (`find_alive_thread` walks the group from its leader: checked on 6.18); kernels
+/// before that helper gave it to the subreaper thread up its `real_parent` chain, the one that
+/// started its step. Reading both keeps the check right on either. Call before spawning.
 pub fn note_spawner() {
     let tid = nix::unistd::gettid().as_raw();
     let mut spawners = SPAWNERS.lock().unwrap_or_else(|e| e.into_inner());
