@@ -309,7 +309,10 @@ pub fn may_have_escaped(tag: &str, first_pid: i32) -> bool {
         return true;
     }
     let what = Match::Exact(tag.to_owned());
-    let children = own_children().unwrap_or_else(|| {
+    // After every step: where the kernel gives orphans to the main thread, its file is the
+    // only one an escaped root can be in (the spawning threads hold running steps and the
+    // zombie leader just reaped, neither of which is an escape).
+    let children = own_children(!orphans_go_to_main()).unwrap_or_else(|| {
         let me = std::process::id() as i32;
         proc_pids(Some(first_pid))
             .filter(|&p| stat(p).is_some_and(|s| s.ppid == me))
@@ -332,7 +335,7 @@ pub fn sweep_all(grace: Duration) -> usize {
     // times) are skipped.
     if SUBREAPER.load(Ordering::Relaxed) {
         let other = |p: &i32| Some(*p) != watchdog_pid() && !is_active_group(*p);
-        let any_other_child = match own_children() {
+        let any_other_child = match own_children(true) {
             Some(children) => children.iter().any(other),
             None => {
                 let me = std::process::id() as i32;
@@ -462,9 +465,8 @@ static SPAWNERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// Records the calling thread as one that starts processes. A process is the child of the
 /// thread that cloned it until that thread exits (then of another live thread). An orphan
 /// re-parented to bitops as subreaper goes to the first live thread of the group, the main
-/// thread (`find_alive_thread` walks the group from its leader: checked on 6.18); kernels
-/// before that helper gave it to the subreaper thread up its `real_parent` chain, the one that
-/// started its step. Reading both keeps the check right on either. Call before spawning.
+/// thread (see [`orphans_go_to_main`]); older kernels gave it to the thread that started its
+/// step. Call before spawning.
 pub fn note_spawner() {
     let tid = nix::unistd::gettid().as_raw();
     let mut spawners = SPAWNERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -474,22 +476,67 @@ pub fn note_spawner() {
 }
 
 /// The children of bitops, zombies included, from `/proc/self/task/<tid>/children` of the main
-/// thread and of every thread that started a process: a few small reads, instead of a `stat`
-/// of every process on the host (or of every thread of bitops, a dozen). `None` where the
-/// kernel does not provide the file (`CONFIG_PROC_CHILDREN`), or a spawning thread has exited
-/// (its children went to another thread): callers then scan `/proc`.
-fn own_children() -> Option<Vec<i32>> {
+/// thread and, with `spawners`, of every thread that started a process: a few small reads,
+/// instead of a `stat` of every process on the host (or of every thread of bitops, a dozen).
+/// `None` where the kernel does not provide the file (`CONFIG_PROC_CHILDREN`), or a spawning
+/// thread has exited (its children went to another thread): callers then scan `/proc`.
+fn own_children(spawners: bool) -> Option<Vec<i32>> {
     let main = std::process::id() as i32;
-    let spawners = SPAWNERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let others = if spawners {
+        SPAWNERS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::new();
-    for tid in std::iter::once(main).chain(spawners.into_iter().filter(|&t| t != main)) {
-        let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).ok()?;
+    let mut buf = Vec::new();
+    for tid in std::iter::once(main).chain(others.into_iter().filter(|&t| t != main)) {
+        read_small(&format!("/proc/self/task/{tid}/children"), &mut buf).ok()?;
         out.extend(
-            text.split_ascii_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
+            buf.split(u8::is_ascii_whitespace)
+                .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<i32>().ok()),
         );
     }
     Some(out)
+}
+
+/// Reads a `/proc` file into `buf` with plain reads: `fs::read` asks for its size first, a
+/// `statx` that `/proc` answers with 0 (a system call saved on a path taken after every step).
+fn read_small(path: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let mut f = std::fs::File::open(path)?;
+    let mut chunk = [0u8; 512];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the kernel gives an orphan to the subreaper's first live thread (the main thread,
+/// alive for the whole run) rather than to the thread up its `real_parent` chain. Since Linux
+/// 3.19 `find_new_reaper` takes `find_alive_thread(reaper)`, which walks the thread group from
+/// its leader (checked on 6.18: a process orphaned under a step started by a worker thread
+/// shows in the main thread's `children`, not the worker's). Older or unreadable: no.
+fn orphans_go_to_main() -> bool {
+    static AT_LEAST_3_19: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AT_LEAST_3_19.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|r| kernel_at_least(&r, (3, 19)))
+            .unwrap_or(false)
+    })
+}
+
+/// `release` (`uname -r`, e.g. `6.18.44-fc`) is at least `major.minor`; `None` if unreadable.
+fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> Option<bool> {
+    let mut parts = release.trim().split(['.', '-']);
+    let a: u32 = parts.next()?.parse().ok()?;
+    let b: u32 = parts.next()?.parse().ok()?;
+    Some((a, b) >= (major, minor))
 }
 
 fn environ(pid: i32) -> Option<Vec<u8>> {
@@ -696,6 +743,39 @@ mod tests {
         assert_eq!(Match::Prefix("12.34.".into()).bitops_start(), 34);
         assert_eq!(Match::Exact("12.34.5".into()).bitops_start(), 34);
         assert_eq!(Match::Exact("garbage".into()).bitops_start(), 0);
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert_eq!(kernel_at_least("6.18.44-fc-v657\n", (3, 19)), Some(true));
+        assert_eq!(kernel_at_least("3.19", (3, 19)), Some(true));
+        assert_eq!(kernel_at_least("4.4.0-210-generic", (3, 19)), Some(true));
+        assert_eq!(kernel_at_least("3.18.140", (3, 19)), Some(false));
+        assert_eq!(kernel_at_least("2.6.32-754.el6", (3, 19)), Some(false));
+        assert_eq!(kernel_at_least("6", (3, 19)), None);
+        assert_eq!(kernel_at_least("", (3, 19)), None);
+        assert_eq!(kernel_at_least("x.y", (3, 19)), None);
+    }
+
+    #[test]
+    fn a_threads_children_file_lists_the_child_it_started() {
+        // The file `own_children` reads: a child of the calling thread is in it
+        // until reaped. (Which thread gets an orphan is covered end to end in faults.rs.)
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut buf = Vec::new();
+        let me = nix::unistd::gettid();
+        read_small(&format!("/proc/self/task/{me}/children"), &mut buf).unwrap();
+        let pids: Vec<i32> = String::from_utf8(buf)
+            .unwrap()
+            .split_ascii_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(pids.contains(&(child.id() as i32)), "{pids:?}");
     }
 
     #[test]

@@ -156,6 +156,49 @@ fn escaped_grandchildren_die_with_a_successful_deployment() {
 }
 
 #[test]
+fn a_tagged_escapee_is_ended_when_its_step_ends_not_at_the_end_of_the_run() {
+    // The check after every step reads only the main thread's children where the kernel
+    // re-parents orphans there: if that missed the daemon, it would live on until the sweep at
+    // the end of the run, and `next` (which starts after `d` ended) would see it running.
+    let repo = TestRepo::new();
+    repo.env(
+        "e",
+        "deployments:\n  d: {plugin: sh}\n  next: {plugin: sh}\n",
+    );
+    repo.dep(
+        "e",
+        "d",
+        "setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$T_OUT/daemon.pid\" \
+           < /dev/null > /dev/null 2>&1 &\n\
+         waitfor \"$T_OUT/daemon.pid\" 30 || exit 1",
+    );
+    repo.dep(
+        "e",
+        "next",
+        "pid=$(cat \"$T_OUT/daemon.pid\")\n\
+         state=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -c1)\n\
+         echo \"${state:-gone}\" > \"$T_OUT/seen\"",
+    );
+    let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
+    let pid: i32 = std::fs::read_to_string(repo.out_file("daemon.pid"))
+        .unwrap_or_else(|e| panic!("the daemon did not start ({e}): {out}"))
+        .trim()
+        .parse()
+        .unwrap();
+    if !crate::harness::process_gone(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert_eq!(out.code, 0, "{out}");
+    let seen = std::fs::read_to_string(repo.out_file("seen")).unwrap();
+    // Gone, or a zombie bitops has not reaped yet: either way no longer running.
+    assert!(
+        matches!(seen.trim(), "gone" | "Z" | "X"),
+        "the daemon was still running ({}) when the next deployment started: {out}",
+        seen.trim()
+    );
+}
+
+#[test]
 fn an_escapee_without_the_tag_dies_with_the_run() {
     // `env -i` drops the process tag, so no per-step sweep can find the daemon; as subreaper,
     // bitops finds it re-parented to itself at the end of the run and ends it before exiting.
