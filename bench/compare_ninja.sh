@@ -343,12 +343,18 @@ if want d; then
     {
       echo '#!/bin/bash'
       echo 'set -e'
+      # What bitops hands terraform off a terminal (src/exec/plain_output.rs), so that both
+      # sides run terraform alike (measured: no difference in its time, 41 rounds).
+      echo 'export NO_COLOR=1 CLICOLOR=0 ANSIBLE_NOCOLOR=1 TF_IN_AUTOMATION=1'
+      for c in init validate plan apply destroy output show refresh import; do
+        echo "export TF_CLI_ARGS_$c=-no-color"
+      done
       echo "cd '$TF/repo/.bitops/work/e/terraform'"
       sed -n 's/^\$ //p' "$log" | sed "s#/[^ ]*\.tfplan#$TF/direct.tfplan#g"
     } > "$TF/direct.sh"
     chmod +x "$TF/direct.sh"
     echo "commands (from bitops' log, replayed by $TF/direct.sh):"
-    sed -n 's/^/  /p' "$TF/direct.sh" | tail -n +4
+    sed -n 's/^terraform /  terraform /p' "$TF/direct.sh"
     echo
     pair "terraform script / bitops" "$TF_RUNS" "$TF/direct.sh" --- \
       "$BITOPS" deploy -C "$TF/repo" -e e --progress none
