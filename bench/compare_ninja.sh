@@ -369,6 +369,31 @@ if want d; then
          "cpu $(share "$P_CPU")% ($(share "$P_CPU_LO")..$(share "$P_CPU_HI")%) (target <= 5%," \
          "$TF_RUNS rounds)"
     echo
+    # The same two runners with a stand-in `terraform` that exits at once (printing `{}` for
+    # `output -json`): what is left is what each runner costs around the four commands, without
+    # terraform's own ±10 ms. bitops' fixed cost is the difference; its share of the real step
+    # is that cost over the script's real step plus it.
+    REAL_WALL=$P_REF_WALL; REAL_CPU=$P_REF_CPU
+    mkdir -p "$TF/stub"
+    printf '#include <string.h>\n#include <stdio.h>\nint main(int c, char **v) { if (c > 1 && !strcmp(v[1], "output")) puts("{}"); return 0; }\n' \
+      > "$TF/stub/terraform.c"
+    if command -v cc > /dev/null && cc -O2 -o "$TF/stub/terraform" "$TF/stub/terraform.c" 2> /dev/null; then
+      stub="a C stand-in"
+    else
+      printf '#!/bin/sh\n[ "$1" = output ] && echo "{}"\nexit 0\n' > "$TF/stub/terraform"
+      chmod +x "$TF/stub/terraform"
+      stub="a shell stand-in (no C compiler: each of its four runs costs a shell start, on both sides)"
+    fi
+    pair "stand-in script / bitops" "$TF_RUNS" env "PATH=$TF/stub:$PATH" "$TF/direct.sh" --- \
+      env "PATH=$TF/stub:$PATH" "$BITOPS" deploy -C "$TF/repo" -e e --progress none
+    fixed_wall=$(calc "($P_CAND_WALL - $P_REF_WALL)*1000" 1)
+    fixed_cpu=$(calc "($P_CAND_CPU - $P_REF_CPU)*1000" 1)
+    echo "with $stub: script $(calc "$P_REF_WALL*1000" 1) ms wall / $(calc "$P_REF_CPU*1000" 1) ms cpu," \
+         "bitops $(calc "$P_CAND_WALL*1000" 1) / $(calc "$P_CAND_CPU*1000" 1) ms $(pstatus)"
+    echo "bitops' fixed cost: ${fixed_wall} ms wall, ${fixed_cpu} ms cpu; its share of the real step:" \
+         "wall $(calc "100*($fixed_wall/1000)/($REAL_WALL + $fixed_wall/1000)" 1)%," \
+         "cpu $(calc "100*($fixed_cpu/1000)/($REAL_CPU + $fixed_cpu/1000)" 1)% (target <= 5%)"
+    echo
   fi
 fi
 

@@ -79,7 +79,7 @@ def main():
     (wall_lo, wall_hi), (cpu_lo, cpu_hi) = interval(wall_ratios), interval(cpu_ratios)
     for label, w, c in ((a.ref_label, rw, rc), (a.cand_label, cw, cc)):
         print("%-40s runs=%d  wall s med %.3f  cpu s med %.3f" % (label, a.runs, w, c))
-    print("ratio wall=%.3f cpu=%.3f ref_wall=%.3f cand_wall=%.3f ref_cpu=%.3f cand_cpu=%.3f "
+    print("ratio wall=%.3f cpu=%.3f ref_wall=%.4f cand_wall=%.4f ref_cpu=%.4f cand_cpu=%.4f "
           "wall_lo=%.3f wall_hi=%.3f cpu_lo=%.3f cpu_hi=%.3f failed=%d"
           % (wall_ratio, cpu_ratio, rw, cw, rc, cc, wall_lo, wall_hi, cpu_lo, cpu_hi, failed))
     sys.exit(1 if failed else 0)
