@@ -155,6 +155,34 @@ fn escaped_grandchildren_die_with_a_successful_deployment() {
     assert!(repo.trace().ran("e/next"), "{out}");
 }
 
+/// A deployment script that starts a daemon in its own session (through `prefix`, e.g.
+/// `env -i … `), its pid in `$T_OUT/<pid_file>`, and returns once it runs.
+fn daemon_script(prefix: &str, pid_file: &str) -> String {
+    format!(
+        "{prefix}setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$T_OUT/{pid_file}\" \
+           < /dev/null > /dev/null 2>&1 &\n\
+         waitfor \"$T_OUT/{pid_file}\" 30 || exit 1"
+    )
+}
+
+/// The pid [`daemon_script`] recorded.
+fn daemon_pid(repo: &TestRepo, pid_file: &str, out: &impl std::fmt::Display) -> i32 {
+    std::fs::read_to_string(repo.out_file(pid_file))
+        .unwrap_or_else(|e| panic!("the daemon did not start ({e}): {out}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Kills `pid` if it still runs (so a failing test leaves nothing behind); whether it did.
+fn end_if_alive(pid: i32) -> bool {
+    let alive = !crate::harness::process_gone(pid);
+    if alive {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    alive
+}
+
 #[test]
 fn a_tagged_escapee_is_ended_when_its_step_ends_not_at_the_end_of_the_run() {
     // The check after every step reads only the main thread's children where the kernel
@@ -165,13 +193,7 @@ fn a_tagged_escapee_is_ended_when_its_step_ends_not_at_the_end_of_the_run() {
         "e",
         "deployments:\n  d: {plugin: sh}\n  next: {plugin: sh}\n",
     );
-    repo.dep(
-        "e",
-        "d",
-        "setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$T_OUT/daemon.pid\" \
-           < /dev/null > /dev/null 2>&1 &\n\
-         waitfor \"$T_OUT/daemon.pid\" 30 || exit 1",
-    );
+    repo.dep("e", "d", &daemon_script("", "daemon.pid"));
     repo.dep(
         "e",
         "next",
@@ -180,14 +202,7 @@ fn a_tagged_escapee_is_ended_when_its_step_ends_not_at_the_end_of_the_run() {
          echo \"${state:-gone}\" > \"$T_OUT/seen\"",
     );
     let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
-    let pid: i32 = std::fs::read_to_string(repo.out_file("daemon.pid"))
-        .unwrap_or_else(|e| panic!("the daemon did not start ({e}): {out}"))
-        .trim()
-        .parse()
-        .unwrap();
-    if !crate::harness::process_gone(pid) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
+    end_if_alive(daemon_pid(&repo, "daemon.pid", &out));
     assert_eq!(out.code, 0, "{out}");
     let seen = std::fs::read_to_string(repo.out_file("seen")).unwrap();
     // Gone, or a zombie bitops has not reaped yet: either way no longer running.
@@ -207,20 +222,11 @@ fn an_escapee_without_the_tag_dies_with_the_run() {
     repo.dep(
         "e",
         "d",
-        "env -i PATH=/usr/bin:/bin setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$T_OUT/untagged.pid\" \
-           < /dev/null > /dev/null 2>&1 &\n\
-         waitfor \"$T_OUT/untagged.pid\" 30 || exit 1",
+        &daemon_script("env -i PATH=/usr/bin:/bin ", "untagged.pid"),
     );
     let out = repo.run(&["deploy", "--progress", "plain", "--color", "never"]);
-    let pid: i32 = std::fs::read_to_string(repo.out_file("untagged.pid"))
-        .unwrap_or_else(|e| panic!("the daemon did not start ({e}): {out}"))
-        .trim()
-        .parse()
-        .unwrap();
-    let alive = !crate::harness::process_gone(pid);
-    if alive {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
+    let pid = daemon_pid(&repo, "untagged.pid", &out);
+    let alive = end_if_alive(pid);
     assert_eq!(out.code, 0, "{out}");
     assert!(!alive, "the untagged daemon {pid} outlived the run");
 }
